@@ -1,0 +1,1 @@
+"""The StarModel demo: `starmodel run demo` serves it."""

@@ -1,0 +1,149 @@
+"""StarModel demo: a per-session counter, a counter shared by everybody, and a long task that
+streams its progress. Open it in two tabs (same session) and two browsers (two sessions)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from datastar_py import attribute_generator as data
+from fasthtml.common import Div, P, Span, Title
+from monsterui.all import (
+    H1,
+    H3,
+    Button,
+    ButtonT,
+    Card,
+    Container,
+    DivLAligned,
+    Grid,
+    Progress,
+    TextPresets,
+)
+
+from starmodel import Entity, StarModel, computed, event, toast
+
+
+class Counter(Entity):
+    """One counter per browser session (the default scope of memory entities)."""
+
+    count: int = 0
+
+    @computed
+    def doubled(self) -> int:
+        return self.count * 2
+
+    @event
+    def increment(self, amount: int = 1):
+        self.count += amount
+
+    @event
+    def decrement(self, amount: int = 1):
+        self.count -= amount
+
+    @event(selector="#counter-status")
+    def reset(self):
+        self.count = 0
+        return Div("Counter reset!", id="counter-status", cls="text-sm"), toast("Counter reset")
+
+
+class SharedCounter(Entity):
+    """One counter for everybody: every open tab sees each click."""
+
+    count: int = 0
+    model_config = {"scope": "global"}
+
+    @event
+    def increment(self, amount: int = 1):
+        self.count += amount
+
+    @event
+    def reset(self):
+        self.count = 0
+
+
+class LongTask(Entity):
+    """A job whose progress streams to the page as it runs."""
+
+    progress: int = 0
+    status: str = "idle"
+
+    @event
+    async def run(self, steps: int = 10):
+        if not 1 <= steps <= 100:
+            raise ValueError("steps must be between 1 and 100")
+        self.status = "running"
+        self.progress = 0
+        for done in range(1, steps + 1):
+            await asyncio.sleep(0.15)
+            self.progress = round(done * 100 / steps)
+            yield Span(f"Step {done} of {steps}", id="task-step")
+        self.status = "done"
+
+
+sm = StarModel(title="StarModel demo")
+app = sm.app
+
+
+def counter_card(counter: Counter):
+    sig = Counter.sig
+    return Card(
+        counter,
+        DivLAligned(
+            Span(data.text(sig.count), id="counter-value", cls="text-4xl font-bold"),
+            Span("doubled: ", Span(data.text(sig.doubled), id="counter-doubled"), cls="text-sm"),
+        ),
+        DivLAligned(
+            Button("-1", data.on("click", Counter.decrement()), id="counter-dec"),
+            Button("+1", data.on("click", Counter.increment()), cls=ButtonT.primary,
+                   id="counter-inc"),
+            Button("+5", data.on("click", Counter.increment(5)), id="counter-inc5"),
+            Button("Reset", data.on("click", Counter.reset()), cls=ButtonT.destructive,
+                   id="counter-reset"),
+        ),
+        Div(id="counter-status"),
+        header=H3("Your counter"),
+        footer=P("Per session: your other tabs follow along.", cls=TextPresets.muted_sm),
+    )
+
+
+def shared_card(shared: SharedCounter):
+    return Card(
+        shared,
+        Span(data.text(SharedCounter.sig.count), id="shared-value", cls="text-4xl font-bold"),
+        DivLAligned(
+            Button("+1", data.on("click", SharedCounter.increment()), cls=ButtonT.primary,
+                   id="shared-inc"),
+            Button("Reset", data.on("click", SharedCounter.reset()), id="shared-reset"),
+        ),
+        header=H3("Shared counter"),
+        footer=P("Global: every browser sees every click.", cls=TextPresets.muted_sm),
+    )
+
+
+def task_card(task: LongTask):
+    sig = LongTask.sig
+    return Card(
+        task,
+        Progress(value=task.progress, max=100, id="task-progress", **{"data-attr:value": sig.progress}),
+        DivLAligned(
+            Span(data.text(sig.progress + " + '%'"), id="task-percent"),
+            Span(data.text(sig.status), id="task-status", cls=TextPresets.muted_sm),
+            Span(id="task-step", cls=TextPresets.muted_sm),
+        ),
+        Button("Run task", data.on("click", LongTask.run(20)), id="task-run", cls=ButtonT.primary),
+        header=H3("Long task"),
+        footer=P("An async generator: every yield reaches the page at once.",
+                 cls=TextPresets.muted_sm),
+    )
+
+
+@app.route("/")
+async def index(request):
+    counter = await sm.load(Counter, request)
+    shared = await sm.load(SharedCounter)
+    task = await sm.load(LongTask, request)
+    return Title("StarModel demo"), Container(
+        H1("StarModel demo", cls="my-6"),
+        Grid(counter_card(counter), shared_card(shared), task_card(task), cols_lg=3, cols=1),
+        cls="space-y-6",
+    )

@@ -1,0 +1,52 @@
+"""StarModel: entity-centric, hexagonal Python web framework.
+
+Declare entities with typed fields and ``@event`` methods; StarModel serves them as routes,
+validates input, persists state and pushes changes live to every tab over Datastar SSE.
+"""
+
+from starmodel.app.settings import Settings
+from starmodel.bootstrap import StarModel
+from starmodel.core.actions import alert, patch_signals, redirect, script, toast
+from starmodel.core.context import CallContext
+from starmodel.core.entity import Entity, ServerOnly, computed
+from starmodel.core.errors import (
+    ConcurrencyError,
+    ConfigurationError,
+    EntityNotFound,
+    EventNotFound,
+    PermissionDenied,
+    StarModelError,
+    StoreUnavailable,
+    ValidationFailed,
+)
+from starmodel.core.events import event
+from starmodel.core.messages import DomainEvent, EntityChanged
+from starmodel.core.store import StateStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CallContext",
+    "ConcurrencyError",
+    "ConfigurationError",
+    "DomainEvent",
+    "Entity",
+    "EntityChanged",
+    "EntityNotFound",
+    "EventNotFound",
+    "PermissionDenied",
+    "ServerOnly",
+    "Settings",
+    "StarModel",
+    "StarModelError",
+    "StateStore",
+    "StoreUnavailable",
+    "ValidationFailed",
+    "alert",
+    "computed",
+    "event",
+    "patch_signals",
+    "redirect",
+    "script",
+    "toast",
+]

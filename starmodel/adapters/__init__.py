@@ -1,0 +1,1 @@
+"""Adapters: everything that touches a technology (web, SSE, storage, UI)."""

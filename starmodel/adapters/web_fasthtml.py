@@ -1,0 +1,373 @@
+"""The web adapter: FastHTML app, sessions, request checks, event routes and the live stream.
+
+It translates HTTP into dispatcher calls and dispatcher results into Datastar SSE; no business
+rule lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fasthtml.common import Div, FastHTML
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Receive, Scope, Send
+
+from starmodel.adapters.assets import ASSETS_PREFIX, STATIC_PREFIX, page_headers
+from starmodel.adapters.live_stream import LiveHub
+from starmodel.adapters.sse_datastar import error_events, render_outputs
+from starmodel.app.dispatcher import Dispatcher, EventResult
+from starmodel.app.settings import Settings
+from starmodel.core.context import CallContext
+from starmodel.core.entity import Entity, registered_entities
+from starmodel.core.errors import ConfigurationError, StarModelError, ValidationFailed
+from starmodel.core.events import EventSpec
+from starmodel.core.ports import EventBus
+
+__all__ = ["LIVE_PATH", "WebApp"]
+
+log = logging.getLogger("starmodel.web")
+E = TypeVar("E", bound=Entity)
+
+LIVE_PATH = "/_starmodel/live"
+SESSION_KEY = "starmodel_sid"
+MAX_BODY = 1_000_000
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_TAB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_STATIC_DIR = Path(__file__).parent / "static"
+_SAFE_SITES = ("same-origin", "none")
+
+
+class EventRoute(BaseRoute):
+    """Matches ``(method, path)`` of every event of the app's entities in one dict lookup."""
+
+    path = "/{entity events}"
+    name = "starmodel-events"
+    methods: set[str] = set()
+
+    def __init__(self, web: WebApp) -> None:
+        self.web = web
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        table = self.web.event_table()
+        path = scope["path"]
+        if (scope["method"].lower(), path) in table:
+            return Match.FULL, {"endpoint": self.handle}
+        if any(p == path for (_, p) in table):
+            return Match.PARTIAL, {"endpoint": self.handle}
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        response = await self.web.handle_event(request)
+        await response(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        from starlette.routing import NoMatchFound
+
+        raise NoMatchFound(name, path_params)
+
+
+class WebApp:
+    """Mounts StarModel on a FastHTML app (a new one unless ``app`` is given).
+
+    Args:
+        settings: resolved settings (``Settings.from_env()``).
+        dispatcher: runs events.
+        bus: where committed changes are published (the live hub subscribes to it).
+        app: an existing FastHTML app to attach to.
+        entities: the entity classes to serve; default: every entity defined when the first
+            request arrives (discovered from the modules the app imported).
+        title: default page title.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        dispatcher: Dispatcher,
+        bus: EventBus,
+        *,
+        app: FastHTML | None = None,
+        entities: Iterable[type[Entity]] | None = None,
+        title: str = "StarModel",
+    ) -> None:
+        self.settings = settings
+        self.dispatcher = dispatcher
+        self.bus = bus
+        self._explicit = list(entities) if entities is not None else None
+        self._table: dict[tuple[str, str], tuple[type[Entity], EventSpec]] | None = None
+        self._table_size = -1
+        self.hub = LiveHub(
+            self._state_for_session,
+            queue_size=settings.live_queue_size,
+            replay_size=settings.live_replay,
+            heartbeat=settings.live_heartbeat,
+        )
+        from starmodel.core.messages import EntityChanged
+
+        bus.subscribe(EntityChanged, self.hub.on_entity_changed)
+        headers = page_headers(settings.assets, settings.assets_dir, settings.theme)
+        footers = [
+            Div(id="starmodel-toasts", cls="toast toast-end toast-bottom z-50"),
+            Div(
+                id="starmodel-live",
+                data_init=(
+                    f"@get('{LIVE_PATH}', {{retry: 'always', openWhenHidden: true, "
+                    "retryMaxCount: 1000000000, retryMaxWait: 5000, "
+                    "filterSignals: {include: /^$/}})"
+                ),
+            ),
+        ]
+        if app is None:
+            app = FastHTML(
+                title=title,
+                hdrs=headers,
+                ftrs=footers,
+                secret_key=settings.secret_key,
+                session_cookie="starmodel_session",
+                default_hdrs=False,
+                htmx=False,
+                surreal=False,
+            )
+        else:
+            app.hdrs = [*list(app.hdrs or []), *headers]
+            app.ftrs = [*list(app.ftrs or []), *footers]
+        self.app = app
+        self._install_routes()
+        self._wrap_lifespan()
+
+    # --- entities and routing ----------------------------------------------------------
+
+    def entities(self) -> list[type[Entity]]:
+        return list(self._explicit) if self._explicit is not None else registered_entities()
+
+    def event_table(self) -> dict[tuple[str, str], tuple[type[Entity], EventSpec]]:
+        """``(method, path) -> (entity class, event)``, rebuilt when new entities appear."""
+        entities = self.entities()
+        if self._table is None or len(entities) != self._table_size:
+            table: dict[tuple[str, str], tuple[type[Entity], EventSpec]] = {}
+            namespaces: dict[str, type[Entity]] = {}
+            for cls in entities:
+                other = namespaces.setdefault(cls.namespace(), cls)
+                if other is not cls:
+                    raise ConfigurationError(
+                        f"{other.__module__}.{other.__qualname__} and "
+                        f"{cls.__module__}.{cls.__qualname__} share the namespace "
+                        f"{cls.namespace()!r}; set model_config['namespace'] on one of them"
+                    )
+                for spec in cls.events().values():
+                    table[(spec.method, spec.route_path(cls))] = (cls, spec)
+            self._table, self._table_size = table, len(entities)
+        return self._table
+
+    def _install_routes(self) -> None:
+        self.app.router.routes.insert(0, EventRoute(self))
+        self.app.router.routes.insert(1, Route(LIVE_PATH, self.handle_live, methods=["GET"]))
+        self.app.router.routes.insert(
+            2, Route(STATIC_PREFIX + "/{name:path}", self.handle_static, methods=["GET"])
+        )
+        self.app.router.routes.insert(
+            3, Route(ASSETS_PREFIX + "/{name:path}", self.handle_asset, methods=["GET"])
+        )
+
+    def _wrap_lifespan(self) -> None:
+        inner = self.app.router.lifespan_context
+        web = self
+
+        @asynccontextmanager
+        async def lifespan(app: Any) -> AsyncIterator[Any]:
+            async with inner(app) as state:
+                try:
+                    yield state
+                finally:
+                    web.hub.close_all()
+                    await web.bus.close()
+
+        self.app.router.lifespan_context = lifespan
+
+    # --- identity ----------------------------------------------------------------------
+
+    @staticmethod
+    def session_id(request: Request) -> str:
+        """The browser's session id, created (and set in the signed cookie) on first use."""
+        try:
+            session = request.session
+        except AssertionError:
+            raise ConfigurationError(
+                "StarModel needs a session middleware; attach it to a FastHTML app"
+            ) from None
+        sid = session.get(SESSION_KEY)
+        if not isinstance(sid, str) or not sid:
+            sid = secrets.token_urlsafe(18)
+            session[SESSION_KEY] = sid
+        return sid
+
+    def context(self, request: Request) -> CallContext:
+        tab = request.headers.get("x-starmodel-tab")
+        return CallContext(
+            session_id=self.session_id(request),
+            tab_id=tab if tab and _TAB_ID.match(tab) else None,
+            user=request.scope.get("user") if "user" in request.scope else None,
+        )
+
+    async def load(self, entity_cls: type[E], request: Request | None = None) -> E:
+        """The entity instance a page request shows (session or global), for rendering."""
+        scope = entity_cls.options().scope
+        if scope == "session":
+            if request is None:
+                raise ConfigurationError(f"{entity_cls.__name__} is per session: pass the request")
+            key = self.session_id(request)
+        elif scope == "global":
+            key = "global"
+        else:
+            raise ConfigurationError(f"{entity_cls.__name__} is addressed by key; load it by key")
+        async with self.dispatcher.uow_factory(entity_cls) as uow:
+            return await uow.load(entity_cls, key)
+
+    async def _state_for_session(self, session_id: str) -> dict[str, Any]:
+        return await self.dispatcher.current_state(self.entities(), session_id)
+
+    # --- request checks ----------------------------------------------------------------
+
+    def refuse_cross_site(self, request: Request) -> str | None:
+        """Why this request may not run an event, or ``None`` if it may."""
+        if request.headers.get("datastar-request") != "true":
+            return "Events need the Datastar-Request header (sent by the Datastar client)"
+        site = request.headers.get("sec-fetch-site")
+        if site is not None and site not in _SAFE_SITES:
+            return f"Cross-site request refused (Sec-Fetch-Site: {site})"
+        origin = request.headers.get("origin")
+        if origin is not None:
+            own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+            if origin.rstrip("/") != own and origin.rstrip("/") not in self.settings.allowed_origins:
+                return f"Cross-origin request refused (Origin: {origin})"
+        return None
+
+    # --- handlers ----------------------------------------------------------------------
+
+    async def handle_event(self, request: Request) -> Response:
+        found = self.event_table().get((request.method.lower(), request.url.path))
+        if found is None:
+            allowed = sorted(m.upper() for (m, p) in self.event_table() if p == request.url.path)
+            return PlainTextResponse(
+                "Method not allowed", status_code=405, headers={"Allow": ", ".join(allowed)}
+            )
+        entity_cls, spec = found
+        refusal = self.refuse_cross_site(request)
+        if refusal:
+            return _error_response(403, refusal)
+        namespace = entity_cls.namespace()
+        try:
+            signals, args = await _read_request(request)
+            ctx = self.context(request)
+            result = await self.dispatcher.dispatch(entity_cls, spec, ctx, args, signals)
+        except ValidationFailed as exc:
+            return _error_response(422, exc.message, namespace, exc.errors)
+        except StarModelError as exc:
+            return _error_response(exc.status_code, str(exc))
+        except ValueError as exc:
+            return _error_response(422, str(exc) or "Invalid value")
+        except Exception:
+            log.exception("event %s.%s failed", entity_cls.__name__, spec.name)
+            return _error_response(500, "Something went wrong; nothing was changed")
+        if result.stream is not None:
+            return StreamingResponse(
+                self._stream_body(entity_cls, result),
+                media_type="text/event-stream",
+                headers=SSE_HEADERS,
+            )
+        if not result.outputs:
+            return Response(status_code=204)
+        body = render_outputs(result.outputs, spec)
+        return Response(body, media_type="text/event-stream", headers=SSE_HEADERS)
+
+    async def _stream_body(self, entity_cls: type[Entity], result: EventResult) -> AsyncIterator[str]:
+        assert result.stream is not None
+        namespace = entity_cls.namespace()
+        try:
+            async for outputs in result.stream:
+                yield render_outputs(outputs, result.spec)
+        except ValidationFailed as exc:
+            yield error_events(exc.message, namespace=namespace, field_errors=exc.errors)
+        except StarModelError as exc:
+            yield error_events(str(exc))
+        except ValueError as exc:
+            yield error_events(str(exc) or "Invalid value")
+        except Exception:
+            log.exception("event %s.%s failed", entity_cls.__name__, result.spec.name)
+            yield error_events("Something went wrong; the last step was not saved")
+
+    async def handle_live(self, request: Request) -> Response:
+        if request.headers.get("datastar-request") != "true":
+            return PlainTextResponse("The live stream is opened by the Datastar client", 400)
+        if self.hub.closing:
+            return Response(status_code=503, headers={"Retry-After": "1"})
+        ctx = self.context(request)
+        stream = self.hub.open(ctx.session_id, ctx.tab_id)
+        last_id = request.headers.get("last-event-id")
+        return StreamingResponse(
+            self.hub.events(stream, last_id), media_type="text/event-stream", headers=SSE_HEADERS
+        )
+
+    async def handle_static(self, request: Request) -> Response:
+        return _serve_file(_STATIC_DIR, request.path_params["name"])
+
+    async def handle_asset(self, request: Request) -> Response:
+        return _serve_file(Path(self.settings.assets_dir), request.path_params["name"])
+
+
+def _serve_file(folder: Path, name: str) -> Response:
+    root = folder.resolve()
+    target = (root / name).resolve()
+    if not target.is_relative_to(root) or not target.is_file():
+        return PlainTextResponse("Not found", status_code=404)
+    return FileResponse(target, headers={"Cache-Control": "public, max-age=3600"})
+
+
+async def _read_request(request: Request) -> tuple[dict[str, Any], dict[str, str]]:
+    """Signals (JSON body, or ``?datastar=`` for GET) and the action's arguments."""
+    args = dict(request.query_params)
+    raw: str | bytes | None
+    if request.method in ("GET", "DELETE"):
+        raw = args.pop("datastar", None)
+    else:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY:
+            raise ValidationFailed({"body": "Request body too large"}, "Request refused")
+        raw = await request.body()
+        if len(raw) > MAX_BODY:
+            raise ValidationFailed({"body": "Request body too large"}, "Request refused")
+    if not raw:
+        return {}, args
+    try:
+        signals = json.loads(raw)
+    except ValueError:
+        raise ValidationFailed({"signals": "Signals are not valid JSON"}, "Bad request") from None
+    if not isinstance(signals, dict):
+        raise ValidationFailed({"signals": "Signals must be a JSON object"}, "Bad request")
+    return signals, args
+
+
+def _error_response(
+    status: int,
+    message: str,
+    namespace: str | None = None,
+    field_errors: dict[str, str] | None = None,
+) -> Response:
+    body = error_events(message, namespace=namespace, field_errors=field_errors)
+    return Response(
+        body,
+        status_code=status,
+        media_type="text/event-stream",
+        headers={**SSE_HEADERS, "X-StarModel-Error": message[:200].encode("ascii", "replace").decode()},
+    )

@@ -1,0 +1,102 @@
+"""Settings from arguments and the environment (``DATABASE_URL``, ``REDIS_URL``, ``SECRET_KEY``...)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from starmodel.core.errors import ConfigurationError
+
+__all__ = ["Settings"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything StarModel reads from its environment, with defaults for development.
+
+    Attributes:
+        secret_key: signs session cookies (``SECRET_KEY``); a development key is generated
+            and kept in ``.starmodel/secret_key`` when unset.
+        database_url: SQL database (``DATABASE_URL``).
+        redis_url: Redis for stores and the multi-process bus (``REDIS_URL``).
+        assets: ``cdn`` (default) or ``local``: serve the Datastar client and theme assets
+            from ``assets_dir`` instead of a CDN (``STARMODEL_ASSETS``).
+        assets_dir: folder that ``starmodel assets`` fills (``STARMODEL_ASSETS_DIR``).
+        theme: MonsterUI theme colour (``STARMODEL_THEME``).
+        allowed_origins: extra origins allowed to call events besides the app's own
+            (``STARMODEL_ALLOWED_ORIGINS``, comma separated).
+        live_queue_size: messages a live stream may hold for a slow tab before it is dropped.
+        live_heartbeat: seconds between keep-alive comments on idle live streams.
+        live_replay: how many recent live messages are kept for tabs that reconnect.
+        event_retries: how often a conflicting event is re-run before the caller gets a 409.
+        debug: show exception messages in error toasts (``STARMODEL_DEBUG``).
+    """
+
+    secret_key: str | None = None
+    database_url: str | None = None
+    redis_url: str | None = None
+    assets: str = "cdn"
+    assets_dir: str = ".assets"
+    theme: str = "blue"
+    allowed_origins: tuple[str, ...] = ()
+    live_queue_size: int = 256
+    live_heartbeat: float = 15.0
+    live_replay: int = 1024
+    event_retries: int = 8
+    debug: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.assets not in ("cdn", "local"):
+            raise ConfigurationError(f"assets must be 'cdn' or 'local', not {self.assets!r}")
+        for name in ("live_queue_size", "live_replay", "event_retries"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be at least 1")
+        if self.live_heartbeat <= 0:
+            raise ConfigurationError("live_heartbeat must be a positive number of seconds")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read the environment, then apply ``overrides`` (``None`` values are ignored)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        simple = {
+            "secret_key": "SECRET_KEY",
+            "database_url": "DATABASE_URL",
+            "redis_url": "REDIS_URL",
+            "assets": "STARMODEL_ASSETS",
+            "assets_dir": "STARMODEL_ASSETS_DIR",
+            "theme": "STARMODEL_THEME",
+        }
+        for attr, var in simple.items():
+            if env.get(var):
+                values[attr] = env[var]
+        if "STARMODEL_DEBUG" in env:
+            values["debug"] = _parse_bool("STARMODEL_DEBUG", env["STARMODEL_DEBUG"])
+        if env.get("STARMODEL_ALLOWED_ORIGINS"):
+            origins = env["STARMODEL_ALLOWED_ORIGINS"].split(",")
+            values["allowed_origins"] = tuple(o.strip().rstrip("/") for o in origins if o.strip())
+        known = {f.name for f in fields(cls)}
+        for key, value in overrides.items():
+            if key not in known or key.startswith("_"):
+                raise ConfigurationError(f"unknown setting {key!r}")
+            if value is not None:
+                values[key] = value
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, not {raw!r}")

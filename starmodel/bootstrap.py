@@ -1,0 +1,122 @@
+"""The composition root: settings -> stores, bus, unit-of-work factory, dispatcher, web app.
+
+Nothing is built at import time; ``StarModel(...)`` (or ``build_services``) does it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fasthtml.common import FastHTML
+
+from starmodel.adapters.persistence.memory import MemoryRepository
+from starmodel.adapters.web_fasthtml import WebApp
+from starmodel.app.bus import InProcessBus
+from starmodel.app.dispatcher import Dispatcher
+from starmodel.app.settings import Settings
+from starmodel.app.uow import UnitOfWork
+from starmodel.core.entity import Entity
+from starmodel.core.errors import ConfigurationError
+from starmodel.core.ports import EntityRepository, EventBus
+from starmodel.core.store import StateStore
+
+__all__ = ["Services", "StarModel", "build_services", "development_secret"]
+
+SECRET_FILE = Path(".starmodel") / "secret_key"
+
+
+@dataclass
+class Services:
+    """What the adapters need, built from settings."""
+
+    settings: Settings
+    bus: EventBus
+    repositories: dict[StateStore, EntityRepository]
+    dispatcher: Dispatcher
+
+    def repository_for(self, entity_cls: type[Entity]) -> EntityRepository:
+        store = entity_cls.options().store
+        try:
+            return self.repositories[store]
+        except KeyError:
+            raise ConfigurationError(
+                f"{entity_cls.__name__} uses store {store.name}, which this app has not set up"
+            ) from None
+
+
+def development_secret(path: Path = SECRET_FILE) -> str:
+    """A per-project secret kept on disk, so sessions survive restarts in development."""
+    if path.is_file():
+        existing = path.read_text().strip()
+        if existing:
+            return existing
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    path.write_text(value)
+    os.chmod(path, 0o600)
+    return value
+
+
+def build_services(settings: Settings) -> Services:
+    """Wire stores and the bus into a dispatcher; one fresh unit of work per event."""
+    bus: EventBus = InProcessBus()
+    repositories: dict[StateStore, EntityRepository] = {StateStore.SERVER_MEMORY: MemoryRepository()}
+    services: Services
+
+    def uow_factory(entity_cls: type[Entity]) -> UnitOfWork:
+        return UnitOfWork(services.repository_for(entity_cls), bus)
+
+    dispatcher = Dispatcher(uow_factory, retries=settings.event_retries)
+    services = Services(settings, bus, repositories, dispatcher)
+    return services
+
+
+class StarModel(WebApp):
+    """A StarModel application: a FastHTML app serving your entities' events, live.
+
+    Args:
+        app: attach to this FastHTML app instead of creating one.
+        entities: serve only these entity classes (default: every entity defined).
+        title: page title.
+        settings: a full ``Settings``; otherwise read from the environment plus ``options``.
+        **options: setting overrides, e.g. ``secret_key=...``, ``assets="local"``.
+
+    Example::
+
+        sm = StarModel()
+        app, rt = sm.app, sm.app.route
+    """
+
+    def __init__(
+        self,
+        app: FastHTML | None = None,
+        *,
+        entities: Iterable[type[Entity]] | None = None,
+        title: str = "StarModel",
+        settings: Settings | None = None,
+        **options: Any,
+    ) -> None:
+        if settings is None:
+            settings = Settings.from_env(**options)
+        elif options:
+            settings = settings.with_(**options)
+        if not settings.secret_key:
+            settings = settings.with_(secret_key=development_secret())
+        self.services = build_services(settings)
+        super().__init__(
+            settings,
+            self.services.dispatcher,
+            self.services.bus,
+            app=app,
+            entities=entities,
+            title=title,
+        )
+
+    def subscribe(self, event_type: type, handler: Callable[[Any], Any]) -> None:
+        """Run ``async handler(event)`` for every published ``event_type`` (after commit)."""
+        self.services.bus.subscribe(event_type, handler)

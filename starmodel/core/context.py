@@ -1,0 +1,30 @@
+"""Who is calling an event: what the dispatcher knows about the request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starmodel.core.entity import Entity
+
+__all__ = ["CallContext"]
+
+
+@dataclass
+class CallContext:
+    """The caller of an event, as seen by ``allow`` hooks and the unit of work.
+
+    Attributes:
+        session_id: the signed browser session (one per browser, shared by its tabs).
+        tab_id: the tab that sent the request, when its page runs StarModel's script.
+        user: the signed-in user, when an auth plugin provides one.
+        entity: the entity the event runs on (set once it is loaded).
+        extra: adapter-specific facts (client address, headers) for custom policies.
+    """
+
+    session_id: str
+    tab_id: str | None = None
+    user: Any = None
+    entity: Entity | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,200 @@
+"""``Entity``: a pydantic model with behaviour (``@event`` methods) and a declared store."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, computed_field
+
+from starmodel.core.errors import ConfigurationError
+from starmodel.core.events import EventDescriptor, EventSpec
+from starmodel.core.signals import SignalDescriptor, check_namespace, snake_case
+from starmodel.core.store import StateStore
+
+__all__ = [
+    "Entity",
+    "EntityOptions",
+    "ServerOnly",
+    "computed",
+    "registered_entities",
+]
+
+T = TypeVar("T")
+
+
+class _ServerOnlyMarker:
+    def __repr__(self) -> str:
+        return "ServerOnly"
+
+
+SERVER_ONLY = _ServerOnlyMarker()
+
+ServerOnly = Annotated[T, SERVER_ONLY]
+"""Mark a field that never reaches the browser and can never be set from it:
+``is_admin: ServerOnly[bool] = False``."""
+
+_SCOPES = ("session", "global", "id")
+
+
+def computed(fn: Any) -> Any:
+    """A read-only value derived from fields; sent to the browser with them and kept current."""
+    return computed_field(property(fn))
+
+
+@dataclass(frozen=True)
+class EntityOptions:
+    """The StarModel part of ``model_config``, checked once per class."""
+
+    store: StateStore
+    scope: str
+    ttl: float | None
+    namespace: str
+    backend: str | None
+
+
+_registry: dict[tuple[str, str], type[Entity]] = {}
+
+
+def registered_entities() -> list[type[Entity]]:
+    """Every concrete entity class defined so far, in definition order."""
+    return list(_registry.values())
+
+
+class Entity(BaseModel):
+    """Base class of every StarModel entity.
+
+    Declare typed fields and ``@event`` methods; choose the store with ``model_config``::
+
+        class Counter(Entity):
+            count: int = 0
+            model_config = {"store": StateStore.SERVER_MEMORY, "scope": "session"}
+    """
+
+    model_config = ConfigDict(
+        validate_assignment=True,
+        extra="forbid",
+        ignored_types=(EventDescriptor, SignalDescriptor),
+    )
+
+    sig: ClassVar[SignalDescriptor] = SignalDescriptor()
+    """``Counter.sig.count`` is the documented way to name a field's signal (``$counter.count``)."""
+
+    __starmodel_options__: ClassVar[EntityOptions]
+    __starmodel_events__: ClassVar[dict[str, EventSpec]] = {}
+    __starmodel_server_only__: ClassVar[frozenset[str]] = frozenset()
+
+    _sm_key: str | None = PrivateAttr(default=None)
+    _sm_version: int = PrivateAttr(default=0)
+    _sm_pending: list[Any] = PrivateAttr(default_factory=list)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls.__starmodel_options__ = _read_options(cls)
+        events: dict[str, EventSpec] = {}
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                if isinstance(value, EventDescriptor):
+                    events[name] = value.spec
+        reserved = set(cls.model_fields) | set(cls.model_computed_fields)
+        clash = reserved & set(events)
+        if clash:
+            raise ConfigurationError(f"{cls.__name__}: {sorted(clash)} are both fields and events")
+        cls.__starmodel_events__ = events
+        cls.__starmodel_server_only__ = frozenset(
+            name for name, info in cls.model_fields.items() if SERVER_ONLY in info.metadata
+        )
+        if not cls.__dict__.get("__sm_raw_config__", {}).get("abstract"):
+            _registry[(cls.__module__, cls.__qualname__)] = cls
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        raw = cls.__dict__.get("model_config", {})
+        cls.__sm_raw_config__ = dict(raw) if isinstance(raw, dict) else {}
+        super().__init_subclass__(**kwargs)
+
+    # --- class-level facts -------------------------------------------------------------
+
+    @classmethod
+    def options(cls) -> EntityOptions:
+        return cls.__starmodel_options__
+
+    @classmethod
+    def namespace(cls) -> str:
+        """The signal namespace: ``model_config["namespace"]`` or the snake_cased class name."""
+        return cls.__starmodel_options__.namespace
+
+    @classmethod
+    def events(cls) -> dict[str, EventSpec]:
+        return dict(cls.__starmodel_events__)
+
+    @classmethod
+    def public_signal_names(cls) -> list[str]:
+        """Fields and computed values the browser sees (server-only fields excluded)."""
+        hidden = cls.__starmodel_server_only__
+        names = [name for name in cls.model_fields if name not in hidden]
+        return names + list(cls.model_computed_fields)
+
+    @classmethod
+    def route_key(cls, instance: Entity) -> str | None:
+        """The key an instance-level action carries (``None``: identity comes from the session)."""
+        if cls.__starmodel_options__.scope != "id":
+            return None
+        return instance._sm_key
+
+    # --- instance state ----------------------------------------------------------------
+
+    def public_state(self) -> dict[str, Any]:
+        """The browser-visible state, JSON-ready (computed values included)."""
+        hidden = type(self).__starmodel_server_only__
+        return self.model_dump(mode="json", exclude=set(hidden) if hidden else None)
+
+    def signals(self) -> dict[str, Any]:
+        """``{namespace: public_state}``, the shape ``data-signals`` takes."""
+        return {type(self).namespace(): self.public_state()}
+
+    def __html__(self) -> str:
+        """Rendering an entity emits its signals, so ``data-text``/``data-bind`` work at once."""
+        payload = html.escape(json.dumps(self.signals(), separators=(",", ":")), quote=True)
+        namespace = type(self).namespace()
+        return f'<div id="sm-signals-{namespace}" hidden data-signals="{payload}"></div>'
+
+    def emit(self, event: Any) -> None:
+        """Record a domain event; it is published on the bus after the unit of work commits."""
+        self._sm_pending.append(event)
+
+    def collect_events(self) -> list[Any]:
+        """Take the domain events recorded since the last call (the unit of work drains them)."""
+        pending, self._sm_pending = self._sm_pending, []
+        return pending
+
+
+def _read_options(cls: type[Entity]) -> EntityOptions:
+    config: dict[str, Any] = dict(cls.model_config)
+    own = getattr(cls, "__sm_raw_config__", {})
+    try:
+        store = StateStore(config.get("store", StateStore.SERVER_MEMORY))
+    except ValueError:
+        choices = ", ".join(s.name for s in StateStore)
+        raise ConfigurationError(
+            f"{cls.__name__}: unknown store {config.get('store')!r}; use StateStore.{{{choices}}}"
+        ) from None
+    default_scope = "id" if store is StateStore.SERVER_SQL else "session"
+    scope = config.get("scope", default_scope)
+    if scope not in _SCOPES:
+        raise ConfigurationError(
+            f"{cls.__name__}: scope must be 'session', 'global' or 'id', not {scope!r}"
+        )
+    ttl = config.get("ttl")
+    if ttl is not None and (not isinstance(ttl, int | float) or ttl <= 0):
+        raise ConfigurationError(f"{cls.__name__}: ttl must be a positive number of seconds")
+    namespace = own.get("namespace") or snake_case(cls.__name__)
+    return EntityOptions(
+        store=store,
+        scope=scope,
+        ttl=float(ttl) if ttl is not None else None,
+        namespace=check_namespace(namespace, cls.__name__),
+        backend=config.get("backend"),
+    )

@@ -1,0 +1,85 @@
+"""The exception hierarchy: one root, subclasses that say what went wrong and what to do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConcurrencyError",
+    "ConfigurationError",
+    "EntityNotFound",
+    "EventNotFound",
+    "PermissionDenied",
+    "StarModelError",
+    "StoreUnavailable",
+    "ValidationFailed",
+]
+
+
+class StarModelError(Exception):
+    """Root of every error StarModel raises on purpose."""
+
+    status_code: int = 500
+
+
+class ConfigurationError(StarModelError):
+    """The app or an entity is declared in a way StarModel cannot run."""
+
+
+class EntityNotFound(StarModelError):
+    """No entity (or no record of it) answers to that name or key."""
+
+    status_code = 404
+
+
+class EventNotFound(StarModelError):
+    """The entity has no method marked ``@event`` with that name."""
+
+    status_code = 404
+
+
+class PermissionDenied(StarModelError):
+    """The caller may not run this event; nothing was changed."""
+
+    status_code = 403
+
+
+class ConcurrencyError(StarModelError):
+    """Another writer changed the entity first; reload and try again."""
+
+    status_code = 409
+
+
+class StoreUnavailable(StarModelError):
+    """The entity's store cannot be reached right now; nothing was changed."""
+
+    status_code = 503
+
+
+class ValidationFailed(StarModelError):
+    """Input or resulting state did not validate; carries one message per field.
+
+    Args:
+        errors: field name (dotted for nested values) -> human readable message.
+        message: a one-line summary.
+    """
+
+    status_code = 422
+
+    def __init__(self, errors: dict[str, str], message: str = "Invalid input") -> None:
+        super().__init__(message)
+        self.errors = errors
+        self.message = message
+
+    @classmethod
+    def from_pydantic(cls, error: Any, message: str = "Invalid input") -> ValidationFailed:
+        """Build from a ``pydantic.ValidationError`` (duck-typed: anything with ``errors()``)."""
+        fields: dict[str, str] = {}
+        for item in error.errors(include_url=False):
+            loc = ".".join(str(part) for part in item.get("loc", ())) or "__root__"
+            fields.setdefault(loc, item.get("msg", "invalid value"))
+        return cls(fields, message)
+
+    def __str__(self) -> str:
+        details = "; ".join(f"{name}: {msg}" for name, msg in self.errors.items())
+        return f"{self.message}: {details}" if details else self.message

@@ -1,0 +1,33 @@
+"""Facts published on the bus after a unit of work commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["DomainEvent", "EntityChanged"]
+
+
+class DomainEvent:
+    """Base for an app's own past-tense events (optional: any object can be emitted)."""
+
+
+@dataclass(frozen=True)
+class EntityChanged(DomainEvent):
+    """An entity's browser-visible state changed and was committed.
+
+    Attributes:
+        namespace: the entity's signal namespace (``counter``).
+        key: the entity's identity within its class (session id, ``global`` or a primary key).
+        scope: ``session`` (only that session's tabs see it) or ``global`` (every tab).
+        changes: changed public fields and computed values, JSON-ready.
+        session_id: the session that owns a session-scoped entity.
+        origin_tab: the tab whose request made the change (it already has the answer).
+    """
+
+    namespace: str
+    key: str
+    scope: str
+    changes: dict[str, Any] = field(default_factory=dict)
+    session_id: str | None = None
+    origin_tab: str | None = None

@@ -1,0 +1,64 @@
+"""The ports: what the application layer needs from storage and messaging."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from starmodel.core.entity import Entity
+
+__all__ = ["EntityRepository", "EventBus", "Handler"]
+
+E = TypeVar("E", bound=Entity)
+Handler = Callable[[Any], Awaitable[None]]
+
+
+class EntityRepository(ABC):
+    """Stores entities by class and key, with a version for optimistic concurrency.
+
+    Contract (checked by ``starmodel.testing.RepositoryContract``):
+    - ``get`` returns a detached copy (changing it changes nothing stored) with
+      ``_sm_key`` and ``_sm_version`` set, or ``None``.
+    - ``save`` writes only if the stored version still equals ``entity._sm_version``
+      (0 = must not exist yet), then bumps the version on the entity; otherwise it raises
+      ``ConcurrencyError`` and writes nothing.
+    - ``ttl`` (seconds, from the entity's options) is refreshed on every save.
+    """
+
+    @abstractmethod
+    async def get(self, entity_cls: type[E], key: str) -> E | None: ...
+
+    @abstractmethod
+    async def save(self, entity: Entity) -> None: ...
+
+    @abstractmethod
+    async def delete(self, entity_cls: type[Entity], key: str) -> bool: ...
+
+    @abstractmethod
+    async def list(self, entity_cls: type[E], *, offset: int = 0, limit: int = 50) -> list[E]: ...
+
+    async def begin(self) -> None:  # noqa: B027 - optional hook
+        """Start a transaction (stores without transactions ignore it)."""
+
+    async def commit(self) -> None:  # noqa: B027 - optional hook
+        """Make the writes since ``begin`` durable."""
+
+    async def rollback(self) -> None:  # noqa: B027 - optional hook
+        """Forget the writes since ``begin``."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections when the app stops."""
+
+
+class EventBus(ABC):
+    """Publishes facts (``EntityChanged``, domain events) to subscribers by type."""
+
+    @abstractmethod
+    def subscribe(self, event_type: type, handler: Handler) -> None: ...
+
+    @abstractmethod
+    async def publish(self, event: Any) -> None: ...
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Stop delivering (release connections)."""
