@@ -22,7 +22,7 @@ LOCAL_FILES = {
     "https://cdn.jsdelivr.net/npm/franken-ui@2.0.0/dist/css/core.min.css": "franken-ui/core.min.css",
     "https://cdn.jsdelivr.net/npm/franken-ui@2.0.0/dist/js/core.iife.js": "franken-ui/core.iife.js",
     "https://cdn.jsdelivr.net/npm/franken-ui@2.0.0/dist/js/icon.iife.js": "franken-ui/icon.iife.js",
-    "https://cdn.jsdelivr.net/npm/daisyui@4.12.24/dist/full.min.css": "daisyui/full.min.css",
+    "https://cdn.jsdelivr.net/npm/daisyui@4.12.24/dist/full.min.css": "daisyui/full.css",
     "https://cdn.tailwindcss.com/3.4.17": "tailwind/tailwind.js",
 }
 

@@ -1,0 +1,1 @@
+"""The ``starmodel`` command line."""

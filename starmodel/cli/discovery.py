@@ -1,0 +1,113 @@
+"""Find the user's app: ``module:attr``, a module or package name, or a ``.py`` path."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import click
+
+from starmodel.adapters.web_fasthtml import WebApp
+from starmodel.core.entity import Entity, registered_entities
+
+__all__ = ["FoundApp", "find_app"]
+
+_DEFAULT_MODULES = ("app", "main")
+
+
+@dataclass
+class FoundApp:
+    """The app the CLI works on."""
+
+    import_string: str
+    asgi: Any
+    starmodel: WebApp | None
+
+    def entities(self) -> list[type[Entity]]:
+        return self.starmodel.entities() if self.starmodel else registered_entities()
+
+
+def find_app(target: str | None) -> FoundApp:
+    """Import the app named by ``target`` (or ``STARMODEL_APP``, or ``app.py``/``main.py``)."""
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    target = target or os.environ.get("STARMODEL_APP")
+    if not target:
+        for name in _DEFAULT_MODULES:
+            if Path(f"{name}.py").is_file():
+                target = name
+                break
+        else:
+            raise click.ClickException(
+                "no app found: pass APP (e.g. 'myapp' or 'myapp.main:app'), set STARMODEL_APP, "
+                "or run from a folder with app.py"
+            )
+    module_name, _, attr = target.partition(":")
+    if module_name.endswith(".py"):
+        path = Path(module_name)
+        if not path.is_file():
+            raise click.ClickException(f"no app found: {module_name} does not exist")
+        sys.path.insert(0, str(path.resolve().parent))
+        module_name = path.stem
+    module = _import(module_name)
+    if attr:
+        if not hasattr(module, attr):
+            raise click.ClickException(f"no app found: module {module_name!r} has no {attr!r}")
+        return _found(f"{module_name}:{attr}", getattr(module, attr), module)
+    for candidate in (module, _submodule(module, "app"), _submodule(module, "main")):
+        if candidate is None:
+            continue
+        for name in ("app", "sm", "application"):
+            value = getattr(candidate, name, None)
+            if value is not None and _is_app(value):
+                return _found(f"{candidate.__name__}:{name}", value, candidate)
+    raise click.ClickException(
+        f"no app found in {module_name!r}: define `app = StarModel(...).app` (or pass module:attr)"
+    )
+
+
+def _import(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and name.startswith(exc.name):
+            raise click.ClickException(f"no app found: there is no module {name!r}") from None
+        raise click.ClickException(f"cannot import {name!r}: {exc}") from None
+    except click.ClickException:
+        raise
+    except Exception as exc:
+        raise click.ClickException(f"cannot import {name!r}: {type(exc).__name__}: {exc}") from None
+
+
+def _submodule(module: ModuleType, name: str) -> ModuleType | None:
+    if not hasattr(module, "__path__"):
+        return None
+    try:
+        return importlib.import_module(f"{module.__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"{module.__name__}.{name}":
+            return None
+        raise click.ClickException(f"cannot import {module.__name__}.{name}: {exc}") from None
+    except Exception as exc:
+        raise click.ClickException(
+            f"cannot import {module.__name__}.{name}: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _is_app(value: Any) -> bool:
+    return isinstance(value, WebApp) or callable(value) and hasattr(value, "router")
+
+
+def _found(import_string: str, value: Any, module: ModuleType) -> FoundApp:
+    if isinstance(value, WebApp):
+        return FoundApp(import_string + ".app", value.app, value)
+    if not _is_app(value):
+        raise click.ClickException(f"{import_string} is not an ASGI app or a StarModel")
+    web = next((v for v in vars(module).values() if isinstance(v, WebApp) and v.app is value), None)
+    return FoundApp(import_string, value, web)

@@ -1,0 +1,157 @@
+"""``starmodel entities list|inspect``: what the app's entities are and how to reach them."""
+
+from __future__ import annotations
+
+import json
+import typing
+from typing import Any
+
+import click
+from pydantic_core import PydanticUndefined
+
+from starmodel.cli.discovery import find_app
+from starmodel.core.entity import Entity
+
+__all__ = ["describe_entity", "entities_group"]
+
+
+def _type_name(annotation: Any) -> str:
+    if annotation is None:
+        return "None"
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _default(value: Any) -> Any:
+    if value is PydanticUndefined or value is Ellipsis:
+        return None
+    try:
+        json.dumps(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def describe_entity(cls: type[Entity]) -> dict[str, Any]:
+    """Everything ``inspect`` shows, JSON-ready."""
+    options = cls.options()
+    namespace = cls.namespace()
+    fields = []
+    for name, info in cls.model_fields.items():
+        fields.append({
+            "name": name,
+            "type": _type_name(info.annotation),
+            "default": _default(info.get_default(call_default_factory=False))
+            if not info.is_required() else None,
+            "required": info.is_required(),
+            "server_only": name in cls.__starmodel_server_only__,
+        })
+    computed = [
+        {"name": name, "type": _type_name(info.return_type)}
+        for name, info in cls.model_computed_fields.items()
+    ]
+    events = []
+    for spec in cls.events().values():
+        hints = typing.get_type_hints(spec.fn)
+        params = [
+            {
+                "name": name,
+                "type": _type_name(hints.get(name, Any)),
+                "default": None if p.default is p.empty else _default(p.default),
+                "required": p.default is p.empty,
+            }
+            for name, p in spec.params.items()
+        ]
+        events.append({
+            "name": spec.name,
+            "method": spec.method.upper(),
+            "route": spec.route_path(cls),
+            "kind": spec.kind,
+            "selector": spec.selector,
+            "mode": spec.mode,
+            "background": spec.background,
+            "params": params,
+        })
+    return {
+        "name": cls.__name__,
+        "module": cls.__module__,
+        "namespace": namespace,
+        "store": options.store.name,
+        "scope": options.scope,
+        "ttl": options.ttl,
+        "fields": fields,
+        "computed": computed,
+        "events": events,
+        "signals": [f"${namespace}.{name}" for name in cls.public_signal_names()],
+    }
+
+
+@click.group("entities")
+def entities_group() -> None:
+    """List and inspect the app's entities."""
+
+
+@entities_group.command("list")
+@click.argument("app", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_command(app: str | None, as_json: bool) -> None:
+    """List the entities APP serves."""
+    entities = find_app(app).entities()
+    rows = [describe_entity(cls) for cls in entities]
+    if as_json:
+        click.echo(json.dumps([
+            {k: r[k] for k in ("name", "namespace", "store", "scope", "ttl")}
+            | {"events": [e["name"] for e in r["events"]]}
+            for r in rows
+        ], indent=2))
+        return
+    if not rows:
+        click.echo("no entities found")
+        return
+    header = ("ENTITY", "NAMESPACE", "STORE", "SCOPE", "EVENTS")
+    table = [header] + [
+        (r["name"], r["namespace"], r["store"], r["scope"], ", ".join(e["name"] for e in r["events"]))
+        for r in rows
+    ]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@entities_group.command("inspect")
+@click.argument("name")
+@click.option("--app", "app", default=None, help="The app (default: app.py / STARMODEL_APP).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def inspect_command(name: str, app: str | None, as_json: bool) -> None:
+    """Show fields, store, events (routes, parameters) and signals of entity NAME."""
+    entities = find_app(app).entities()
+    wanted = name.lower()
+    match = [c for c in entities if wanted in (c.__name__.lower(), c.namespace())]
+    if not match:
+        known = ", ".join(sorted(c.__name__ for c in entities)) or "none"
+        raise click.ClickException(f"unknown entity {name!r}; known entities: {known}")
+    info = describe_entity(match[0])
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"{info['name']}  ({info['module']})")
+    ttl = f", ttl {info['ttl']:g}s" if info["ttl"] else ""
+    click.echo(f"  store: {info['store']}, scope: {info['scope']}{ttl}, namespace: {info['namespace']}")
+    click.echo("  fields:")
+    for f in info["fields"]:
+        extra = " [server-only]" if f["server_only"] else ""
+        default = "required" if f["required"] else f"= {f['default']!r}"
+        click.echo(f"    {f['name']}: {f['type']} {default}{extra}")
+    if info["computed"]:
+        click.echo("  computed:")
+        for c in info["computed"]:
+            click.echo(f"    {c['name']}: {c['type']}")
+    click.echo("  events:")
+    for e in info["events"]:
+        params = ", ".join(
+            f"{p['name']}: {p['type']}" + ("" if p["required"] else f" = {p['default']!r}")
+            for p in e["params"]
+        )
+        click.echo(f"    {e['name']}({params})  {e['method']} {e['route']}  [{e['kind']}]")
+    click.echo("  signals: " + ", ".join(info["signals"]))

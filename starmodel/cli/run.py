@@ -1,0 +1,89 @@
+"""``starmodel run``: serve the app with uvicorn; open live streams end promptly on stop."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from types import FrameType
+from typing import Any
+
+import click
+import uvicorn
+
+from starmodel.adapters.live_stream import close_all_live_streams
+from starmodel.cli.discovery import find_app
+
+__all__ = ["run_command"]
+
+
+class StarModelServer(uvicorn.Server):
+    """Uvicorn waits for open connections before the app's shutdown hook runs; live streams
+    never close by themselves, so they are ended as soon as the stop signal arrives."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        close_all_live_streams()
+        super().handle_exit(sig, frame)
+
+
+def _check_port(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise click.ClickException(
+                    f"port {port} is already in use on {host}; choose another with --port"
+                ) from None
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+@click.command("run")
+@click.argument("app", required=False)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--reload/--no-reload", default=False, show_default=True,
+              help="Restart when source files change (development).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def run_command(app: str | None, host: str, port: int, reload: bool, workers: int,
+                log_level: str) -> None:
+    """Serve APP (module, module:attr or file.py; default: app.py in this folder)."""
+    found = find_app(app)
+    if reload and workers > 1:
+        raise click.ClickException("--reload and --workers > 1 cannot be combined")
+    _check_port(host, port)
+    if workers > 1:
+        click.echo(
+            "warning: memory entities live in each worker process; with --workers > 1 a "
+            "session may see different state per request. Use one worker for memory stores.",
+            err=True,
+        )
+    click.echo(f"StarModel serving {found.import_string} on http://{host}:{port}")
+    target: Any = found.import_string if (reload or workers > 1) else found.asgi
+    config = uvicorn.Config(
+        target,
+        host=host,
+        port=port,
+        reload=reload,
+        workers=workers,
+        log_level=log_level,
+        timeout_graceful_shutdown=5,
+        lifespan="on",
+    )
+    server = StarModelServer(config)
+    if reload:
+        from uvicorn.supervisors import ChangeReload
+
+        sock = config.bind_socket()
+        ChangeReload(config, target=server.run, sockets=[sock]).run()
+    elif workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        sock = config.bind_socket()
+        Multiprocess(config, target=server.run, sockets=[sock]).run()
+    else:
+        server.run()
