@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fasthtml.common import Link, Meta, Script
+from fasthtml.common import Meta, Script
 from monsterui.all import Theme
 
 from starmodel.core.errors import ConfigurationError

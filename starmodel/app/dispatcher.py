@@ -115,12 +115,11 @@ class Dispatcher:
         namespace = entity_cls.namespace()
         for attempt in range(self.retries):
             try:
-                async with self.locks.hold((namespace, key)):
-                    async with self.uow_factory(entity_cls) as uow:
-                        entity = await uow.load(entity_cls, key)
-                        _authorize(spec, ctx, entity)
-                        returned = await _call(spec, entity, params)
-                        changes = await uow.commit(entity, ctx)
+                async with self.locks.hold((namespace, key)), self.uow_factory(entity_cls) as uow:
+                    entity = await uow.load(entity_cls, key)
+                    _authorize(spec, ctx, entity)
+                    returned = await _call(spec, entity, params)
+                    changes = await uow.commit(entity, ctx)
                 break
             except ConcurrencyError:
                 if attempt == self.retries - 1:

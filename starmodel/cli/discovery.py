@@ -101,7 +101,7 @@ def _submodule(module: ModuleType, name: str) -> ModuleType | None:
 
 
 def _is_app(value: Any) -> bool:
-    return isinstance(value, WebApp) or callable(value) and hasattr(value, "router")
+    return isinstance(value, WebApp) or (callable(value) and hasattr(value, "router"))
 
 
 def _found(import_string: str, value: Any, module: ModuleType) -> FoundApp:

@@ -84,6 +84,6 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
         from uvicorn.supervisors import Multiprocess
 
         sock = config.bind_socket()
-        Multiprocess(config, target=server.run, sockets=[sock]).run()
+        Multiprocess(config, sockets=[sock]).run()  # workers stop streams via timeout_graceful_shutdown
     else:
         server.run()

@@ -85,6 +85,7 @@ class Entity(BaseModel):
     __starmodel_options__: ClassVar[EntityOptions]
     __starmodel_events__: ClassVar[dict[str, EventSpec]] = {}
     __starmodel_server_only__: ClassVar[frozenset[str]] = frozenset()
+    __sm_raw_config__: ClassVar[dict[str, Any]] = {}
 
     _sm_key: str | None = PrivateAttr(default=None)
     _sm_version: int = PrivateAttr(default=0)

@@ -102,7 +102,7 @@ class EventSpec:
                 annotation = hints.get(name, Any)
                 default = ... if param.default is inspect.Parameter.empty else param.default
                 fields[name] = (annotation, default)
-            self._model = create_model(  # type: ignore[call-overload]
+            self._model = create_model(
                 f"{self.name}_params",
                 __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
                 **fields,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from starmodel.core.entity import Entity
 
-__all__ = ["JsExpr", "SignalRef", "SignalNamespace", "snake_case"]
+__all__ = ["JsExpr", "SignalNamespace", "SignalRef", "snake_case"]
 
 _WORD_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _VALID_NAMESPACE = re.compile(r"^[a-z][a-z0-9_]*$")

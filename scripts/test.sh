@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs on a fresh Debian machine, then run it.
+# Usage: bash scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing Debian packages (chromium for browser tests)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium >/dev/null
+fi
+
+echo "== installing starmodel with its test and dev extras"
+python -m pip install -q --disable-pip-version-check -e ".[dev]"
+
+if [ ! -f .assets/datastar.js ]; then
+  echo "== fetching page assets from registry packages (Datastar client, theme files)"
+  starmodel assets --dir .assets
+fi
+
+echo "== running the tests"
+export STARMODEL_ASSETS_DIR="$PWD/.assets"
+exec python -m pytest "$@"

@@ -1,0 +1,95 @@
+"""`starmodel entities list|inspect` on the demo, text and JSON, and their error cases."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from starmodel.cli.main import cli
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.delenv("STARMODEL_APP", raising=False)
+    return CliRunner()
+
+
+def test_list_text(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["entities", "list", "demo"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["ENTITY", "NAMESPACE", "STORE", "SCOPE", "EVENTS"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert {"Counter", "SharedCounter", "LongTask"} <= set(rows)
+    assert "global" in rows["SharedCounter"] and "session" in rows["Counter"]
+    assert "increment, decrement, reset" in rows["Counter"]
+
+
+def test_list_json(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["entities", "list", "demo", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.output)}
+    assert rows["SharedCounter"]["scope"] == "global"
+    assert rows["Counter"]["store"] == "SERVER_MEMORY"
+    assert rows["LongTask"]["events"] == ["run"]
+
+
+def test_inspect_text(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["entities", "inspect", "Counter", "--app", "demo"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "store: SERVER_MEMORY, scope: session, namespace: counter" in out
+    assert "count: int = 0" in out
+    assert "doubled: int" in out
+    assert "increment(amount: int = 1)  POST /counter/increment  [sync]" in out
+    assert "signals: $counter.count, $counter.doubled" in out
+
+
+def test_inspect_json_by_namespace(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["entities", "inspect", "long_task", "--app", "demo", "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["name"] == "LongTask"
+    run = next(e for e in info["events"] if e["name"] == "run")
+    assert run == {
+        "name": "run", "method": "POST", "route": "/long_task/run", "kind": "asyncgen",
+        "selector": None, "mode": None, "background": False,
+        "params": [{"name": "steps", "type": "int", "default": 10, "required": False}],
+    }
+    assert info["signals"] == ["$long_task.progress", "$long_task.status"]
+    assert [f["name"] for f in info["fields"]] == ["progress", "status"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["entities", "inspect", "Nope", "--app", "demo"], "unknown entity 'Nope'; known entities:"),
+        (["entities", "list", "no_such_module"], "no app found: there is no module 'no_such_module'"),
+        (["entities", "list", "demo:missing"], "module 'demo' has no 'missing'"),
+        (["entities", "list", "missing_file.py"], "missing_file.py does not exist"),
+    ],
+)
+def test_errors_are_one_line(runner: CliRunner, args: list[str], message: str) -> None:
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_no_app_in_empty_folder(runner: CliRunner, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, ["entities", "list"])
+    assert result.exit_code == 1
+    assert "no app found" in result.output
+
+
+def test_app_file_with_error_is_reported(runner: CliRunner, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app.py").write_text("import nonexistent_dependency_xyz\n")
+    result = runner.invoke(cli, ["entities", "list"])
+    assert result.exit_code == 1
+    assert "cannot import 'app'" in result.output
+    assert "nonexistent_dependency_xyz" in result.output
