@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from datastar_py import attribute_generator as data
-from fasthtml.common import Div, P, Span, Title
+from fasthtml.common import Div, Input, P, Span, Title
 from monsterui.all import (
     H1,
     H3,
@@ -39,6 +39,13 @@ class Counter(Entity):
     @event
     def decrement(self, amount: int = 1):
         self.count -= amount
+
+    @event
+    def add(self, amount: int):
+        """Add the number typed in the box (validated: a non-number is refused with a 422)."""
+        if abs(amount) > 1000:
+            raise ValueError("Add at most 1000 at a time")
+        self.count += amount
 
     @event(selector="#counter-status")
     def reset(self):
@@ -100,6 +107,13 @@ def counter_card(counter: Counter):
             Button("Reset", data.on("click", Counter.reset()), cls=ButtonT.destructive,
                    id="counter-reset"),
         ),
+        DivLAligned(
+            Input(type="text", placeholder="amount", id="counter-amount", cls="uk-input w-32",
+                  **{"data-bind": f"{Counter.namespace()}.amount"}),
+            Button("Add", data.on("click", Counter.add()), id="counter-add"),
+        ),
+        Span(id="counter-error", cls="text-sm text-red-600",
+             **{"data-text": f"{sig['_errors']}?.amount ?? ''"}),
         Div(id="counter-status"),
         header=H3("Your counter"),
         footer=P("Per session: your other tabs follow along.", cls=TextPresets.muted_sm),

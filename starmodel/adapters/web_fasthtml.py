@@ -27,7 +27,7 @@ from starmodel.adapters.sse_datastar import error_events, render_outputs
 from starmodel.app.dispatcher import Dispatcher, EventResult
 from starmodel.app.settings import Settings
 from starmodel.core.context import CallContext
-from starmodel.core.entity import Entity, registered_entities
+from starmodel.core.entity import Entity, registered_entities, registry_version
 from starmodel.core.errors import ConfigurationError, StarModelError, ValidationFailed
 from starmodel.core.events import EventSpec
 from starmodel.core.ports import EventBus
@@ -106,7 +106,7 @@ class WebApp:
         self.bus = bus
         self._explicit = list(entities) if entities is not None else None
         self._table: dict[tuple[str, str], tuple[type[Entity], EventSpec]] | None = None
-        self._table_size = -1
+        self._table_version = -1
         self.hub = LiveHub(
             self._state_for_session,
             queue_size=settings.live_queue_size,
@@ -153,8 +153,9 @@ class WebApp:
 
     def event_table(self) -> dict[tuple[str, str], tuple[type[Entity], EventSpec]]:
         """``(method, path) -> (entity class, event)``, rebuilt when new entities appear."""
-        entities = self.entities()
-        if self._table is None or len(entities) != self._table_size:
+        version = registry_version() if self._explicit is None else 0
+        if self._table is None or version != self._table_version:
+            entities = self.entities()
             table: dict[tuple[str, str], tuple[type[Entity], EventSpec]] = {}
             namespaces: dict[str, type[Entity]] = {}
             for cls in entities:
@@ -167,7 +168,7 @@ class WebApp:
                     )
                 for spec in cls.events().values():
                     table[(spec.method, spec.route_path(cls))] = (cls, spec)
-            self._table, self._table_size = table, len(entities)
+            self._table, self._table_version = table, version
         return self._table
 
     def _install_routes(self) -> None:

@@ -14,6 +14,7 @@ import click
 
 from starmodel.adapters.web_fasthtml import WebApp
 from starmodel.core.entity import Entity, registered_entities
+from starmodel.core.errors import StarModelError
 
 __all__ = ["FoundApp", "find_app"]
 
@@ -106,8 +107,18 @@ def _is_app(value: Any) -> bool:
 
 def _found(import_string: str, value: Any, module: ModuleType) -> FoundApp:
     if isinstance(value, WebApp):
-        return FoundApp(import_string + ".app", value.app, value)
+        return _checked(FoundApp(import_string + ".app", value.app, value))
     if not _is_app(value):
         raise click.ClickException(f"{import_string} is not an ASGI app or a StarModel")
     web = next((v for v in vars(module).values() if isinstance(v, WebApp) and v.app is value), None)
-    return FoundApp(import_string, value, web)
+    return _checked(FoundApp(import_string, value, web))
+
+
+def _checked(found: FoundApp) -> FoundApp:
+    """Fail now, with one line, on what would otherwise fail at the first request."""
+    if found.starmodel is not None:
+        try:
+            found.starmodel.event_table()
+        except StarModelError as exc:
+            raise click.ClickException(str(exc)) from None
+    return found

@@ -20,6 +20,7 @@ __all__ = [
     "ServerOnly",
     "computed",
     "registered_entities",
+    "registry_version",
 ]
 
 T = TypeVar("T")
@@ -56,11 +57,17 @@ class EntityOptions:
 
 
 _registry: dict[tuple[str, str], type[Entity]] = {}
+_registry_changes = [0]
 
 
 def registered_entities() -> list[type[Entity]]:
     """Every concrete entity class defined so far, in definition order."""
     return list(_registry.values())
+
+
+def registry_version() -> int:
+    """Grows whenever an entity class is defined (lets adapters cache what they derive)."""
+    return _registry_changes[0]
 
 
 class Entity(BaseModel):
@@ -110,6 +117,7 @@ class Entity(BaseModel):
         )
         if not cls.__dict__.get("__sm_raw_config__", {}).get("abstract"):
             _registry[(cls.__module__, cls.__qualname__)] = cls
+            _registry_changes[0] += 1
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         raw = cls.__dict__.get("model_config", {})
