@@ -26,6 +26,7 @@ from starmodel.adapters.live_stream import LiveHub
 from starmodel.adapters.sse_datastar import error_events, render_outputs
 from starmodel.app.dispatcher import Dispatcher, EventResult
 from starmodel.app.settings import Settings
+from starmodel.core.actions import PatchSignals
 from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity, registered_entities, registry_version
 from starmodel.core.errors import ConfigurationError, StarModelError, ValidationFailed
@@ -287,9 +288,10 @@ class WebApp:
                 media_type="text/event-stream",
                 headers=SSE_HEADERS,
             )
-        if not result.outputs:
+        outputs = _clear_field_errors(namespace, spec, result.outputs) if spec.params else result.outputs
+        if not outputs:
             return Response(status_code=204)
-        body = render_outputs(result.outputs, spec)
+        body = render_outputs(outputs, spec)
         return Response(body, media_type="text/event-stream", headers=SSE_HEADERS)
 
     async def _stream_body(self, entity_cls: type[Entity], result: EventResult) -> AsyncIterator[str]:
@@ -325,6 +327,17 @@ class WebApp:
 
     async def handle_asset(self, request: Request) -> Response:
         return _serve_file(Path(self.settings.assets_dir), request.path_params["name"])
+
+
+def _clear_field_errors(namespace: str, spec: EventSpec, outputs: list[Any]) -> list[Any]:
+    """A successful call clears the field errors a refused call may have left in the page
+    (``$<namespace>._errors.<param>`` becomes empty)."""
+    cleared = {"_errors": dict.fromkeys(spec.params, "")}
+    for index, item in enumerate(outputs):
+        if isinstance(item, PatchSignals) and namespace in item.signals:
+            merged = {**item.signals, namespace: {**item.signals[namespace], **cleared}}
+            return [*outputs[:index], PatchSignals(merged), *outputs[index + 1 :]]
+    return [PatchSignals({namespace: cleared}), *outputs]
 
 
 def _serve_file(folder: Path, name: str) -> Response:
