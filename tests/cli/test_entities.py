@@ -24,7 +24,7 @@ def test_list_text(runner: CliRunner) -> None:
     rows = {line.split()[0]: line for line in lines[1:]}
     assert {"Counter", "SharedCounter", "LongTask"} <= set(rows)
     assert "global" in rows["SharedCounter"] and "session" in rows["Counter"]
-    assert "increment, decrement, reset" in rows["Counter"]
+    assert "increment, decrement, add, reset" in rows["Counter"]
 
 
 def test_list_json(runner: CliRunner) -> None:
