@@ -1,0 +1,113 @@
+"""The live hub on its own: topics, bounded queues for slow tabs, replay and resync."""
+
+import asyncio
+
+import pytest
+from sm_http import parse_event
+
+from starmodel import EntityChanged
+from starmodel.adapters.live_stream import LiveHub
+
+
+async def no_state(session_id: str) -> dict:
+    return {}
+
+
+def change(scope="global", session_id=None, origin_tab=None, count=1):
+    return EntityChanged(
+        namespace="thing",
+        key=session_id or "global",
+        scope=scope,
+        changes={"count": count},
+        session_id=session_id,
+        origin_tab=origin_tab,
+    )
+
+
+async def next_body(events, timeout=1.0) -> str:
+    return await asyncio.wait_for(anext(events), timeout)
+
+
+async def test_changes_go_to_matching_topics_only():
+    hub = LiveHub(no_state)
+    alice = hub.open("alice", "a1")
+    bob = hub.open("bob", "b1")
+    await hub.on_entity_changed(change())
+    await hub.on_entity_changed(change("session", "alice", count=2))
+    assert len(alice.pending) == 2
+    assert len(bob.pending) == 1
+
+
+async def test_origin_tab_is_skipped():
+    hub = LiveHub(no_state)
+    same_tab = hub.open("alice", "a1")
+    other_tab = hub.open("alice", "a2")
+    await hub.on_entity_changed(change("session", "alice", origin_tab="a1"))
+    assert len(same_tab.pending) == 0
+    assert len(other_tab.pending) == 1
+
+
+async def test_slow_tab_is_dropped_with_bounded_memory():
+    hub = LiveHub(no_state, queue_size=3)
+    slow = hub.open("alice", "a1")
+    for count in range(10):
+        await hub.on_entity_changed(change(count=count))
+    assert slow.closed == "slow consumer"
+    assert len(slow.pending) == 0
+    events = hub.events(slow, None)
+    assert (await next_body(events)).startswith(":")
+    with pytest.raises(StopAsyncIteration):  # a dropped stream ends; the tab reconnects
+        await next_body(events)
+    assert hub.open_count() == 0
+
+
+async def test_dropped_tab_catches_up_on_reconnect():
+    hub = LiveHub(no_state, queue_size=2, replay_size=100)
+    stream = hub.open("alice", "a1")
+    await hub.on_entity_changed(change(count=0))
+    seen_id = hub.last_event_id
+    for count in range(1, 6):
+        await hub.on_entity_changed(change(count=count))
+    assert stream.closed
+    again = hub.open("alice", "a1")
+    body = await next_body(hub.events(again, seen_id))
+    blocks = [parse_event(b) for b in body.split("\n\n") if b.strip()]
+    assert [b.id for b in blocks] == [f"{hub.epoch}-{n}" for n in range(2, 7)]
+
+
+async def test_replay_buffer_overflow_means_full_resync():
+    async def state(session_id: str) -> dict:
+        return {"thing": {"count": 42}}
+
+    hub = LiveHub(state, replay_size=2)
+    await hub.on_entity_changed(change(count=1))
+    old_id = hub.last_event_id
+    for count in range(2, 6):
+        await hub.on_entity_changed(change(count=count))
+    stream = hub.open("alice", "a1")
+    resync = parse_event((await next_body(hub.events(stream, old_id))).strip())
+    assert resync is not None
+    assert resync.signals == {"thing": {"count": 42}}
+    assert resync.id == hub.last_event_id
+
+
+async def test_idle_stream_gets_heartbeats():
+    hub = LiveHub(no_state, heartbeat=0.02)
+    stream = hub.open("alice", "a1")
+    events = hub.events(stream, None)
+    assert (await next_body(events)).startswith(":")
+    assert (await next_body(events)).startswith(": ping")
+    await events.aclose()
+    assert hub.open_count() == 0
+
+
+async def test_pending_changes_are_sent_in_one_batch():
+    hub = LiveHub(no_state)
+    stream = hub.open("alice", "a1")
+    events = hub.events(stream, None)
+    await next_body(events)
+    await hub.on_entity_changed(change(count=1))
+    await hub.on_entity_changed(change(count=2))
+    batch = await next_body(events)
+    assert batch.count("event: datastar-patch-signals") == 2
+    await events.aclose()
