@@ -1,0 +1,188 @@
+"""In-process cost of one event, without a server or a network: where does the time go?
+
+Calls each bench app's ASGI callable directly, the way uvicorn would (same scope shape, ASGI
+spec 2.3), one request after another in one event loop, and reports CPU microseconds per
+request. With ``--profile`` it also profiles the StarModel app (a) with cProfile, or with
+pyinstrument when ``--profile pyinstrument`` and it is installed.
+
+Numbers here leave out HTTP parsing and sockets, so they are steadier than
+``event_throughput.py`` on a busy machine and show the framework's own share.
+
+Usage::
+
+    python bench/profile_event.py [--requests 20000] [--profile cprofile|pyinstrument]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import importlib.util
+import io
+import pstats
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_apps  # a sibling file, not a package
+
+AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+Message = dict[str, Any]
+FACTORIES = {
+    "a": bench_apps.build_starmodel_app,
+    "b": bench_apps.build_datastar_app,
+    "c": bench_apps.build_plain_app,
+}
+
+
+def make_scope(cookie: str | None) -> dict[str, Any]:
+    """An HTTP scope like uvicorn's for the benchmark's event request."""
+    headers = [
+        (b"host", b"127.0.0.1:8000"),
+        (b"datastar-request", b"true"),
+        (b"content-type", b"application/json"),
+        (b"content-length", b"2"),
+    ]
+    if cookie:
+        headers.append((b"cookie", cookie.encode()))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "scheme": "http",
+        "method": "POST",
+        "root_path": "",
+        "path": bench_apps.EVENT_PATH,
+        "raw_path": bench_apps.EVENT_PATH.encode(),
+        "query_string": b"",
+        "headers": headers,
+        "state": {},
+    }
+
+
+async def call(app: AsgiApp, cookie: str | None) -> tuple[int, dict[str, str], bytes]:
+    """One request through ``app``: status, headers and body of its answer."""
+    sent: list[Message] = []
+    done = asyncio.Event()
+    requested = False
+
+    async def receive() -> Message:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            done.set()
+
+    await app(make_scope(cookie), receive, send)
+    start = sent[0]
+    headers = {k.decode(): v.decode() for k, v in start["headers"]}
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    return start["status"], headers, body
+
+
+async def first_cookie(app: AsgiApp) -> str:
+    """The session cookie the app sets on a first request (checked to be a real answer)."""
+    status, headers, body = await call(app, None)
+    if status != 200 or b"datastar-patch-signals" not in body:
+        raise SystemExit(f"unexpected answer {status}: {body[:200]!r}")
+    return headers["set-cookie"].split(";", 1)[0]
+
+
+async def run(app: AsgiApp, cookie: str, requests: int) -> None:
+    """``requests`` events in a row with the same session."""
+    for _ in range(requests):
+        await call(app, cookie)
+
+
+def cost_per_request(key: str, requests: int) -> float:
+    """CPU microseconds per request of app ``key`` (after a short warm-up)."""
+    app = FACTORIES[key]()
+
+    async def measure() -> float:
+        cookie = await first_cookie(app)
+        await run(app, cookie, min(1000, requests))
+        start = time.process_time()
+        await run(app, cookie, requests)
+        return (time.process_time() - start) / requests * 1e6
+
+    return asyncio.run(measure())
+
+
+def profile_with_cprofile(requests: int, top: int) -> str:
+    """cProfile of the StarModel app, sorted by cumulative time."""
+    app = FACTORIES["a"]()
+
+    async def go() -> None:
+        cookie = await first_cookie(app)
+        await run(app, cookie, 500)
+        profiler.enable()
+        await run(app, cookie, requests)
+        profiler.disable()
+
+    profiler = cProfile.Profile()
+    asyncio.run(go())
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
+def profile_with_pyinstrument(requests: int) -> str:
+    """pyinstrument's call tree of the StarModel app."""
+    from pyinstrument import Profiler
+
+    app = FACTORIES["a"]()
+
+    async def go() -> None:
+        cookie = await first_cookie(app)
+        await run(app, cookie, 500)
+        with Profiler(interval=0.001, async_mode="disabled") as profiler:
+            await run(app, cookie, requests)
+        print(profiler.output_text(unicode=False, color=False, show_all=False))
+
+    asyncio.run(go())
+    return ""
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=20000, help="requests per app")
+    parser.add_argument("--profile", choices=("none", "cprofile", "pyinstrument"), default="none")
+    parser.add_argument("--top", type=int, default=30, help="rows of the cProfile tables")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print CPU us/request for a, b and c, then the requested profile of a."""
+    args = parse_args(argv)
+    costs = {key: cost_per_request(key, args.requests) for key in FACTORIES}
+    for key, us in costs.items():
+        print(f"({key}) {us:8.1f} us CPU per request  ({1e6 / us:8.0f} requests per CPU-second)")
+    print(f"a/b = {costs['b'] / costs['a']:.2f}   a/c = {costs['c'] / costs['a']:.2f}"
+          "   (throughput ratios, no HTTP/socket cost)")  # fmt: skip
+    if args.profile == "cprofile":
+        print(profile_with_cprofile(args.requests, args.top))
+    elif args.profile == "pyinstrument":
+        if importlib.util.find_spec("pyinstrument") is None:
+            print("pyinstrument is not installed: pip install pyinstrument", file=sys.stderr)
+            return 2
+        profile_with_pyinstrument(args.requests)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
