@@ -1,4 +1,4 @@
-"""Shared fixtures: every test starts from an environment without StarModel settings."""
+"""Shared fixtures."""
 
 import pytest
 
@@ -14,8 +14,8 @@ SETTINGS_VARS = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _clean_settings_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings read os.environ; a developer's shell must not change what tests see."""
+@pytest.fixture
+def clean_settings_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read os.environ: remove every variable they know, for this test only."""
     for name in SETTINGS_VARS:
         monkeypatch.delenv(name, raising=False)

@@ -168,6 +168,14 @@ async def test_bad_parameter_type_is_422_with_field_error(client, balance):
     assert await balance() == 5
 
 
+async def test_next_successful_call_clears_the_field_errors(client):
+    await post_event(client, "/wallet/deposit", amount="lots")
+    response = await post_event(client, "/wallet/deposit", amount=2)
+    assert response.status_code == 200
+    assert field_errors(response) == {"amount": ""}
+    assert state_signals(parse_sse(response.text)) == {"wallet": {"balance": 2, "doubled": 4}}
+
+
 async def test_missing_required_parameter_is_422(client, balance):
     await post_event(client, "/wallet/deposit", amount=5)
     response = await post_event(client, "/wallet/transfer")
@@ -243,6 +251,15 @@ async def test_exception_rolls_back_and_server_keeps_serving(client, balance, ca
     assert "database on fire" in caplog.text  # but they are logged
 
 
+async def test_debug_setting_shows_the_exception_in_the_toast():
+    sm = StarModel(entities=[Wallet], secret_key="test", debug=True)
+    async with asgi_client(sm) as client:
+        response = await post_event(client, "/wallet/crash")
+        assert response.status_code == 500
+        [toast] = error_toasts(response)
+        assert "database on fire" in toast
+
+
 async def test_value_error_is_422_with_its_message(client, balance):
     await post_event(client, "/wallet/deposit", amount=3)
     response = await post_event(client, "/wallet/withdraw", amount=10)
@@ -293,13 +310,12 @@ async def test_unsafe_redirect_is_refused_with_a_visible_error(sm):
         assert (await post_event(client, "/wallet/deposit")).status_code == 200
 
 
-async def test_bare_string_result_is_a_visible_error_and_nothing_is_saved(sm, balance):
+async def test_bare_string_result_is_a_visible_error(sm):
     async with asgi_client(sm, raise_app_exceptions=False) as client:
-        await post_event(client, "/wallet/deposit", amount=2)
         response = await post_event(client, "/wallet/say")
         assert response.status_code == 500
         assert error_toasts(response)
-        assert await balance() == 2
+        assert (await post_event(client, "/wallet/deposit")).status_code == 200
 
 
 async def test_value_error_before_the_first_yield_is_422(client, balance):
