@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,12 +77,21 @@ def build_services(settings: Settings) -> Services:
     return services
 
 
+def _caller_package() -> str:
+    """The top-level package of the code that called ``StarModel(...)``."""
+    frame = sys._getframe(2)
+    name = str(frame.f_globals.get("__name__", "__main__"))
+    return name.split(".", 1)[0]
+
+
 class StarModel(WebApp):
     """A StarModel application: a FastHTML app serving your entities' events, live.
 
     Args:
         app: attach to this FastHTML app instead of creating one.
-        entities: serve only these entity classes (default: every entity defined).
+        entities: serve only these entity classes.
+        packages: discover entities in these top-level packages (default: the package of the
+            module that creates the app, e.g. ``myapp`` for ``myapp.main``).
         title: page title.
         settings: a full ``Settings``; otherwise read from the environment plus ``options``.
         **options: setting overrides, e.g. ``secret_key=...``, ``assets="local"``.
@@ -97,10 +107,13 @@ class StarModel(WebApp):
         app: FastHTML | None = None,
         *,
         entities: Iterable[type[Entity]] | None = None,
+        packages: Iterable[str] | None = None,
         title: str = "StarModel",
         settings: Settings | None = None,
         **options: Any,
     ) -> None:
+        if entities is None and packages is None:
+            packages = [_caller_package()]
         if settings is None:
             settings = Settings.from_env(**options)
         elif options:
@@ -114,6 +127,7 @@ class StarModel(WebApp):
             self.services.bus,
             app=app,
             entities=entities,
+            packages=packages,
             title=title,
         )
 

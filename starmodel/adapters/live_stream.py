@@ -40,14 +40,32 @@ def topic_for(change: EntityChanged) -> str:
     return f"entity:{change.namespace}"
 
 
+class _Message:
+    """A change waiting in the replay buffer; its SSE text is built once, when first needed."""
+
+    __slots__ = ("_body", "event_id", "signals")
+
+    def __init__(self, event_id: str, signals: dict[str, Any]) -> None:
+        self.event_id = event_id
+        self.signals = signals
+        self._body: str | None = None
+
+    @property
+    def body(self) -> str:
+        if self._body is None:
+            self._body = patch_signals_event(self.signals, event_id=self.event_id)
+        return self._body
+
+
 class LiveStream:
     """One tab's connection: a bounded backlog and a wake-up flag."""
 
-    __slots__ = ("closed", "limit", "pending", "session_id", "tab_id", "topics", "wakeup")
+    __slots__ = ("closed", "limit", "origin", "pending", "session_id", "tab_id", "topics", "wakeup")
 
     def __init__(self, session_id: str, tab_id: str | None, topics: set[str], limit: int) -> None:
         self.session_id = session_id
         self.tab_id = tab_id
+        self.origin = (session_id, tab_id) if tab_id else None
         self.topics = topics
         self.limit = limit
         self.pending: deque[str] = deque()
@@ -93,7 +111,9 @@ class LiveHub:
         self.heartbeat = heartbeat
         self.epoch = secrets.token_hex(4)
         self.seq = 0
-        self.replay: deque[tuple[int, str, str | None, str]] = deque(maxlen=replay_size)
+        self.replay: deque[tuple[int, str, tuple[str | None, str] | None, _Message]] = deque(
+            maxlen=replay_size
+        )
         self.streams: dict[str, set[LiveStream]] = {}
         self.closing = False
         _HUBS.add(self)
@@ -107,15 +127,21 @@ class LiveHub:
 
     async def on_entity_changed(self, change: EntityChanged) -> None:
         """Bus subscriber: turn a committed change into one event for the matching tabs."""
-        self.publish(topic_for(change), {change.namespace: change.changes}, change.origin_tab)
+        session = change.origin_session or change.session_id
+        origin = (session, change.origin_tab) if change.origin_tab else None
+        self.publish(topic_for(change), {change.namespace: change.changes}, origin)
 
-    def publish(self, topic: str, signals: dict[str, Any], origin_tab: str | None = None) -> None:
+    def publish(
+        self, topic: str, signals: dict[str, Any], origin: tuple[str | None, str] | None = None
+    ) -> None:
+        """Send ``signals`` to every stream on ``topic`` except the tab ``origin``
+        (``(session_id, tab_id)``) that made the change and already has the answer."""
         self.seq += 1
-        body = patch_signals_event(signals, event_id=f"{self.epoch}-{self.seq}")
-        self.replay.append((self.seq, topic, origin_tab, body))
+        message = _Message(f"{self.epoch}-{self.seq}", signals)
+        self.replay.append((self.seq, topic, origin, message))
         for stream in self.streams.get(topic, ()):
-            if origin_tab is None or stream.tab_id != origin_tab:
-                stream.push(body)
+            if origin is None or stream.origin != origin:
+                stream.push(message.body)
 
     def close_all(self) -> None:
         self.closing = True
@@ -123,12 +149,19 @@ class LiveHub:
             for stream in list(streams):
                 stream.close("server stopping")
 
-    def open(self, session_id: str, tab_id: str | None) -> LiveStream:
+    def open(self, session_id: str, tab_id: str | None, *, join: bool = True) -> LiveStream:
+        """A stream for one tab. With ``join=False`` it starts receiving only once ``events``
+        is iterated (what the web adapter uses: a request whose client left before reading
+        leaves nothing registered)."""
         topics = {"global", f"session:{session_id}"}
         stream = LiveStream(session_id, tab_id, topics, self.queue_size)
-        for topic in topics:
-            self.streams.setdefault(topic, set()).add(stream)
+        if join:
+            self._join(stream)
         return stream
+
+    def _join(self, stream: LiveStream) -> None:
+        for topic in stream.topics:
+            self.streams.setdefault(topic, set()).add(stream)
 
     def _forget(self, stream: LiveStream) -> None:
         for topic in stream.topics:
@@ -152,18 +185,22 @@ class LiveHub:
         if seq < oldest - 1:
             return None
         return [
-            body
-            for item_seq, topic, origin, body in self.replay
+            message.body
+            for item_seq, topic, origin, message in self.replay
             if item_seq > seq
             and topic in stream.topics
-            and (origin is None or origin != stream.tab_id)
+            and (origin is None or origin != stream.origin)
         ]
 
     async def events(self, stream: LiveStream, last_event_id: str | None) -> AsyncIterator[str]:
-        """The body of one live stream: catch-up first, then changes as they come."""
+        """The body of one live stream: catch-up first, then changes as they come.
+
+        The stream joins its topics only here, so a request that never starts reading
+        (client gone at once) leaves nothing registered."""
+        if self.closing:
+            return
+        self._join(stream)
         try:
-            if self.closing:
-                return
             missed = self.missed_since(last_event_id, stream)
             if missed is None:
                 marker = self.last_event_id

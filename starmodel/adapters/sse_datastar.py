@@ -11,6 +11,7 @@ from datastar_py.sse import ServerSentEventGenerator as SSE
 from fasthtml.common import to_xml
 
 from starmodel.adapters.ui_monster import render_toast
+from starmodel.app.dispatcher import Prepared
 from starmodel.core.actions import Alert, PatchSignals, Redirect, Script, Toast
 from starmodel.core.events import EventSpec
 
@@ -38,6 +39,8 @@ def render_outputs(outputs: Iterable[Any], spec: EventSpec | None = None) -> str
 
 
 def render_output(item: Any, spec: EventSpec | None = None) -> str:
+    if isinstance(item, Prepared):
+        return str(item.value)
     if isinstance(item, PatchSignals):
         return patch_signals_event(item.signals)
     if isinstance(item, Toast):
@@ -93,5 +96,5 @@ def _js_string(text: str) -> str:
 def _safe_url(url: str) -> str:
     lowered = url.strip().lower()
     if lowered.startswith(("javascript:", "data:", "vbscript:")):
-        raise ValueError(f"redirect to {url!r} refused: only http(s) and relative URLs")
+        raise ValueError("redirect refused: only http(s) and relative URLs are allowed")
     return url

@@ -12,8 +12,10 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 from fasthtml.common import Div, FastHTML
 from starlette.requests import Request
@@ -23,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from starmodel.adapters.assets import ASSETS_PREFIX, STATIC_PREFIX, page_headers
 from starmodel.adapters.live_stream import LiveHub
+from starmodel.adapters.sessions import SignedCookieSessions
 from starmodel.adapters.sse_datastar import error_events, render_outputs
 from starmodel.app.dispatcher import Dispatcher, EventResult
 from starmodel.app.settings import Settings
@@ -69,8 +72,7 @@ class EventRoute(BaseRoute):
         return Match.NONE, {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive, send)
-        response = await self.web.handle_event(request)
+        response = await self.web.handle_event(EventRequest.from_scope(scope, receive))
         await response(scope, receive, send)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
@@ -87,8 +89,9 @@ class WebApp:
         dispatcher: runs events.
         bus: where committed changes are published (the live hub subscribes to it).
         app: an existing FastHTML app to attach to.
-        entities: the entity classes to serve; default: every entity defined when the first
-            request arrives (discovered from the modules the app imported).
+        entities: the entity classes to serve; default: every entity defined in ``packages``.
+        packages: top-level packages (or modules) whose entities are discovered; default:
+            every entity defined in the process.
         title: default page title.
     """
 
@@ -100,9 +103,11 @@ class WebApp:
         *,
         app: FastHTML | None = None,
         entities: Iterable[type[Entity]] | None = None,
+        packages: Iterable[str] | None = None,
         title: str = "StarModel",
     ) -> None:
         self.settings = settings
+        self.packages = tuple(packages) if packages is not None else None
         self.dispatcher = dispatcher
         self.bus = bus
         self._explicit = list(entities) if entities is not None else None
@@ -136,6 +141,7 @@ class WebApp:
                 ftrs=footers,
                 secret_key=settings.secret_key,
                 session_cookie="starmodel_session",
+                sess_cls=SignedCookieSessions,
                 default_hdrs=False,
                 htmx=False,
                 surreal=False,
@@ -150,7 +156,13 @@ class WebApp:
     # --- entities and routing ----------------------------------------------------------
 
     def entities(self) -> list[type[Entity]]:
-        return list(self._explicit) if self._explicit is not None else registered_entities()
+        """The entity classes this app serves."""
+        if self._explicit is not None:
+            return list(self._explicit)
+        found = registered_entities()
+        if self.packages is None:
+            return found
+        return [cls for cls in found if _in_packages(cls.__module__, self.packages)]
 
     def event_table(self) -> dict[tuple[str, str], tuple[type[Entity], EventSpec]]:
         """``(method, path) -> (entity class, event)``, rebuilt when new entities appear."""
@@ -200,26 +212,25 @@ class WebApp:
     # --- identity ----------------------------------------------------------------------
 
     @staticmethod
-    def session_id(request: Request) -> str:
+    def session_id(request: Request | EventRequest) -> str:
         """The browser's session id, created (and set in the signed cookie) on first use."""
-        try:
-            session = request.session
-        except AssertionError:
+        session = request.scope.get("session")
+        if session is None:
             raise ConfigurationError(
                 "StarModel needs a session middleware; attach it to a FastHTML app"
-            ) from None
+            )
         sid = session.get(SESSION_KEY)
         if not isinstance(sid, str) or not sid:
             sid = secrets.token_urlsafe(18)
             session[SESSION_KEY] = sid
         return sid
 
-    def context(self, request: Request) -> CallContext:
+    def context(self, request: Request | EventRequest) -> CallContext:
         tab = request.headers.get("x-starmodel-tab")
         return CallContext(
             session_id=self.session_id(request),
             tab_id=tab if tab and _TAB_ID.match(tab) else None,
-            user=request.scope.get("user") if "user" in request.scope else None,
+            user=request.scope.get("user"),
         )
 
     async def load(self, entity_cls: type[E], request: Request | None = None) -> E:
@@ -241,7 +252,7 @@ class WebApp:
 
     # --- request checks ----------------------------------------------------------------
 
-    def refuse_cross_site(self, request: Request) -> str | None:
+    def refuse_cross_site(self, request: Request | EventRequest) -> str | None:
         """Why this request may not run an event, or ``None`` if it may."""
         if request.headers.get("datastar-request") != "true":
             return "Events need the Datastar-Request header (sent by the Datastar client)"
@@ -250,17 +261,17 @@ class WebApp:
             return f"Cross-site request refused (Sec-Fetch-Site: {site})"
         origin = request.headers.get("origin")
         if origin is not None:
-            own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+            own = f"{request.scope.get('scheme', 'http')}://{request.headers.get('host', '')}"
             if origin.rstrip("/") != own and origin.rstrip("/") not in self.settings.allowed_origins:
                 return f"Cross-origin request refused (Origin: {origin})"
         return None
 
     # --- handlers ----------------------------------------------------------------------
 
-    async def handle_event(self, request: Request) -> Response:
-        found = self.event_table().get((request.method.lower(), request.url.path))
+    async def handle_event(self, request: EventRequest) -> Response:
+        found = self.event_table().get((request.method.lower(), request.path))
         if found is None:
-            allowed = sorted(m.upper() for (m, p) in self.event_table() if p == request.url.path)
+            allowed = sorted(m.upper() for (m, p) in self.event_table() if p == request.path)
             return PlainTextResponse(
                 "Method not allowed", status_code=405, headers={"Allow": ", ".join(allowed)}
             )
@@ -270,18 +281,20 @@ class WebApp:
             return _error_response(403, refusal)
         namespace = entity_cls.namespace()
         try:
-            signals, args = await _read_request(request)
+            signals, args = await request.signals_and_args()
             ctx = self.context(request)
-            result = await self.dispatcher.dispatch(entity_cls, spec, ctx, args, signals)
+            result = await self.dispatcher.dispatch(
+                entity_cls, spec, ctx, args, signals, prepare=partial(render_outputs, spec=spec)
+            )
         except ValidationFailed as exc:
             return _error_response(422, exc.message, namespace, exc.errors)
         except StarModelError as exc:
             return _error_response(exc.status_code, str(exc))
         except ValueError as exc:
             return _error_response(422, str(exc) or "Invalid value")
-        except Exception:
+        except Exception as exc:
             log.exception("event %s.%s failed", entity_cls.__name__, spec.name)
-            return _error_response(500, "Something went wrong; nothing was changed")
+            return _error_response(500, self._failure_message(exc, "nothing was changed"))
         if result.stream is not None:
             return StreamingResponse(
                 self._stream_body(entity_cls, result),
@@ -306,9 +319,15 @@ class WebApp:
             yield error_events(str(exc))
         except ValueError as exc:
             yield error_events(str(exc) or "Invalid value")
-        except Exception:
+        except Exception as exc:
             log.exception("event %s.%s failed", entity_cls.__name__, result.spec.name)
-            yield error_events("Something went wrong; the last step was not saved")
+            yield error_events(self._failure_message(exc, "the last step was not saved"))
+
+    def _failure_message(self, exc: Exception, consequence: str) -> str:
+        """The toast for an unexpected error: its text only in debug mode (it may leak internals)."""
+        if self.settings.debug:
+            return f"{type(exc).__name__}: {exc} ({consequence})"
+        return f"Something went wrong; {consequence}"
 
     async def handle_live(self, request: Request) -> Response:
         if request.headers.get("datastar-request") != "true":
@@ -316,7 +335,7 @@ class WebApp:
         if self.hub.closing:
             return Response(status_code=503, headers={"Retry-After": "1"})
         ctx = self.context(request)
-        stream = self.hub.open(ctx.session_id, ctx.tab_id)
+        stream = self.hub.open(ctx.session_id, ctx.tab_id, join=False)
         last_id = request.headers.get("last-event-id")
         return StreamingResponse(
             self.hub.events(stream, last_id), media_type="text/event-stream", headers=SSE_HEADERS
@@ -327,6 +346,16 @@ class WebApp:
 
     async def handle_asset(self, request: Request) -> Response:
         return _serve_file(Path(self.settings.assets_dir), request.path_params["name"])
+
+
+def _header_safe(text: str) -> str:
+    """One printable ASCII line (a header value may carry neither CR/LF nor other controls)."""
+    flat = "".join(ch if " " <= ch <= "~" else " " for ch in text)
+    return " ".join(flat.split())[:200]
+
+
+def _in_packages(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
 
 
 def _clear_field_errors(namespace: str, spec: EventSpec, outputs: list[Any]) -> list[Any]:
@@ -348,28 +377,61 @@ def _serve_file(folder: Path, name: str) -> Response:
     return FileResponse(target, headers={"Cache-Control": "public, max-age=3600"})
 
 
-async def _read_request(request: Request) -> tuple[dict[str, Any], dict[str, str]]:
-    """Signals (JSON body, or ``?datastar=`` for GET) and the action's arguments."""
-    args = dict(request.query_params)
-    raw: str | bytes | None
-    if request.method in ("GET", "DELETE"):
-        raw = args.pop("datastar", None)
-    else:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY:
+class EventRequest:
+    """Just what an event call needs from an HTTP request, read straight from the ASGI scope
+    (cheaper than a full Starlette ``Request`` on the hottest path)."""
+
+    __slots__ = ("headers", "method", "path", "receive", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.headers = headers
+
+    @classmethod
+    def from_scope(cls, scope: Scope, receive: Receive) -> EventRequest:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        return cls(scope, receive, headers)
+
+    async def body(self) -> bytes:
+        length = self.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY:
             raise ValidationFailed({"body": "Request body too large"}, "Request refused")
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            raise ValidationFailed({"body": "Request body too large"}, "Request refused")
-    if not raw:
-        return {}, args
-    try:
-        signals = json.loads(raw)
-    except ValueError:
-        raise ValidationFailed({"signals": "Signals are not valid JSON"}, "Bad request") from None
-    if not isinstance(signals, dict):
-        raise ValidationFailed({"signals": "Signals must be a JSON object"}, "Bad request")
-    return signals, args
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise ValidationFailed({"body": "Request body too large"}, "Request refused")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    async def signals_and_args(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """Signals (JSON body, or ``?datastar=`` for GET/DELETE) and the action's arguments."""
+        query = self.scope.get("query_string", b"")
+        args = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {}
+        raw: str | bytes | None
+        if self.method in ("GET", "DELETE"):
+            raw = args.pop("datastar", None)
+        else:
+            raw = await self.body()
+        if not raw:
+            return {}, args
+        try:
+            signals = json.loads(raw)
+        except ValueError:
+            raise ValidationFailed({"signals": "Signals are not valid JSON"}, "Bad request") from None
+        if not isinstance(signals, dict):
+            raise ValidationFailed({"signals": "Signals must be a JSON object"}, "Bad request")
+        return signals, args
 
 
 def _error_response(
@@ -383,5 +445,5 @@ def _error_response(
         body,
         status_code=status,
         media_type="text/event-stream",
-        headers={**SSE_HEADERS, "X-StarModel-Error": message[:200].encode("ascii", "replace").decode()},
+        headers={**SSE_HEADERS, "X-StarModel-Error": _header_safe(message)},
     )

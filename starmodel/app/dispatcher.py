@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -23,10 +24,19 @@ from starmodel.core.errors import (
 )
 from starmodel.core.events import EventSpec
 
-__all__ = ["Dispatcher", "EventResult", "UowFactory"]
+__all__ = ["Dispatcher", "EventResult", "Prepare", "Prepared", "UowFactory"]
 
 UowFactory = Callable[[type[Entity]], UnitOfWork]
+Prepare = Callable[[list[Any]], Any]
 GLOBAL_KEY = "global"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What an adapter made of an event's returned outputs before the commit (e.g. its SSE
+    text): a return value the adapter cannot render refuses the event, so nothing is saved."""
+
+    value: Any
 
 
 @dataclass
@@ -42,6 +52,9 @@ class EventResult:
     stream: AsyncIterator[list[Any]] | None = None
 
 
+_DONE = object()
+
+
 class Dispatcher:
     """Runs ``@event`` methods for requests; knows nothing of HTTP.
 
@@ -54,6 +67,7 @@ class Dispatcher:
         self.uow_factory = uow_factory
         self.retries = retries
         self.locks = KeyedLocks()
+        self._running: set[asyncio.Task[None]] = set()
 
     # --- identity and parameters -------------------------------------------------------
 
@@ -78,6 +92,8 @@ class Dispatcher:
         signals: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         """Parameter values from the action's arguments, else the entity's signals; validated."""
+        if not args and not spec.params:
+            return {}
         unknown = [name for name in args if name != "_key" and name not in spec.params]
         if unknown:
             raise ValidationFailed(
@@ -87,14 +103,26 @@ class Dispatcher:
         own = signals.get(entity_cls.namespace()) if signals else None
         if not isinstance(own, Mapping):
             own = {}
-        strings = spec.string_params() if args else set()
         values: dict[str, Any] = {}
+        verbatim: dict[str, str] = {}
         for name in spec.params:
             if name in args:
-                values[name] = _decode_argument(args[name], as_string=name in strings)
+                raw = args[name]
+                values[name] = _decode_argument(raw)
+                if values[name] != raw:
+                    verbatim[name] = raw
             elif name in own:
                 values[name] = own[name]
-        return spec.validate_params(values)
+        if not values and spec.all_defaults is not None:
+            return dict(spec.all_defaults)
+        try:
+            return spec.validate_params(values)
+        except ValidationFailed as exc:
+            # `?note=42` for `note: str | None`: the JSON reading (42) was wrong, the text is meant
+            retry = {name: verbatim[name] for name in exc.errors if name in verbatim}
+            if not retry:
+                raise
+            return spec.validate_params({**values, **retry})
 
     # --- running events ----------------------------------------------------------------
 
@@ -105,61 +133,88 @@ class Dispatcher:
         ctx: CallContext,
         args: Mapping[str, str],
         signals: Mapping[str, Any] | None = None,
+        prepare: Prepare | None = None,
     ) -> EventResult:
-        """Validate and run one event; raise ``StarModelError`` subclasses for the caller."""
+        """Validate and run one event; raise ``StarModelError`` subclasses for the caller.
+
+        ``prepare`` (optional) turns what the event returned (or each ``yield``) into a
+        ``Prepared`` value before the commit; if it raises, the event is rolled back.
+        """
         key = self.identity(entity_cls, ctx, args)
         params = self.bind(entity_cls, spec, args, signals)
         if spec.kind == "asyncgen":
-            await self._check_allowed(entity_cls, spec, ctx, key)
-            return EventResult(spec, stream=self._stream(entity_cls, spec, ctx, key, params))
+            stream = await self._start_stream(entity_cls, spec, ctx, key, params, prepare)
+            return EventResult(spec, stream=stream)
         namespace = entity_cls.namespace()
         for attempt in range(self.retries):
             try:
                 async with self.locks.hold((namespace, key)), self.uow_factory(entity_cls) as uow:
                     entity = await uow.load(entity_cls, key)
                     _authorize(spec, ctx, entity)
-                    returned = await _call(spec, entity, params)
+                    returned = _prepare(flatten(await _call(spec, entity, params)), prepare)
                     changes = await uow.commit(entity, ctx)
                 break
             except ConcurrencyError:
                 if attempt == self.retries - 1:
                     raise
         outputs: list[Any] = [PatchSignals({namespace: changes})] if changes else []
-        outputs.extend(flatten(returned))
+        outputs.extend(returned)
         return EventResult(spec, outputs=outputs)
 
-    async def _check_allowed(
-        self, entity_cls: type[Entity], spec: EventSpec, ctx: CallContext, key: str
-    ) -> None:
-        if spec.allow is None:
-            return
-        async with self.uow_factory(entity_cls) as uow:
-            _authorize(spec, ctx, await uow.load(entity_cls, key))
-
-    async def _stream(
+    async def _start_stream(
         self,
         entity_cls: type[Entity],
         spec: EventSpec,
         ctx: CallContext,
         key: str,
         params: dict[str, Any],
+        prepare: Prepare | None,
     ) -> AsyncIterator[list[Any]]:
+        """Run a streaming event in its own task, up to its first step.
+
+        The task owns the entity's lock and unit of work (so they are released whatever the
+        caller does); an error before the first step is raised here, like any other event's.
+        """
+        steps = _Steps()
+        task = asyncio.create_task(self._run_stream(entity_cls, spec, ctx, key, params, prepare, steps))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        first = await steps.queue.get()
+        if isinstance(first, BaseException):
+            raise first
+        return _drain(first, steps, task)
+
+    async def _run_stream(
+        self,
+        entity_cls: type[Entity],
+        spec: EventSpec,
+        ctx: CallContext,
+        key: str,
+        params: dict[str, Any],
+        prepare: Prepare | None,
+        steps: _Steps,
+    ) -> None:
         namespace = entity_cls.namespace()
-        async with self.locks.hold((namespace, key)), self.uow_factory(entity_cls) as uow:
-            entity = await uow.load(entity_cls, key)
-            _authorize(spec, ctx, entity)
-            generator = spec.fn(entity, **params)
-            try:
-                async for item in _guard(generator):
+        try:
+            async with self.locks.hold((namespace, key)), self.uow_factory(entity_cls) as uow:
+                entity = await uow.load(entity_cls, key)
+                _authorize(spec, ctx, entity)
+                generator = spec.fn(entity, **params)
+                try:
+                    async for item in _guard(generator):
+                        returned = _prepare(flatten(item), prepare)
+                        changes = await uow.commit(entity, ctx)
+                        patch = [PatchSignals({namespace: changes})] if changes else []
+                        await steps.hand_over([*patch, *returned])
                     changes = await uow.commit(entity, ctx)
-                    outputs: list[Any] = [PatchSignals({namespace: changes})] if changes else []
-                    outputs.extend(flatten(item))
-                    yield outputs
-                changes = await uow.commit(entity, ctx)
-                if changes:
-                    yield [PatchSignals({namespace: changes})]
-            finally:
-                await generator.aclose()
+                    if changes:
+                        await steps.hand_over([PatchSignals({namespace: changes})])
+                finally:
+                    await generator.aclose()
+        except Exception as exc:
+            steps.queue.put_nowait(exc)
+            return
+        steps.queue.put_nowait(_DONE)
 
     async def current_state(
         self, entity_classes: Iterable[type[Entity]], session_id: str
@@ -176,6 +231,45 @@ class Dispatcher:
             if entity is not None:
                 state.update(entity.signals())
         return state
+
+
+class _Steps:
+    """Hands a streaming event's steps to its reader one at a time: the event goes on to its
+    next step only when the reader asks for it, as if the reader ran the generator itself."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.wanted = asyncio.Event()
+
+    async def hand_over(self, outputs: list[Any]) -> None:
+        self.queue.put_nowait(outputs)
+        await self.wanted.wait()
+        self.wanted.clear()
+
+    async def next(self) -> Any:
+        self.wanted.set()
+        return await self.queue.get()
+
+
+async def _drain(first: Any, steps: _Steps, task: asyncio.Task[None]) -> AsyncIterator[list[Any]]:
+    """The steps of a running streaming event; a caller that stops reading stops the event
+    (its current, uncommitted step is rolled back)."""
+    item = first
+    try:
+        while item is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            item = await steps.next()
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+def _prepare(outputs: list[Any], prepare: Prepare | None) -> list[Any]:
+    if prepare is None or not outputs:
+        return outputs
+    return [Prepared(prepare(outputs))]
 
 
 async def _guard(generator: AsyncIterator[Any]) -> AsyncIterator[Any]:
@@ -215,12 +309,9 @@ def flatten(returned: Any) -> list[Any]:
     return [returned]
 
 
-def _decode_argument(raw: str, *, as_string: bool) -> Any:
+def _decode_argument(raw: str) -> Any:
     """Action arguments are JSON in the query string; a bare word is taken as a string."""
     try:
-        value = json.loads(raw)
+        return json.loads(raw)
     except ValueError:
         return raw
-    if as_string and not isinstance(value, str):
-        return raw
-    return value

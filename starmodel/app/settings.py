@@ -52,6 +52,12 @@ class Settings:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name, kind in _TYPES.items():
+            value = getattr(self, name)
+            wrong_bool = isinstance(value, bool) and kind is not bool
+            if value is not None and (not isinstance(value, kind) or wrong_bool):
+                expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+                raise ConfigurationError(f"setting {name} must be {expected}, not {value!r}")
         if self.assets not in ("cdn", "local"):
             raise ConfigurationError(f"assets must be 'cdn' or 'local', not {self.assets!r}")
         for name in ("live_queue_size", "live_replay", "event_retries"):
@@ -91,6 +97,22 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "secret_key": str,
+    "database_url": str,
+    "redis_url": str,
+    "assets": str,
+    "assets_dir": str,
+    "theme": str,
+    "allowed_origins": tuple,
+    "live_queue_size": int,
+    "live_heartbeat": (int, float),
+    "live_replay": int,
+    "event_retries": int,
+    "debug": bool,
+}
 
 
 def _parse_bool(name: str, raw: str) -> bool:

@@ -16,6 +16,7 @@ from starmodel.core.ports import EntityRepository, EventBus
 __all__ = ["UnitOfWork", "changed_values"]
 
 E = TypeVar("E", bound=Entity)
+_IMMUTABLE = (int, float, str, bool, bytes, type(None))
 
 
 def changed_values(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -65,11 +66,9 @@ class UnitOfWork:
 
     async def commit(self, entity: Entity, ctx: CallContext) -> dict[str, Any]:
         """Validate, save and commit; then publish what changed. Returns the changed signals."""
+        _revalidate_containers(entity)
         after = entity.public_state()
         changes = changed_values(self._before, after)
-        if _revalidate(entity, changes):
-            after = entity.public_state()
-            changes = changed_values(self._before, after)
         await self.repository.save(entity)
         await self.repository.commit()
         self._before = after
@@ -84,6 +83,7 @@ class UnitOfWork:
                     changes=changes,
                     session_id=ctx.session_id if options.scope == "session" else None,
                     origin_tab=ctx.tab_id,
+                    origin_session=ctx.session_id,
                 )
             )
         for fact in entity.collect_events():
@@ -95,21 +95,14 @@ class UnitOfWork:
         await self.repository.rollback()
 
 
-def _revalidate(entity: Entity, changes: dict[str, Any]) -> bool:
-    """Re-validate fields that may have changed in place (``self.items.append(...)`` bypasses
-    validated assignment). Returns whether validation replaced any value."""
+def _revalidate_containers(entity: Entity) -> None:
+    """Re-validate fields holding containers: ``self.items.append(...)`` changes them in place,
+    bypassing validated assignment (immutable values were validated when assigned)."""
     cls = type(entity)
-    names = [n for n in changes if n in cls.model_fields]
-    names.extend(cls.__starmodel_server_only__)
-    if not names:
-        return False
     validator = cls.__pydantic_validator__
-    coerced = False
     try:
-        for name in names:
-            value = getattr(entity, name)
-            validator.validate_assignment(entity, name, value)
-            coerced = coerced or getattr(entity, name) is not value
+        for name, value in list(entity.__dict__.items()):
+            if not isinstance(value, _IMMUTABLE):
+                validator.validate_assignment(entity, name, value)
     except ValidationError as exc:
         raise ValidationFailed.from_pydantic(exc, f"{cls.__name__} would become invalid") from None
-    return coerced

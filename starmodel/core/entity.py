@@ -70,7 +70,51 @@ def registry_version() -> int:
     return _registry_changes[0]
 
 
-class Entity(BaseModel):
+_ModelMeta: type = type(BaseModel)
+
+
+class _ClassBody(dict[str, Any]):
+    """A class body that notices an ``@event`` re-binding a name defined earlier in it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rebound: set[str] = set()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key in self and (isinstance(value, EventDescriptor) or isinstance(self[key], EventDescriptor)):
+            self.rebound.add(key)
+        super().__setitem__(key, value)
+
+
+class EntityMeta(_ModelMeta):
+    """Checks an entity class body before pydantic builds it: keeps the class's own
+    ``model_config`` (pydantic merges the parents' in) and refuses names that are both a
+    field and an event."""
+
+    @classmethod
+    def __prepare__(mcs, name: str, bases: tuple[type, ...], **kwargs: Any) -> _ClassBody:
+        return _ClassBody()
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> Any:
+        raw = namespace.get("model_config", {})
+        body = dict(namespace)
+        body["__sm_raw_config__"] = dict(raw) if isinstance(raw, dict) else {}
+        events = {key for key, value in body.items() if isinstance(value, EventDescriptor)}
+        inherited: set[str] = set()
+        for base in bases:
+            inherited |= set(getattr(base, "model_fields", {}) or {})
+            inherited |= set(getattr(base, "model_computed_fields", {}) or {})
+        annotated = set(body.get("__annotations__", {}))
+        clash = events & (annotated | inherited | getattr(namespace, "rebound", set()))
+        if clash:
+            raise ConfigurationError(
+                f"{name}: {', '.join(sorted(clash))} cannot be both a field (or computed value) "
+                "and an event; rename one"
+            )
+        return super().__new__(mcs, name, bases, body, **kwargs)
+
+
+class Entity(BaseModel, metaclass=EntityMeta):
     """Base class of every StarModel entity.
 
     Declare typed fields and ``@event`` methods; choose the store with ``model_config``::
@@ -118,11 +162,6 @@ class Entity(BaseModel):
         if not cls.__dict__.get("__sm_raw_config__", {}).get("abstract"):
             _registry[(cls.__module__, cls.__qualname__)] = cls
             _registry_changes[0] += 1
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        raw = cls.__dict__.get("model_config", {})
-        cls.__sm_raw_config__ = dict(raw) if isinstance(raw, dict) else {}
-        super().__init_subclass__(**kwargs)
 
     # --- class-level facts -------------------------------------------------------------
 

@@ -53,7 +53,6 @@ class EventSpec:
     kind: EventKind = "sync"
     params: dict[str, inspect.Parameter] = field(default_factory=dict)
     _model: type[BaseModel] | None = None
-    _strings: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         self.name = self.fn.__name__
@@ -83,6 +82,14 @@ class EventSpec:
                 )
             self.params[param.name] = param
 
+    @property
+    def all_defaults(self) -> dict[str, Any] | None:
+        """The parameters' defaults when every parameter has one (a call without arguments
+        needs no validation), else ``None``."""
+        if any(p.default is inspect.Parameter.empty for p in self.params.values()):
+            return None
+        return {name: p.default for name, p in self.params.items()}
+
     def route_path(self, owner: type[Entity]) -> str:
         """The URL path of this event on ``owner`` (its class decides the namespace)."""
         return self.path or f"/{owner.namespace()}/{self.name}"
@@ -108,13 +115,6 @@ class EventSpec:
                 **fields,
             )
         return self._model
-
-    def string_params(self) -> frozenset[str]:
-        """Parameters annotated as plain ``str`` (their query values are taken verbatim)."""
-        if self._strings is None:
-            hints = typing.get_type_hints(self.fn)
-            self._strings = frozenset(n for n in self.params if hints.get(n) is str)
-        return self._strings
 
     def validate_params(self, values: dict[str, Any]) -> dict[str, Any]:
         """Validate raw values against the signature; raise ``ValidationFailed`` per field."""
@@ -175,7 +175,9 @@ def _action_expression(method: str, path: str, values: dict[str, Any]) -> Action
     literal_parts: list[str] = []
     js_parts: list[str] = []
     for key, value in values.items():
-        if isinstance(value, JsExpr):
+        if key == "_key":
+            literal_parts.append(f"_key={quote(str(value), safe='')}")
+        elif isinstance(value, JsExpr):
             js_parts.append(f"{quote(key)}=${{encodeURIComponent(JSON.stringify({value}))}}")
         else:
             encoded = json.dumps(value, separators=(",", ":"), default=str)

@@ -23,6 +23,7 @@ class EntityChanged(DomainEvent):
         changes: changed public fields and computed values, JSON-ready.
         session_id: the session that owns a session-scoped entity.
         origin_tab: the tab whose request made the change (it already has the answer).
+        origin_session: the session of that tab.
     """
 
     namespace: str
@@ -31,3 +32,4 @@ class EntityChanged(DomainEvent):
     changes: dict[str, Any] = field(default_factory=dict)
     session_id: str | None = None
     origin_tab: str | None = None
+    origin_session: str | None = None

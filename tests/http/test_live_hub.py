@@ -51,7 +51,7 @@ async def test_same_tab_id_in_another_session_still_gets_global_changes():
     hub = LiveHub(no_state)
     alice = hub.open("alice", "tab-1")
     bob = hub.open("bob", "tab-1")  # tab ids come from the browser: they can collide
-    change_by_bob = EntityChanged("thing", "global", "global", {"count": 1}, None, "tab-1")
+    change_by_bob = EntityChanged("thing", "global", "global", {"count": 1}, None, "tab-1", "bob")
     await hub.on_entity_changed(change_by_bob)
     assert len(bob.pending) == 0
     assert len(alice.pending) == 1

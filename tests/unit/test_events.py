@@ -196,7 +196,7 @@ def test_instance_call_on_keyed_entity_carries_its_key():
 
     product = Product()
     product._sm_key = "p-17"
-    assert _query(product.adjust(-1)) == {"_key": ['"p-17"'], "delta": ["-1"]}
+    assert _query(product.adjust(-1)) == {"_key": ["p-17"], "delta": ["-1"]}
 
 
 @pytest.mark.parametrize(

@@ -63,6 +63,7 @@ async def test_commit_publishes_changes_after_the_store_committed():
             changes={"count": 3, "doubled": 6},
             session_id="sess-1",
             origin_tab="tab-1",
+            origin_session="sess-1",
         )
     ]
     assert seen_in_store == [3]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ConcurrencyError
@@ -14,7 +14,7 @@ from starmodel.core.ports import EntityRepository
 __all__ = ["MemoryRepository"]
 
 E = TypeVar("E", bound=Entity)
-_IMMUTABLE = (int, float, str, bool, bytes, type(None), frozenset, tuple)
+_IMMUTABLE = (int, float, str, bool, bytes, type(None))
 _SWEEP_EVERY = 1024
 
 
@@ -97,11 +97,21 @@ class MemoryRepository(EntityRepository):
 
 
 def _detached_copy(entity: Entity) -> Entity:
-    """A copy sharing only immutable values with ``entity`` (cheaper than a full deepcopy)."""
-    clone = entity.model_copy()
-    values: dict[str, Any] = clone.__dict__
+    """A copy sharing only immutable values with ``entity`` (much cheaper than a deepcopy).
+
+    Built like pydantic's own copy, without its generic machinery: the stored value was
+    validated when it was saved, so nothing needs validating again.
+    """
+    cls = type(entity)
+    values = entity.__dict__.copy()
     for name, value in values.items():
         if not isinstance(value, _IMMUTABLE):
             values[name] = copy.deepcopy(value)
-    clone._sm_pending = []
+    clone = cls.__new__(cls)
+    object.__setattr__(clone, "__dict__", values)
+    object.__setattr__(clone, "__pydantic_fields_set__", set(entity.__pydantic_fields_set__))
+    object.__setattr__(clone, "__pydantic_extra__", None)
+    private = dict(entity.__pydantic_private__ or {})
+    private["_sm_pending"] = []
+    object.__setattr__(clone, "__pydantic_private__", private)
     return clone
