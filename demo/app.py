@@ -41,11 +41,12 @@ class Counter(Entity):
         self.count -= amount
 
     @event
-    def add(self, amount: int):
-        """Add the number typed in the box (validated: a non-number is refused with a 422)."""
-        if abs(amount) > 1000:
+    def add(self, typed: int):
+        """Add the number typed in the box: the parameter is fed by the signal of the same name
+        (``$counter.typed``, bound to the input); a non-number is refused with a 422."""
+        if abs(typed) > 1000:
             raise ValueError("Add at most 1000 at a time")
-        self.count += amount
+        self.count += typed
 
     @event(selector="#counter-status")
     def reset(self):
@@ -109,11 +110,11 @@ def counter_card(counter: Counter):
         ),
         DivLAligned(
             Input(type="text", placeholder="amount", id="counter-amount", cls="uk-input w-32",
-                  **{"data-bind": f"{Counter.namespace()}.amount"}),
+                  **{"data-bind": f"{Counter.namespace()}.typed"}),
             Button("Add", data.on("click", Counter.add()), id="counter-add"),
         ),
         Span(id="counter-error", cls="text-sm text-red-600",
-             **{"data-text": f"{sig['_errors']}?.amount ?? ''"}),
+             **{"data-text": f"{sig['_errors']}?.typed ?? ''"}),
         Div(id="counter-status"),
         header=H3("Your counter"),
         footer=P("Per session: your other tabs follow along.", cls=TextPresets.muted_sm),

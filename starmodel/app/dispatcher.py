@@ -219,7 +219,8 @@ class Dispatcher:
     async def current_state(
         self, entity_classes: Iterable[type[Entity]], session_id: str
     ) -> dict[str, Any]:
-        """The signals of every stored session/global entity a tab of ``session_id`` may show."""
+        """The signals of every session/global entity a tab of ``session_id`` may show, as the
+        store has them now (defaults for those not stored: after a restart, or expired)."""
         state: dict[str, Any] = {}
         for entity_cls in entity_classes:
             scope = entity_cls.options().scope
@@ -227,9 +228,8 @@ class Dispatcher:
                 continue
             key = session_id if scope == "session" else GLOBAL_KEY
             async with self.uow_factory(entity_cls) as uow:
-                entity = await uow.repository.get(entity_cls, key)
-            if entity is not None:
-                state.update(entity.signals())
+                entity = await uow.load(entity_cls, key)  # defaults if nothing is stored
+            state.update(entity.signals())
         return state
 
 
