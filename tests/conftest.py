@@ -19,3 +19,9 @@ def clean_settings_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings read os.environ: remove every variable they know, for this test only."""
     for name in SETTINGS_VARS:
         monkeypatch.delenv(name, raising=False)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests run last: Playwright's sync API keeps an event loop running in this
+    thread while its browser is open, and asyncio tests cannot start theirs after that."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)

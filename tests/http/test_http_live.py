@@ -17,6 +17,7 @@ from sm_http import (
 from starmodel import Entity, StarModel, event
 
 LIVE = "/_starmodel/live"
+DEFAULTS = {"live_shared": {"count": 0}, "live_mine": {"count": 0}}
 
 
 class Shared(Entity):
@@ -91,6 +92,7 @@ async def test_global_change_by_another_session_is_pushed_with_an_id(sm, server)
         assert live.response.status_code == 200
         assert live.response.headers["content-type"].startswith("text/event-stream")
         await wait_for_streams(sm, 1)
+        assert signals_of(await live.next()) == DEFAULTS  # the resync: state as it is now
         response = await post_event(other, "/live_shared/increment", amount=3)
         assert response.status_code == 200
         pushed = await live.next()
@@ -107,6 +109,7 @@ async def test_session_change_reaches_other_tabs_of_that_session_only(sm, server
         ):
             await wait_for_streams(sm, 2)
             await tab_a.next()  # the resync of tab-a (its session already has state)
+            await stranger_live.next()  # and of the stranger
             await post_event(browser, "/live_mine/increment", amount=2, headers=tab("tab-b"))
             pushed = await tab_a.next()
             assert signals_of(pushed) == {"live_mine": {"count": 2}}
@@ -138,6 +141,7 @@ async def test_streaming_event_progress_reaches_other_viewers(sm, server):
         open_stream(viewer, "GET", LIVE, headers=tab("viewer")) as live,
     ):
         await wait_for_streams(sm, 1)
+        await live.next()  # resync
         response = await post_event(worker, "/live_shared/progress", steps=3)
         assert response.status_code == 200
         seen = [signals_of(await live.next()) for _ in range(3)]
@@ -148,6 +152,7 @@ async def test_reconnect_with_last_event_id_replays_what_was_missed(sm, server):
     async with socket_client(server) as viewer, socket_client(server) as other:
         async with open_stream(viewer, "GET", LIVE, headers=tab("viewer")) as live:
             await wait_for_streams(sm, 1)
+            await live.next()  # resync
             await post_event(other, "/live_shared/increment")
             last_seen = (await live.next()).id
         await wait_for_streams_closed(sm)
@@ -186,17 +191,22 @@ async def test_event_id_from_the_future_gets_a_full_resync(sm, server):
         future = f"{sm.hub.epoch}-{sm.hub.seq + 1000}"
         headers = {**tab("viewer"), "Last-Event-ID": future}
         async with open_stream(viewer, "GET", LIVE, headers=headers) as live:
-            assert signals_of(await live.next()) == {"live_mine": {"count": 4}}
+            assert signals_of(await live.next()) == {
+                "live_shared": {"count": 0},
+                "live_mine": {"count": 4},
+            }
 
 
-async def test_first_connection_without_state_sends_nothing_but_stays_open(sm, server):
+async def test_first_connection_gets_the_state_even_if_nothing_is_stored(sm, server):
+    """A tab that reconnects after a restart must drop its stale values: the resync carries
+    every entity, with defaults for those the store does not have."""
     async with (
         socket_client(server) as viewer,
         socket_client(server) as other,
         open_stream(viewer, "GET", LIVE, headers=tab("viewer")) as live,
     ):
+        assert signals_of(await live.next()) == DEFAULTS
         assert await live.nothing_within(0.2)
-        assert live.comments >= 1  # a comment opens the stream at once
         await post_event(other, "/live_shared/increment")
         assert signals_of(await live.next()) == {"live_shared": {"count": 1}}
 
@@ -213,6 +223,7 @@ async def test_server_shutdown_ends_live_streams(sm):
     async with live_server(sm) as url, socket_client(url) as viewer:
         async with open_stream(viewer, "GET", LIVE, headers=tab("viewer")) as live:
             await wait_for_streams(sm, 1)
+            await live.next()  # resync
             sm.hub.close_all()
             with pytest.raises(EOFError):
                 await live.next(timeout=3)

@@ -400,4 +400,7 @@ async def test_current_state_of_a_session():
         "disp_clicker": {"count": 1, "label": "", "runs": 0, "doubled": 2},
         "disp_shared": {"count": 4},
     }
-    assert await dispatcher.current_state([Clicker], "nobody") == {}
+    # nothing stored for this session: its tabs get the defaults (stale values must go)
+    assert await dispatcher.current_state([Clicker], "nobody") == {
+        "disp_clicker": {"count": 0, "label": "", "runs": 0, "doubled": 0}
+    }
