@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fasthtml.common import Meta, Script
+from fasthtml.common import Meta, Script, Style
 from monsterui.all import Theme
 
 from starmodel.core.errors import ConfigurationError
@@ -54,7 +54,6 @@ def page_headers(assets: str, assets_dir: str, theme: str) -> list[Any]:
             f"assets='local' but {folder / 'datastar.js'} is missing; run `starmodel assets` "
             "to fetch the client and theme files"
         )
-    have_tailwind = (folder / LOCAL_FILES["https://cdn.tailwindcss.com/3.4.17"]).is_file()
     for header in [*theme_headers, datastar]:
         attrs = getattr(header, "attrs", {})
         url = attrs.get("src") or attrs.get("href")
@@ -65,7 +64,8 @@ def page_headers(assets: str, assets_dir: str, theme: str) -> list[Any]:
             attrs[key] = f"{ASSETS_PREFIX}/{LOCAL_FILES[url]}"
         elif url and url.startswith(("http://", "https://")):
             continue  # an asset we cannot serve locally: leave it out rather than go online
-        elif not have_tailwind and "tailwind.config" in str(getattr(header, "children", "")):
-            continue
+        elif "tailwind.config" in str(getattr(header, "children", "")):
+            # the v3 play-CDN configuration; the local v4 build takes its dark mode from CSS
+            header = Style("@custom-variant dark (&:where(.dark, .dark *));", type="text/tailwindcss")
         headers.append(header)
     return headers

@@ -193,6 +193,8 @@ class WebApp:
         self.app.router.routes.insert(
             3, Route(ASSETS_PREFIX + "/{name:path}", self.handle_asset, methods=["GET"])
         )
+        # last, so an app's own favicon wins; spares every page a 404 in the console
+        self.app.router.routes.append(Route("/favicon.ico", _no_favicon, methods=["GET"]))
 
     def _wrap_lifespan(self) -> None:
         inner = self.app.router.lifespan_context
@@ -346,6 +348,10 @@ class WebApp:
 
     async def handle_asset(self, request: Request) -> Response:
         return _serve_file(Path(self.settings.assets_dir), request.path_params["name"])
+
+
+async def _no_favicon(request: Request) -> Response:
+    return Response(status_code=204)
 
 
 def _header_safe(text: str) -> str:

@@ -25,6 +25,8 @@ NPM_FILES = {
         "package/dist/js/icon.iife.js": "franken-ui/icon.iife.js",
     },
     "daisyui@4.12.24": {"package/dist/full.css": "daisyui/full.css"},
+    # Tailwind's in-browser build (v4) stands in for the v3 play CDN MonsterUI links to.
+    "@tailwindcss/browser@4": {"package/dist/index.global.js": "tailwind/tailwind.js"},
 }
 
 
@@ -50,7 +52,7 @@ def fetch_datastar(target: Path, workdir: Path) -> None:
 def fetch_npm(target: Path, workdir: Path) -> list[str]:
     npm = shutil.which("npm")
     if npm is None:
-        return ["npm not found: theme files (franken-ui, daisyui) skipped; pages stay usable"]
+        return ["npm not found: theme files (franken-ui, daisyui, tailwind) skipped; pages stay usable"]
     notes = []
     for spec, members in NPM_FILES.items():
         result = subprocess.run([npm, "pack", spec, "--silent"], cwd=workdir,
