@@ -270,7 +270,7 @@ class WebApp:
 
     # --- handlers ----------------------------------------------------------------------
 
-    async def handle_event(self, request: EventRequest) -> Response:
+    async def handle_event(self, request: EventRequest) -> Response | SSEAnswer:
         found = self.event_table().get((request.method.lower(), request.path))
         if found is None:
             allowed = sorted(m.upper() for (m, p) in self.event_table() if p == request.path)
@@ -307,7 +307,7 @@ class WebApp:
         if not outputs:
             return Response(status_code=204)
         body = render_outputs(outputs, spec)
-        return Response(body, media_type="text/event-stream", headers=SSE_HEADERS)
+        return SSEAnswer(200, body)
 
     async def _stream_body(self, entity_cls: type[Entity], result: EventResult) -> AsyncIterator[str]:
         assert result.stream is not None
@@ -383,6 +383,30 @@ def _serve_file(folder: Path, name: str) -> Response:
     return FileResponse(target, headers={"Cache-Control": "public, max-age=3600"})
 
 
+class SSEAnswer:
+    """A complete SSE answer sent in one go: an event's reply needs no streaming machinery."""
+
+    __slots__ = ("body", "extra_headers", "status_code")
+
+    _HEADERS = [
+        (b"content-type", b"text/event-stream; charset=utf-8"),
+        (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no"),
+    ]
+
+    def __init__(
+        self, status: int, body: str, extra_headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        self.status_code = status
+        self.body = body.encode("utf-8")
+        self.extra_headers = extra_headers or []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [*self._HEADERS, (b"content-length", str(len(self.body)).encode()), *self.extra_headers]
+        await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
 class EventRequest:
     """Just what an event call needs from an HTTP request, read straight from the ASGI scope
     (cheaper than a full Starlette ``Request`` on the hottest path)."""
@@ -445,11 +469,6 @@ def _error_response(
     message: str,
     namespace: str | None = None,
     field_errors: dict[str, str] | None = None,
-) -> Response:
+) -> SSEAnswer:
     body = error_events(message, namespace=namespace, field_errors=field_errors)
-    return Response(
-        body,
-        status_code=status,
-        media_type="text/event-stream",
-        headers={**SSE_HEADERS, "X-StarModel-Error": _header_safe(message)},
-    )
+    return SSEAnswer(status, body, [(b"x-starmodel-error", _header_safe(message).encode("latin-1"))])

@@ -22,14 +22,19 @@ class InProcessBus(EventBus):
 
     def __init__(self) -> None:
         self._handlers: dict[type, list[Handler]] = defaultdict(list)
+        self._resolved: dict[type, list[Handler]] = {}
 
     def subscribe(self, event_type: type, handler: Handler) -> None:
         self._handlers[event_type].append(handler)
+        self._resolved.clear()
 
     def handlers_for(self, event: Any) -> list[Handler]:
-        found: list[Handler] = []
-        for klass in type(event).__mro__:
-            found.extend(self._handlers.get(klass, ()))
+        """Subscribers of the event's type and of its base classes (resolved once per type)."""
+        kind = type(event)
+        found = self._resolved.get(kind)
+        if found is None:
+            found = [h for klass in kind.__mro__ for h in self._handlers.get(klass, ())]
+            self._resolved[kind] = found
         return found
 
     async def publish(self, event: Any) -> None:

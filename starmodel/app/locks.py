@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Hashable
-from contextlib import asynccontextmanager
+from collections.abc import Hashable
+from types import TracebackType
 
 __all__ = ["KeyedLocks"]
 
@@ -13,23 +13,48 @@ class KeyedLocks:
     """A lock per key, created on demand and forgotten when nobody holds or waits for it."""
 
     def __init__(self) -> None:
-        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+        self._locks: dict[Hashable, _Held] = {}
 
-    @asynccontextmanager
-    async def hold(self, key: Hashable) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+    def hold(self, key: Hashable) -> _Held:
+        """``async with locks.hold(key):`` runs the block alone for that key."""
+        held = self._locks.get(key)
+        if held is None:
+            held = self._locks[key] = _Held(self._locks, key)
+        return held
 
     def __len__(self) -> int:
         return len(self._locks)
+
+
+class _Held:
+    """One key's lock and the number of tasks holding or waiting for it."""
+
+    __slots__ = ("key", "lock", "owners", "users")
+
+    def __init__(self, owners: dict[Hashable, _Held], key: Hashable) -> None:
+        self.owners = owners
+        self.key = key
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+    async def __aenter__(self) -> None:
+        self.users += 1
+        try:
+            await self.lock.acquire()
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        self.users -= 1
+        if self.users == 0 and self.owners.get(self.key) is self:
+            del self.owners[self.key]

@@ -53,6 +53,7 @@ class EventSpec:
     kind: EventKind = "sync"
     params: dict[str, inspect.Parameter] = field(default_factory=dict)
     _model: type[BaseModel] | None = None
+    _defaults: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.name = self.fn.__name__
@@ -81,14 +82,14 @@ class EventSpec:
                     f"@event {self.name}: parameter {param.name!r} may not start with '_'"
                 )
             self.params[param.name] = param
+        if all(p.default is not inspect.Parameter.empty for p in self.params.values()):
+            self._defaults = {name: p.default for name, p in self.params.items()}
 
     @property
     def all_defaults(self) -> dict[str, Any] | None:
         """The parameters' defaults when every parameter has one (a call without arguments
         needs no validation), else ``None``."""
-        if any(p.default is inspect.Parameter.empty for p in self.params.values()):
-            return None
-        return {name: p.default for name, p in self.params.items()}
+        return self._defaults
 
     def route_path(self, owner: type[Entity]) -> str:
         """The URL path of this event on ``owner`` (its class decides the namespace)."""
