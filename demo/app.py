@@ -77,6 +77,18 @@ class LongTask(Entity):
 
     @event
     async def run(self, steps: int = 10):
+        """Streams its progress in the answer to the click (stops if the tab goes away)."""
+        async for step in self._work(steps):
+            yield step
+
+    @event(background=True)
+    async def run_in_background(self, steps: int = 20):
+        """Answers at once and runs on: progress reaches every tab of the session through the
+        live stream, even a tab opened after it started."""
+        async for step in self._work(steps):
+            yield step
+
+    async def _work(self, steps: int):
         if not 1 <= steps <= 100:
             raise ValueError("steps must be between 1 and 100")
         self.status = "running"
@@ -145,7 +157,11 @@ def task_card(task: LongTask):
             Span(data.text(sig.status), id="task-status", cls=TextPresets.muted_sm),
             Span(id="task-step", cls=TextPresets.muted_sm),
         ),
-        Button("Run task", data.on("click", LongTask.run(20)), id="task-run", cls=ButtonT.primary),
+        DivLAligned(
+            Button("Run task", data.on("click", LongTask.run(20)), id="task-run", cls=ButtonT.primary),
+            Button("Run in background", data.on("click", LongTask.run_in_background()),
+                   id="task-run-background"),
+        ),
         header=H3("Long task"),
         footer=P("An async generator: every yield reaches the page at once.",
                  cls=TextPresets.muted_sm),

@@ -16,8 +16,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from starmodel.adapters.sse_datastar import patch_signals_event, sse_comment
-from starmodel.core.messages import EntityChanged
+from starmodel.adapters.sse_datastar import patch_signals_event, render_outputs, sse_comment
+from starmodel.core.messages import EntityChanged, EventOutputs
 
 __all__ = ["LiveHub", "LiveStream", "close_all_live_streams"]
 
@@ -32,7 +32,7 @@ def close_all_live_streams() -> None:
         hub.close_all()
 
 
-def topic_for(change: EntityChanged) -> str:
+def topic_for(change: EntityChanged | EventOutputs) -> str:
     if change.scope == "session":
         return f"session:{change.session_id}"
     if change.scope == "global":
@@ -43,18 +43,29 @@ def topic_for(change: EntityChanged) -> str:
 class _Message:
     """A change waiting in the replay buffer; its SSE text is built once, when first needed."""
 
-    __slots__ = ("_body", "event_id", "signals")
+    __slots__ = ("_body", "event_id", "raw", "signals")
 
-    def __init__(self, event_id: str, signals: dict[str, Any]) -> None:
+    def __init__(self, event_id: str, signals: dict[str, Any], raw: str | None = None) -> None:
         self.event_id = event_id
         self.signals = signals
+        self.raw = raw
         self._body: str | None = None
 
     @property
     def body(self) -> str:
         if self._body is None:
-            self._body = patch_signals_event(self.signals, event_id=self.event_id)
+            if self.raw is None:
+                self._body = patch_signals_event(self.signals, event_id=self.event_id)
+            else:
+                self._body = _with_event_id(self.raw, self.event_id)
         return self._body
+
+
+def _with_event_id(body: str, event_id: str) -> str:
+    """Put ``id:`` on the last event of ``body`` (a reconnecting tab resumes after it)."""
+    head, sep, last = body.rstrip("\n").rpartition("\n\n")
+    first_line, _, rest = last.partition("\n")
+    return f"{head}{sep}{first_line}\nid: {event_id}\n{rest}\n\n"
 
 
 class LiveStream:
@@ -131,13 +142,22 @@ class LiveHub:
         origin = (session, change.origin_tab) if change.origin_tab else None
         self.publish(topic_for(change), {change.namespace: change.changes}, origin)
 
+    async def on_event_outputs(self, fact: EventOutputs) -> None:
+        """Bus subscriber: what a background event showed goes to every tab of the entity."""
+        self.publish(topic_for(fact), {}, raw=render_outputs(fact.outputs))
+
     def publish(
-        self, topic: str, signals: dict[str, Any], origin: tuple[str | None, str] | None = None
+        self,
+        topic: str,
+        signals: dict[str, Any],
+        origin: tuple[str | None, str] | None = None,
+        *,
+        raw: str | None = None,
     ) -> None:
-        """Send ``signals`` to every stream on ``topic`` except the tab ``origin``
-        (``(session_id, tab_id)``) that made the change and already has the answer."""
+        """Send ``signals`` (or ready SSE text, ``raw``) to every stream on ``topic`` except the
+        tab ``origin`` (``(session_id, tab_id)``) that made the change and has the answer."""
         self.seq += 1
-        message = _Message(f"{self.epoch}-{self.seq}", signals)
+        message = _Message(f"{self.epoch}-{self.seq}", signals, raw)
         self.replay.append((self.seq, topic, origin, message))
         for stream in self.streams.get(topic, ()):
             if origin is None or stream.origin != origin:

@@ -34,6 +34,7 @@ from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity, registered_entities, registry_version
 from starmodel.core.errors import ConfigurationError, StarModelError, ValidationFailed
 from starmodel.core.events import EventSpec
+from starmodel.core.messages import EntityChanged, EventOutputs
 from starmodel.core.ports import EventBus
 
 __all__ = ["LIVE_PATH", "WebApp"]
@@ -119,9 +120,8 @@ class WebApp:
             replay_size=settings.live_replay,
             heartbeat=settings.live_heartbeat,
         )
-        from starmodel.core.messages import EntityChanged
-
         bus.subscribe(EntityChanged, self.hub.on_entity_changed)
+        bus.subscribe(EventOutputs, self.hub.on_event_outputs)
         headers = page_headers(settings.assets, settings.assets_dir, settings.theme)
         footers = [
             Div(id="starmodel-toasts", cls="toast toast-end toast-bottom z-50"),

@@ -5,27 +5,31 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
 
 from starmodel.app.locks import KeyedLocks
 from starmodel.app.uow import UnitOfWork
-from starmodel.core.actions import PatchSignals
+from starmodel.core.actions import PatchSignals, toast
 from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
 from starmodel.core.errors import (
     ConcurrencyError,
     EntityNotFound,
     PermissionDenied,
+    StarModelError,
     ValidationFailed,
 )
 from starmodel.core.events import EventSpec
+from starmodel.core.messages import EventOutputs
 
 __all__ = ["Dispatcher", "EventResult", "Prepare", "Prepared", "UowFactory"]
 
+log = logging.getLogger("starmodel.dispatcher")
 UowFactory = Callable[[type[Entity]], UnitOfWork]
 Prepare = Callable[[list[Any]], Any]
 GLOBAL_KEY = "global"
@@ -142,6 +146,9 @@ class Dispatcher:
         """
         key = self.identity(entity_cls, ctx, args)
         params = self.bind(entity_cls, spec, args, signals)
+        if spec.background:
+            await self._start_background(entity_cls, spec, ctx, key, params, prepare)
+            return EventResult(spec)
         if spec.kind == "asyncgen":
             stream = await self._start_stream(entity_cls, spec, ctx, key, params, prepare)
             return EventResult(spec, stream=stream)
@@ -160,6 +167,68 @@ class Dispatcher:
         outputs: list[Any] = [PatchSignals({namespace: changes})] if changes else []
         outputs.extend(returned)
         return EventResult(spec, outputs=outputs)
+
+    async def _start_background(
+        self,
+        entity_cls: type[Entity],
+        spec: EventSpec,
+        ctx: CallContext,
+        key: str,
+        params: dict[str, Any],
+        prepare: Prepare | None,
+    ) -> None:
+        """Check the caller may run it, then run the event in a task of its own; the answer
+        goes back at once and every step reaches the entity's viewers through the bus."""
+        async with self.uow_factory(entity_cls) as uow:
+            _authorize(spec, ctx, await uow.load(entity_cls, key))
+        # the calling tab gets the changes through its live stream like every other tab
+        viewer_ctx = replace(ctx, tab_id=None, entity=None)
+        task = asyncio.create_task(
+            self._run_background(entity_cls, spec, viewer_ctx, key, params, prepare)
+        )
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run_background(
+        self,
+        entity_cls: type[Entity],
+        spec: EventSpec,
+        ctx: CallContext,
+        key: str,
+        params: dict[str, Any],
+        prepare: Prepare | None,
+    ) -> None:
+        options = entity_cls.options()
+        namespace = options.namespace
+
+        async def show(uow: UnitOfWork, outputs: list[Any]) -> None:
+            if outputs:
+                session = ctx.session_id if options.scope == "session" else None
+                await uow.bus.publish(EventOutputs(namespace, key, options.scope, outputs, session))
+
+        uow = self.uow_factory(entity_cls)
+        try:
+            async with self.locks.hold((namespace, key)), uow:
+                entity = await uow.load(entity_cls, key)
+                _authorize(spec, ctx, entity)
+                if spec.kind != "asyncgen":
+                    returned = _prepare(flatten(await _call(spec, entity, params)), prepare)
+                    await uow.commit(entity, ctx)
+                    await show(uow, returned)
+                    return
+                generator = spec.fn(entity, **params)
+                try:
+                    async for item in _guard(generator):
+                        returned = _prepare(flatten(item), prepare)
+                        await uow.commit(entity, ctx)
+                        await show(uow, returned)
+                    await uow.commit(entity, ctx)
+                finally:
+                    await generator.aclose()
+        except Exception as exc:
+            log.exception("background event %s.%s failed", entity_cls.__name__, spec.name)
+            message = str(exc) if isinstance(exc, StarModelError | ValueError) else "it failed"
+            await show(uow, _prepare([toast(f"{spec.name}: {message}", "error")], prepare))
 
     async def _start_stream(
         self,

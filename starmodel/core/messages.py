@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DomainEvent", "EntityChanged"]
+__all__ = ["DomainEvent", "EntityChanged", "EventOutputs"]
 
 
 class DomainEvent:
@@ -33,3 +33,15 @@ class EntityChanged(DomainEvent):
     session_id: str | None = None
     origin_tab: str | None = None
     origin_session: str | None = None
+
+
+@dataclass(frozen=True)
+class EventOutputs(DomainEvent):
+    """What a background event returned or yielded (components, actions), for every tab that
+    shows the entity; its state changes travel as ``EntityChanged`` like any other."""
+
+    namespace: str
+    key: str
+    scope: str
+    outputs: list[Any] = field(default_factory=list)
+    session_id: str | None = None

@@ -33,7 +33,7 @@ def test_list_json(runner: CliRunner) -> None:
     rows = {row["name"]: row for row in json.loads(result.output)}
     assert rows["SharedCounter"]["scope"] == "global"
     assert rows["Counter"]["store"] == "SERVER_MEMORY"
-    assert rows["LongTask"]["events"] == ["run"]
+    assert rows["LongTask"]["events"] == ["run", "run_in_background"]
 
 
 def test_inspect_text(runner: CliRunner) -> None:

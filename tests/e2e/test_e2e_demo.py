@@ -148,6 +148,25 @@ def test_long_task_progress_streams_to_both_tabs(
     tab1.screenshot(path=SCREENSHOT, full_page=True)
 
 
+def test_background_task_runs_on_after_its_tab_is_closed(
+    demo: OpenDemo, new_context: Callable[[], BrowserContext]
+) -> None:
+    context = new_context()
+    starter = demo(context)
+    expect(starter.locator("#task-status")).to_have_text("idle")
+    starter.click("#task-run-background")
+    expect(starter.locator("#task-percent")).to_have_text(re.compile(r"^[1-9]\d?%$"))
+    starter.close()  # the work is not tied to the tab that started it
+
+    reopened = demo(context)
+    # a tab opened mid-run shows the progress so far and follows it to the end
+    expect(reopened.locator("#task-status")).to_have_text("running")
+    expect(reopened.locator("#task-percent")).to_have_text(re.compile(r"^[1-9]\d?%$"))
+    expect(reopened.locator("#task-percent")).to_have_text("100%")
+    expect(reopened.locator("#task-status")).to_have_text("done")
+    expect(reopened.locator("#task-step")).to_have_text("Step 20 of 20")
+
+
 def test_tab_catches_up_after_its_live_stream_drops(
     demo: OpenDemo,
     demo_server: DemoServer,
