@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ class EntityOptions:
     ttl: float | None
     namespace: str
     backend: str | None
+    table: bool = False
+    primary_key: str | None = None
 
 
 _registry: dict[tuple[str, str], type[Entity]] = {}
@@ -99,6 +102,9 @@ class EntityMeta(_ModelMeta):
         raw = namespace.get("model_config", {})
         body = dict(namespace)
         body["__sm_raw_config__"] = dict(raw) if isinstance(raw, dict) else {}
+        if kwargs.pop("table", False):
+            bases = _adopt_table_bases(bases, body)
+            body["__sm_table__"] = True
         events = {key for key, value in body.items() if isinstance(value, EventDescriptor)}
         inherited: set[str] = set()
         for base in bases:
@@ -111,7 +117,32 @@ class EntityMeta(_ModelMeta):
                 f"{name}: {', '.join(sorted(clash))} cannot be both a field (or computed value) "
                 "and an event; rename one"
             )
-        return super().__new__(mcs, name, bases, body, **kwargs)
+        # pydantic's metaclass by name, not super(): a metaclass combining this one with an
+        # ORM's (see adapters/persistence/sql_entity.py) must not run the ORM's class builder
+        return _ModelMeta.__new__(mcs, name, bases, body, **kwargs)
+
+    def __init__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> None:
+        kwargs.pop("table", None)
+        super().__init__(name, bases, namespace, **kwargs)
+
+
+def _adopt_table_bases(bases: tuple[type, ...], body: dict[str, Any]) -> tuple[type, ...]:
+    """``class Product(Entity, BaseTable, table=True)``: the columns of SQLModel bases (such as
+    FastSQLModel's ``BaseTable``: id, created_at, updated_at) become fields of the entity, and
+    the base itself is dropped; StarModel maps the entity to its table (with its own engine)."""
+    kept: list[type] = []
+    own = dict(body.get("__annotations__", {}))
+    adopted: dict[str, Any] = {}
+    for base in bases:
+        if not hasattr(base, "__sqlmodel_relationships__"):
+            kept.append(base)
+            continue
+        for field_name, info in getattr(base, "model_fields", {}).items():
+            if field_name not in own:
+                adopted[field_name] = info.annotation
+                body.setdefault(field_name, copy.copy(info))
+    body["__annotations__"] = {**adopted, **own}  # the base's columns first, like its table
+    return tuple(kept)
 
 
 class Entity(BaseModel, metaclass=EntityMeta):
@@ -222,8 +253,10 @@ class Entity(BaseModel, metaclass=EntityMeta):
 def _read_options(cls: type[Entity]) -> EntityOptions:
     config: dict[str, Any] = dict(cls.model_config)
     own = getattr(cls, "__sm_raw_config__", {})
+    table = bool(getattr(cls, "__sm_table__", False))
+    default_store = StateStore.SERVER_SQL if table else StateStore.SERVER_MEMORY
     try:
-        store = StateStore(config.get("store", StateStore.SERVER_MEMORY))
+        store = StateStore(config.get("store", default_store))
     except ValueError:
         choices = ", ".join(s.name for s in StateStore)
         raise ConfigurationError(
@@ -239,10 +272,28 @@ def _read_options(cls: type[Entity]) -> EntityOptions:
     if ttl is not None and (not isinstance(ttl, int | float) or ttl <= 0):
         raise ConfigurationError(f"{cls.__name__}: ttl must be a positive number of seconds")
     namespace = own.get("namespace") or snake_case(cls.__name__)
+    keys = [n for n, info in cls.model_fields.items() if getattr(info, "primary_key", None) is True]
+    if store is StateStore.SERVER_SQL:
+        if not table:
+            raise ConfigurationError(
+                f"{cls.__name__}: SQL entities are declared with table=True: "
+                f"class {cls.__name__}(Entity, table=True)"
+            )
+        if len(keys) != 1:
+            raise ConfigurationError(
+                f"{cls.__name__}: a SQL entity needs exactly one primary key field, e.g. "
+                "id: int | None = Field(default=None, primary_key=True) (from sqlmodel)"
+            )
+        if scope != "id":
+            raise ConfigurationError(f"{cls.__name__}: SQL entities are addressed by primary key")
+    elif table:
+        raise ConfigurationError(f"{cls.__name__}: table=True needs store SERVER_SQL (the default)")
     return EntityOptions(
         store=store,
         scope=scope,
         ttl=float(ttl) if ttl is not None else None,
         namespace=check_namespace(namespace, cls.__name__),
         backend=config.get("backend"),
+        table=table,
+        primary_key=keys[0] if keys else None,
     )
