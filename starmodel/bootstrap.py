@@ -9,13 +9,14 @@ import os
 import secrets
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fasthtml.common import FastHTML
 
 from starmodel.adapters.persistence.memory import MemoryRepository
+from starmodel.adapters.persistence.sql import DEFAULT_URL, SqlDatabase, SqlRepository
 from starmodel.adapters.web_fasthtml import WebApp
 from starmodel.app.bus import InProcessBus
 from starmodel.app.dispatcher import Dispatcher
@@ -33,21 +34,55 @@ SECRET_FILE = Path(".starmodel") / "secret_key"
 
 @dataclass
 class Services:
-    """What the adapters need, built from settings."""
+    """What the adapters need, built from settings.
+
+    ``repositories`` are shared by every unit of work (memory); stores with transactions
+    (SQL) get a fresh repository per unit of work from ``factories``.
+    """
 
     settings: Settings
     bus: EventBus
     repositories: dict[StateStore, EntityRepository]
     dispatcher: Dispatcher
+    factories: dict[StateStore, Callable[[], EntityRepository]] = field(default_factory=dict)
+    _database: SqlDatabase | None = None
 
     def repository_for(self, entity_cls: type[Entity]) -> EntityRepository:
+        """A repository for ``entity_cls`` (a new one for stores with transactions)."""
         store = entity_cls.options().store
-        try:
-            return self.repositories[store]
-        except KeyError:
+        shared = self.repositories.get(store)
+        if shared is not None:
+            return shared
+        factory = self.factories.get(store)
+        if factory is None:
             raise ConfigurationError(
                 f"{entity_cls.__name__} uses store {store.name}, which this app has not set up"
-            ) from None
+            )
+        return factory()
+
+    def unit_repositories(self) -> Callable[[type[Entity]], EntityRepository]:
+        """Repositories for one unit of work: one per store, created on first use."""
+        chosen: dict[StateStore, EntityRepository] = {}
+
+        def repository_for(entity_cls: type[Entity]) -> EntityRepository:
+            store = entity_cls.options().store
+            repository = chosen.get(store)
+            if repository is None:
+                repository = chosen[store] = self.repository_for(entity_cls)
+            return repository
+
+        return repository_for
+
+    @property
+    def database(self) -> SqlDatabase:
+        """The SQL database (``DATABASE_URL``, else a SQLite file), connected on first use."""
+        if self._database is None:
+            self._database = SqlDatabase(self.settings.database_url or DEFAULT_URL)
+        return self._database
+
+    async def close(self) -> None:
+        if self._database is not None:
+            await self._database.dispose()
 
 
 def development_secret(path: Path = SECRET_FILE) -> str:
@@ -70,10 +105,11 @@ def build_services(settings: Settings) -> Services:
     services: Services
 
     def uow_factory(entity_cls: type[Entity]) -> UnitOfWork:
-        return UnitOfWork(services.repository_for(entity_cls), bus)
+        return UnitOfWork(services.unit_repositories(), bus)
 
     dispatcher = Dispatcher(uow_factory, retries=settings.event_retries)
     services = Services(settings, bus, repositories, dispatcher)
+    services.factories[StateStore.SERVER_SQL] = lambda: SqlRepository(services.database)
     return services
 
 

@@ -26,6 +26,7 @@ from starmodel.core.errors import (
 )
 from starmodel.core.events import EventSpec
 from starmodel.core.messages import EventOutputs
+from starmodel.core.records import current_workspace
 
 __all__ = ["Dispatcher", "EventResult", "Prepare", "Prepared", "UowFactory"]
 
@@ -76,8 +77,12 @@ class Dispatcher:
     # --- identity and parameters -------------------------------------------------------
 
     @staticmethod
-    def identity(entity_cls: type[Entity], ctx: CallContext, args: Mapping[str, str]) -> str:
-        """The key of the entity instance a request addresses."""
+    def identity(
+        entity_cls: type[Entity], ctx: CallContext, args: Mapping[str, str], spec: EventSpec | None = None
+    ) -> str:
+        """The key of the entity instance a request addresses (``""`` for class events)."""
+        if spec is not None and spec.on_class:
+            return ""
         scope = entity_cls.options().scope
         if scope == "session":
             return ctx.session_id
@@ -144,7 +149,7 @@ class Dispatcher:
         ``prepare`` (optional) turns what the event returned (or each ``yield``) into a
         ``Prepared`` value before the commit; if it raises, the event is rolled back.
         """
-        key = self.identity(entity_cls, ctx, args)
+        key = self.identity(entity_cls, ctx, args, spec)
         params = self.bind(entity_cls, spec, args, signals)
         if spec.background:
             await self._start_background(entity_cls, spec, ctx, key, params, prepare)
@@ -156,15 +161,15 @@ class Dispatcher:
         for attempt in range(self.retries):
             try:
                 async with self.locks.hold((namespace, key)), self.uow_factory(entity_cls) as uow:
-                    entity = await uow.load(entity_cls, key)
-                    _authorize(spec, ctx, entity)
-                    returned = _prepare(flatten(await _call(spec, entity, params)), prepare)
-                    changes = await uow.commit(entity, ctx)
+                    target = await _target(uow, entity_cls, spec, key)
+                    _authorize(spec, ctx, target)
+                    returned = _prepare(flatten(await _call(spec, target, params, uow)), prepare)
+                    patch = await uow.commit(ctx)
                 break
             except ConcurrencyError:
                 if attempt == self.retries - 1:
                     raise
-        outputs: list[Any] = [PatchSignals({namespace: changes})] if changes else []
+        outputs: list[Any] = [PatchSignals(patch)] if patch else []
         outputs.extend(returned)
         return EventResult(spec, outputs=outputs)
 
@@ -180,7 +185,7 @@ class Dispatcher:
         """Check the caller may run it, then run the event in a task of its own; the answer
         goes back at once and every step reaches the entity's viewers through the bus."""
         async with self.uow_factory(entity_cls) as uow:
-            _authorize(spec, ctx, await uow.load(entity_cls, key))
+            _authorize(spec, ctx, await _target(uow, entity_cls, spec, key))
         # the calling tab gets the changes through its live stream like every other tab
         viewer_ctx = replace(ctx, tab_id=None, entity=None)
         task = asyncio.create_task(
@@ -209,20 +214,21 @@ class Dispatcher:
         uow = self.uow_factory(entity_cls)
         try:
             async with self.locks.hold((namespace, key)), uow:
-                entity = await uow.load(entity_cls, key)
-                _authorize(spec, ctx, entity)
+                target = await _target(uow, entity_cls, spec, key)
+                _authorize(spec, ctx, target)
                 if spec.kind != "asyncgen":
-                    returned = _prepare(flatten(await _call(spec, entity, params)), prepare)
-                    await uow.commit(entity, ctx)
+                    returned = _prepare(flatten(await _call(spec, target, params, uow)), prepare)
+                    await uow.commit(ctx)
                     await show(uow, returned)
                     return
-                generator = spec.fn(entity, **params)
+                current_workspace.set(uow)
+                generator = spec.fn(target, **params)
                 try:
                     async for item in _guard(generator):
                         returned = _prepare(flatten(item), prepare)
-                        await uow.commit(entity, ctx)
+                        await uow.commit(ctx)
                         await show(uow, returned)
-                    await uow.commit(entity, ctx)
+                    await uow.commit(ctx)
                 finally:
                     await generator.aclose()
         except Exception as exc:
@@ -266,18 +272,19 @@ class Dispatcher:
         namespace = entity_cls.namespace()
         try:
             async with self.locks.hold((namespace, key)), self.uow_factory(entity_cls) as uow:
-                entity = await uow.load(entity_cls, key)
-                _authorize(spec, ctx, entity)
-                generator = spec.fn(entity, **params)
+                target = await _target(uow, entity_cls, spec, key)
+                _authorize(spec, ctx, target)
+                current_workspace.set(uow)  # this task's context only
+                generator = spec.fn(target, **params)
                 try:
                     async for item in _guard(generator):
                         returned = _prepare(flatten(item), prepare)
-                        changes = await uow.commit(entity, ctx)
-                        patch = [PatchSignals({namespace: changes})] if changes else []
-                        await steps.hand_over([*patch, *returned])
-                    changes = await uow.commit(entity, ctx)
-                    if changes:
-                        await steps.hand_over([PatchSignals({namespace: changes})])
+                        patch = await uow.commit(ctx)
+                        signals = [PatchSignals(patch)] if patch else []
+                        await steps.hand_over([*signals, *returned])
+                    patch = await uow.commit(ctx)
+                    if patch:
+                        await steps.hand_over([PatchSignals(patch)])
                 finally:
                     await generator.aclose()
         except Exception as exc:
@@ -350,18 +357,30 @@ async def _guard(generator: AsyncIterator[Any]) -> AsyncIterator[Any]:
         raise ValidationFailed.from_pydantic(exc, "Invalid value") from None
 
 
-async def _call(spec: EventSpec, entity: Entity, params: dict[str, Any]) -> Any:
+async def _target(
+    uow: UnitOfWork, entity_cls: type[Entity], spec: EventSpec, key: str
+) -> Entity | type[Entity]:
+    """What the event method receives first: the entity instance, or the class itself."""
+    return entity_cls if spec.on_class else await uow.load(entity_cls, key)
+
+
+async def _call(
+    spec: EventSpec, target: Entity | type[Entity], params: dict[str, Any], uow: UnitOfWork
+) -> Any:
+    token = current_workspace.set(uow)
     try:
-        result = spec.fn(entity, **params)
+        result = spec.fn(target, **params)
         if inspect.isawaitable(result):
             result = await result
     except ValidationError as exc:
         raise ValidationFailed.from_pydantic(exc, "Invalid value") from None
+    finally:
+        current_workspace.reset(token)
     return result
 
 
-def _authorize(spec: EventSpec, ctx: CallContext, entity: Entity) -> None:
-    ctx.entity = entity
+def _authorize(spec: EventSpec, ctx: CallContext, target: Entity | type[Entity]) -> None:
+    ctx.entity = target if isinstance(target, Entity) else None
     if spec.allow is not None and not spec.allow(ctx):
         raise PermissionDenied(f"You may not run {spec.name}")
 

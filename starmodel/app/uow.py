@@ -1,22 +1,35 @@
-"""The unit of work: one event's load -> change -> validate -> commit (or roll back) -> publish."""
+"""The unit of work: one event's load -> change -> validate -> commit (or roll back) -> publish.
+
+It tracks every entity the event touches (the one it runs on, and records it gets, adds or
+deletes through ``Entity.records``), saves the changed ones in one transaction per store and,
+only after the stores committed, publishes what changed.
+"""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+from enum import Enum
 from types import TracebackType
 from typing import Any, TypeVar
+from uuid import UUID
 
 from pydantic import ValidationError
 
 from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
-from starmodel.core.errors import ValidationFailed
+from starmodel.core.errors import EntityNotFound, ValidationFailed
 from starmodel.core.messages import EntityChanged
 from starmodel.core.ports import EntityRepository, EventBus
 
-__all__ = ["UnitOfWork", "changed_values"]
+__all__ = ["RepositoryFor", "UnitOfWork", "changed_values"]
 
 E = TypeVar("E", bound=Entity)
-_IMMUTABLE = (int, float, str, bool, bytes, type(None))
+RepositoryFor = Callable[[type[Entity]], EntityRepository]
+_IMMUTABLE = (int, float, str, bool, bytes, type(None), datetime, date, time, UUID, Decimal, Enum)
 
 
 def changed_values(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -28,21 +41,38 @@ def changed_values(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
     }
 
 
-class UnitOfWork:
-    """Wraps one event (or one yield of a streaming event) in a store transaction.
+@dataclass
+class _Tracked:
+    entity: Entity
+    fields: dict[str, Any]  # the field values as last saved (containers copied)
+    public: dict[str, Any]  # the browser-visible state as last saved
+    new: bool = False
+    deleted: bool = False
 
-    Nothing is published until the store has committed; an exception rolls the store back
-    and publishes nothing. Create a fresh one per event: it keeps the entity's snapshot.
+
+class UnitOfWork:
+    """Wraps one event (or one yield of a streaming event) in store transactions.
+
+    Nothing is published until the stores have committed; an exception rolls every store back
+    and publishes nothing. Create a fresh one per event: it keeps the entities' snapshots.
+
+    Args:
+        repositories: the repository of an entity class (or one repository for all).
+        bus: where committed changes are published.
     """
 
-    def __init__(self, repository: EntityRepository, bus: EventBus) -> None:
-        self.repository = repository
+    def __init__(self, repositories: RepositoryFor | EntityRepository, bus: EventBus) -> None:
+        if isinstance(repositories, EntityRepository):
+            single = repositories
+            self.repository_for: RepositoryFor = lambda entity_cls: single
+        else:
+            self.repository_for = repositories
         self.bus = bus
-        self._before: dict[str, Any] = {}
+        self._tracked: list[_Tracked] = []
+        self._begun: list[EntityRepository] = []
         self._open = False
 
     async def __aenter__(self) -> UnitOfWork:
-        await self.repository.begin()
         self._open = True
         return self
 
@@ -55,44 +85,141 @@ class UnitOfWork:
         if self._open:
             await self.rollback()
 
+    async def _repository(self, entity_cls: type[Entity]) -> EntityRepository:
+        repository = self.repository_for(entity_cls)
+        if not any(r is repository for r in self._begun):
+            await repository.begin()
+            self._begun.append(repository)
+        return repository
+
+    def _track(self, entity: Entity, *, new: bool = False) -> None:
+        for item in self._tracked:
+            if item.entity is entity:
+                return
+        self._tracked.append(_Tracked(entity, _snapshot(entity), entity.public_state(), new=new))
+
+    # --- what events see (core.records.Workspace) ---------------------------------------
+
     async def load(self, entity_cls: type[E], key: str) -> E:
-        """The stored entity, or a fresh one with its defaults if none is stored yet."""
-        entity = await self.repository.get(entity_cls, key)
-        if entity is None:
-            entity = entity_cls()
-            entity._sm_key = key
-        self._before = entity.public_state()
+        """The stored entity; for session and global entities a fresh one with its defaults
+        if none is stored yet, for records ``EntityNotFound``."""
+        entity = await self.get(entity_cls, key)
+        if entity is not None:
+            return entity
+        if entity_cls.options().scope == "id":
+            raise EntityNotFound(f"{entity_cls.__name__} {key} does not exist")
+        entity = entity_cls()
+        entity._sm_key = key
+        self._track(entity)
         return entity
 
-    async def commit(self, entity: Entity, ctx: CallContext) -> dict[str, Any]:
-        """Validate, save and commit; then publish what changed. Returns the changed signals."""
-        _revalidate_containers(entity)
-        after = entity.public_state()
-        changes = changed_values(self._before, after)
-        await self.repository.save(entity)
-        await self.repository.commit()
-        self._before = after
-        await self.repository.begin()
-        options = type(entity).options()
-        if changes:
-            await self.bus.publish(
-                EntityChanged(
-                    namespace=options.namespace,
-                    key=entity._sm_key or "",
-                    scope=options.scope,
-                    changes=changes,
-                    session_id=ctx.session_id if options.scope == "session" else None,
-                    origin_tab=ctx.tab_id,
-                    origin_session=ctx.session_id,
-                )
-            )
-        for fact in entity.collect_events():
+    async def get(self, entity_cls: type[E], key: str) -> E | None:
+        namespace = entity_cls.namespace()
+        for item in self._tracked:
+            if type(item.entity).namespace() == namespace and item.entity._sm_key == key:
+                return None if item.deleted else item.entity  # type: ignore[return-value]
+        entity = await (await self._repository(entity_cls)).get(entity_cls, key)
+        if entity is not None:
+            self._track(entity)
+        return entity
+
+    async def list(self, entity_cls: type[E], *, offset: int = 0, limit: int = 50) -> list[E]:
+        found = await (await self._repository(entity_cls)).list(entity_cls, offset=offset, limit=limit)
+        result: list[E] = []
+        for entity in found:
+            known = await self.get(entity_cls, entity._sm_key or "")
+            result.append(known if known is not None else entity)
+        return result
+
+    def add(self, entity: E) -> E:
+        self._track(entity, new=True)
+        return entity
+
+    def remove(self, entity: Entity) -> None:
+        for item in self._tracked:
+            if item.entity is entity:
+                item.deleted = True
+                return
+        raise EntityNotFound(f"{type(entity).__name__}: only records loaded in this event can be deleted")
+
+    # --- commit / roll back ------------------------------------------------------------
+
+    async def commit(self, ctx: CallContext) -> dict[str, Any]:
+        """Validate and save what changed, commit every store, then publish the changes.
+
+        Returns the signals patch of everything that changed (``{namespace: changes}``, and
+        ``{namespace: {key: changes}}`` for records; ``None`` for a deleted record).
+        """
+        facts: list[EntityChanged] = []
+        patch: dict[str, Any] = {}
+        for item in list(self._tracked):
+            entity = item.entity
+            cls = type(entity)
+            options = cls.options()
+            if item.deleted:
+                self._tracked.remove(item)
+                if item.new:
+                    continue
+                key = entity._sm_key or ""
+                await (await self._repository(cls)).delete(cls, key)
+                patch.setdefault(options.namespace, {})[key] = None
+                facts.append(_fact(entity, ctx, {}, deleted=True))
+                continue
+            _revalidate_containers(entity)
+            if not item.new and entity.__dict__ == item.fields:
+                continue
+            await (await self._repository(cls)).save(entity)
+            after = entity.public_state()
+            changes = after if item.new else changed_values(item.public, after)
+            item.fields, item.public = _snapshot(entity), after
+            if changes or item.new:
+                facts.append(_fact(entity, ctx, changes, created=item.new))
+                if options.scope == "id":
+                    patch.setdefault(options.namespace, {})[entity._sm_key or ""] = changes
+                else:
+                    patch[options.namespace] = changes
+            item.new = False
+        for repository in self._begun:
+            await repository.commit()
+        self._begun = []
+        for fact in facts:
             await self.bus.publish(fact)
-        return changes
+        for item in self._tracked:
+            for domain_event in item.entity.collect_events():
+                await self.bus.publish(domain_event)
+        return patch
 
     async def rollback(self) -> None:
         self._open = False
-        await self.repository.rollback()
+        begun, self._begun = self._begun, []
+        for repository in begun:
+            await repository.rollback()
+
+
+def _fact(entity: Entity, ctx: CallContext, changes: dict[str, Any], *, created: bool = False,
+          deleted: bool = False) -> EntityChanged:
+    options = type(entity).options()
+    keyed = options.scope == "id"
+    return EntityChanged(
+        namespace=options.namespace,
+        key=entity._sm_key or "",
+        scope=options.scope,
+        changes=changes,
+        session_id=ctx.session_id if options.scope == "session" else None,
+        # records go to every viewer, the calling tab included: its lists need the row too
+        origin_tab=None if keyed else ctx.tab_id,
+        origin_session=ctx.session_id,
+        created=created,
+        deleted=deleted,
+    )
+
+
+def _snapshot(entity: Entity) -> dict[str, Any]:
+    values = dict(entity.__dict__)
+    for name, value in values.items():
+        if not isinstance(value, _IMMUTABLE):
+            values[name] = copy.deepcopy(value)
+    return values
 
 
 def _revalidate_containers(entity: Entity) -> None:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, computed_field
 
 from starmodel.core.errors import ConfigurationError
 from starmodel.core.events import EventDescriptor, EventSpec
+from starmodel.core.records import RecordsDescriptor
 from starmodel.core.signals import SignalDescriptor, check_namespace, snake_case
 from starmodel.core.store import StateStore
 
@@ -158,11 +159,15 @@ class Entity(BaseModel, metaclass=EntityMeta):
     model_config = ConfigDict(
         validate_assignment=True,
         extra="forbid",
-        ignored_types=(EventDescriptor, SignalDescriptor),
+        ignored_types=(EventDescriptor, SignalDescriptor, RecordsDescriptor),
     )
 
     sig: ClassVar[SignalDescriptor] = SignalDescriptor()
-    """``Counter.sig.count`` is the documented way to name a field's signal (``$counter.count``)."""
+    """``Counter.sig.count`` is the documented way to name a field's signal (``$counter.count``);
+    for records, ``todo.sig.title`` (``$todo.<key>.title``)."""
+
+    records: ClassVar[RecordsDescriptor] = RecordsDescriptor()
+    """``Todo.records``: add / get / list / delete records inside an event."""
 
     __starmodel_options__: ClassVar[EntityOptions]
     __starmodel_events__: ClassVar[dict[str, EventSpec]] = {}
@@ -221,7 +226,7 @@ class Entity(BaseModel, metaclass=EntityMeta):
         """The key an instance-level action carries (``None``: identity comes from the session)."""
         if cls.__starmodel_options__.scope != "id":
             return None
-        return instance._sm_key
+        return instance.record_key()
 
     # --- instance state ----------------------------------------------------------------
 
@@ -231,14 +236,28 @@ class Entity(BaseModel, metaclass=EntityMeta):
         return self.model_dump(mode="json", exclude=set(hidden) if hidden else None)
 
     def signals(self) -> dict[str, Any]:
-        """``{namespace: public_state}``, the shape ``data-signals`` takes."""
-        return {type(self).namespace(): self.public_state()}
+        """``{namespace: public_state}`` (records: ``{namespace: {key: public_state}}``), the
+        shape ``data-signals`` takes."""
+        cls = type(self)
+        if cls.__starmodel_options__.scope == "id":
+            return {cls.namespace(): {self.record_key() or "_new": self.public_state()}}
+        return {cls.namespace(): self.public_state()}
+
+    def record_key(self) -> str | None:
+        """The key of a record (its primary key as text), ``None`` before it is saved."""
+        options = type(self).__starmodel_options__
+        if options.primary_key is not None:
+            value = getattr(self, options.primary_key)
+            return None if value is None else str(value)
+        return self._sm_key
 
     def __html__(self) -> str:
         """Rendering an entity emits its signals, so ``data-text``/``data-bind`` work at once."""
         payload = html.escape(json.dumps(self.signals(), separators=(",", ":")), quote=True)
-        namespace = type(self).namespace()
-        return f'<div id="sm-signals-{namespace}" hidden data-signals="{payload}"></div>'
+        anchor = type(self).namespace()
+        if type(self).__starmodel_options__.scope == "id":
+            anchor += f"-{self.record_key() or 'new'}"
+        return f'<div id="sm-signals-{html.escape(anchor)}" hidden data-signals="{payload}"></div>'
 
     def emit(self, event: Any) -> None:
         """Record a domain event; it is published on the bus after the unit of work commits."""

@@ -54,6 +54,7 @@ class EventSpec:
     params: dict[str, inspect.Parameter] = field(default_factory=dict)
     _model: type[BaseModel] | None = None
     _defaults: dict[str, Any] | None = None
+    on_class: bool = False
 
     def __post_init__(self) -> None:
         self.name = self.fn.__name__
@@ -68,10 +69,12 @@ class EventSpec:
             )
         signature = inspect.signature(self.fn)
         parameters = list(signature.parameters.values())
-        if not parameters or parameters[0].name != "self":
+        if not parameters or parameters[0].name not in ("self", "cls"):
             raise ConfigurationError(
-                f"@event {self.name}: must be a method whose first parameter is 'self'"
+                f"@event {self.name}: must be a method whose first parameter is 'self' "
+                "(an event of one instance) or 'cls' (an event of the class, e.g. create)"
             )
+        self.on_class = parameters[0].name == "cls"
         for param in parameters[1:]:
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 raise ConfigurationError(

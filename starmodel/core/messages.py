@@ -24,6 +24,8 @@ class EntityChanged(DomainEvent):
         session_id: the session that owns a session-scoped entity.
         origin_tab: the tab whose request made the change (it already has the answer).
         origin_session: the session of that tab.
+        created: the record was inserted (``changes`` holds its whole public state).
+        deleted: the record was deleted.
     """
 
     namespace: str
@@ -33,6 +35,8 @@ class EntityChanged(DomainEvent):
     session_id: str | None = None
     origin_tab: str | None = None
     origin_session: str | None = None
+    created: bool = False
+    deleted: bool = False
 
 
 @dataclass(frozen=True)

@@ -50,22 +50,37 @@ class SignalRef(JsExpr):
 
 
 class SignalNamespace:
-    """``Counter.sig.count`` -> ``SignalRef("$counter.count")``; unknown names raise."""
+    """``Counter.sig.count`` -> ``SignalRef("$counter.count")``; unknown names raise.
 
-    __slots__ = ("_entity",)
+    Records (entities addressed by key) have one namespace each: ``todo.sig.title`` ->
+    ``$todo.<key>.title``, read from an instance.
+    """
 
-    def __init__(self, entity: type[Entity]) -> None:
+    __slots__ = ("_entity", "_instance")
+
+    def __init__(self, entity: type[Entity], instance: Entity | None = None) -> None:
         self._entity = entity
+        self._instance = instance
 
     def __getattr__(self, name: str) -> SignalRef:
         if name.startswith("__"):
             raise AttributeError(name)
         entity = self._entity
-        if name not in entity.public_signal_names() and name != "_errors":
+        if name == "_errors":
+            return SignalRef(f"${entity.namespace()}._errors")
+        if name not in entity.public_signal_names():
             raise AttributeError(
                 f"{entity.__name__} has no browser signal {name!r}; "
                 f"its signals are: {', '.join(sorted(entity.public_signal_names())) or 'none'}"
             )
+        if entity.options().scope == "id":
+            key = self._instance.record_key() if self._instance is not None else None
+            if key is None:
+                raise AttributeError(
+                    f"{entity.__name__} records each have their own signals: read them from a "
+                    f"saved record (todo.sig.{name}), not from the class"
+                )
+            return SignalRef(f"${entity.namespace()}.{key}.{name}")
         return SignalRef(f"${entity.namespace()}.{name}")
 
     def __getitem__(self, name: str) -> SignalRef:
@@ -84,5 +99,5 @@ class SignalNamespace:
 class SignalDescriptor:
     """Class attribute ``sig``: gives the SignalNamespace of the class it is read from."""
 
-    def __get__(self, instance: object, owner: type[Entity]) -> SignalNamespace:
-        return SignalNamespace(owner)
+    def __get__(self, instance: Entity | None, owner: type[Entity]) -> SignalNamespace:
+        return SignalNamespace(owner, instance)

@@ -244,6 +244,11 @@ async def test_keyed_entities_need_a_key():
     dispatcher, repo, _ = make()
     with pytest.raises(EntityNotFound):
         await run(dispatcher, Record, "adjust", {"delta": "1"})
+    with pytest.raises(EntityNotFound):  # a record that does not exist is not made up
+        await run(dispatcher, Record, "adjust", {"delta": "3", "_key": "r1"})
+    record = Record()
+    record._sm_key = "r1"
+    await repo.save(record)
     await run(dispatcher, Record, "adjust", {"delta": "3", "_key": "r1"})
     assert (await stored(repo, Record, "r1")).stock == 3
 

@@ -52,9 +52,9 @@ async def test_commit_publishes_changes_after_the_store_committed():
     async with UnitOfWork(repo, bus) as uow:
         tally = await uow.load(Tally, "sess-1")
         tally.count = 3
-        changes = await uow.commit(tally, CTX)
+        changes = await uow.commit(CTX)
 
-    assert changes == {"count": 3, "doubled": 6}
+    assert changes == {"uow_tally": {"count": 3, "doubled": 6}}
     assert bus.published == [
         EntityChanged(
             namespace="uow_tally",
@@ -74,7 +74,7 @@ async def test_unchanged_entity_publishes_nothing():
     repo, bus = FakeRepository(), RecordingBus()
     async with UnitOfWork(repo, bus) as uow:
         tally = await uow.load(Tally, "s")
-        assert await uow.commit(tally, CTX) == {}
+        assert await uow.commit(CTX) == {}
     assert bus.published == []
 
 
@@ -83,7 +83,7 @@ async def test_global_change_carries_no_session():
     async with UnitOfWork(repo, bus) as uow:
         board = await uow.load(Board, "global")
         board.title = "Hello"
-        await uow.commit(board, CTX)
+        await uow.commit(CTX)
     [change] = bus.published
     assert (change.scope, change.key, change.session_id) == ("global", "global", None)
 
@@ -93,7 +93,7 @@ async def test_exception_rolls_back_and_publishes_nothing():
     async with UnitOfWork(repo, bus) as uow:
         tally = await uow.load(Tally, "s")
         tally.count = 1
-        await uow.commit(tally, CTX)
+        await uow.commit(CTX)
 
     with pytest.raises(RuntimeError):
         async with UnitOfWork(repo, bus) as uow:
@@ -113,7 +113,7 @@ async def test_in_place_mutation_to_an_invalid_value_is_caught_at_commit():
         async with UnitOfWork(repo, bus) as uow:
             tally = await uow.load(Tally, "s")
             tally.items.append("not a number")  # type: ignore[arg-type]
-            await uow.commit(tally, CTX)
+            await uow.commit(CTX)
     assert list(failed.value.errors) == ["items.0"]
     assert repo.stored(Tally, "s") is None
     assert bus.published == []
@@ -124,8 +124,8 @@ async def test_in_place_mutation_is_coerced_at_commit():
     async with UnitOfWork(repo, bus) as uow:
         tally = await uow.load(Tally, "s")
         tally.items.append("5")  # type: ignore[arg-type]
-        changes = await uow.commit(tally, CTX)
-    assert changes == {"items": [5]}
+        changes = await uow.commit(CTX)
+    assert changes == {"uow_tally": {"items": [5]}}
     stored = repo.stored(Tally, "s")
     assert stored is not None and stored.items == [5]
 
@@ -136,7 +136,7 @@ async def test_invalid_in_place_change_of_a_server_only_field_is_caught():
         async with UnitOfWork(repo, bus) as uow:
             tally = await uow.load(Tally, "s")
             tally.audit.append(42)  # type: ignore[arg-type]
-            await uow.commit(tally, CTX)
+            await uow.commit(CTX)
     assert repo.stored(Tally, "s") is None
 
 
@@ -145,7 +145,7 @@ async def test_server_only_change_is_saved_but_not_published():
     async with UnitOfWork(repo, bus) as uow:
         tally = await uow.load(Tally, "s")
         tally.audit = ["logged in"]
-        assert await uow.commit(tally, CTX) == {}
+        assert await uow.commit(CTX) == {}
     stored = repo.stored(Tally, "s")
     assert stored is not None and stored.audit == ["logged in"]
     assert bus.published == []
@@ -164,7 +164,7 @@ async def test_domain_events_are_published_after_the_change_and_only_on_commit()
         tally = await uow.load(Tally, "s")
         tally.count = 10
         tally.emit(Milestone(10))
-        await uow.commit(tally, CTX)
+        await uow.commit(CTX)
     assert [type(e) for e in bus.published] == [EntityChanged, Milestone]
 
 
@@ -173,9 +173,9 @@ async def test_repeated_commits_report_only_new_changes():
     async with UnitOfWork(repo, bus) as uow:
         tally = await uow.load(Tally, "s")
         tally.count = 1
-        assert await uow.commit(tally, CTX) == {"count": 1, "doubled": 2}
+        assert await uow.commit(CTX) == {"uow_tally": {"count": 1, "doubled": 2}}
         tally.items = [7]
-        assert await uow.commit(tally, CTX) == {"items": [7]}
+        assert await uow.commit(CTX) == {"uow_tally": {"items": [7]}}
     stored = await repo.get(Tally, "s")
     assert stored is not None
     assert (stored.count, stored.items, stored._sm_version) == (1, [7], 2)

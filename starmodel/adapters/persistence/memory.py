@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -44,7 +45,9 @@ class MemoryRepository(EntityRepository):
         cls = type(entity)
         key = entity._sm_key
         if key is None:
-            raise ValueError(f"{cls.__name__} has no key; load it through a repository first")
+            if cls.options().scope != "id":
+                raise ValueError(f"{cls.__name__} has no key; load it through a repository first")
+            key = entity._sm_key = uuid.uuid4().hex  # a new record
         slot = (cls.namespace(), key)
         current = self._live_item(*slot)
         stored_version = current[1] if current else 0

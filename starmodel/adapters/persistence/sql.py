@@ -1,0 +1,306 @@
+"""``SERVER_SQL``: entities stored as rows, through SQLAlchemy's async engine (SQLite via
+aiosqlite, PostgreSQL via asyncpg).
+
+The entity stays a pydantic model; its table is derived from its fields (SQLModel's column
+mapping, so ``sqlmodel.Field(primary_key=..., unique=..., max_length=...)`` work) plus a
+``sm_version`` column for optimistic concurrency: an update only applies to the version it
+read, so no write is ever lost. One repository per unit of work = one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import Column, Integer, MetaData, Table, and_, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
+from sqlmodel.main import get_column_from_field
+
+from starmodel.core.entity import Entity
+from starmodel.core.errors import (
+    ConcurrencyError,
+    ConfigurationError,
+    StoreUnavailable,
+    ValidationFailed,
+)
+from starmodel.core.ports import EntityRepository
+
+__all__ = ["VERSION_COLUMN", "SqlDatabase", "SqlRepository", "normalize_url"]
+
+E = TypeVar("E", bound=Entity)
+VERSION_COLUMN = "sm_version"
+DEFAULT_URL = "sqlite:///starmodel.db"
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
+def normalize_url(url: str) -> str:
+    """``DATABASE_URL`` with an async driver (``sqlite:///x.db`` -> ``sqlite+aiosqlite:///x.db``)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigurationError(
+            f"DATABASE_URL {url!r} is not a database URL (e.g. sqlite:///app.db or "
+            "postgresql://user@host/db)"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigurationError(
+            f"DATABASE_URL: {backend!r} databases are not supported (sqlite, postgresql)"
+        )
+    if parsed.drivername in _DRIVERS:
+        parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
+    return parsed.render_as_string(hide_password=False)
+
+
+class SqlDatabase:
+    """One database: its async engine and StarModel's own ``MetaData`` (a table per entity).
+
+    The engine is created here, never at import time, and is not FastSQLModel's global one.
+    """
+
+    def __init__(self, url: str = DEFAULT_URL, *, echo: bool = False) -> None:
+        self.url = normalize_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        try:
+            self.engine: AsyncEngine = create_async_engine(
+                self.url, echo=echo, pool_pre_ping=not self.is_sqlite
+            )
+        except (NoSuchModuleError, ImportError) as exc:
+            raise ConfigurationError(f"DATABASE_URL {url!r}: driver not installed ({exc})") from None
+        self.metadata = MetaData()
+        self._tables: dict[type[Entity], Table] = {}
+        # SQLite allows one writer at a time: transactions take turns instead of failing
+        self.write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    def table(self, entity_cls: type[Entity]) -> Table:
+        """The table of a SQL entity, built from its fields on first use."""
+        table = self._tables.get(entity_cls)
+        if table is None:
+            table = self._tables[entity_cls] = build_table(entity_cls, self.metadata)
+        return table
+
+    def tables_for(self, entities: list[type[Entity]]) -> list[Table]:
+        return [self.table(cls) for cls in entities if cls.options().table]
+
+    async def missing_tables(self, entities: list[type[Entity]]) -> list[str]:
+        """Names of the entities' tables that do not exist in the database."""
+        names = [t.name for t in self.tables_for(entities)]
+        async with self.engine.connect() as conn:
+            existing = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+        return [name for name in names if name not in existing]
+
+    async def create_tables(self, entities: list[type[Entity]]) -> list[str]:
+        """Create the missing tables (development without migrations); returns their names."""
+        tables = self.tables_for(entities)
+        missing = set(await self.missing_tables(entities))
+        async with self.engine.begin() as conn:
+            await conn.run_sync(lambda sync: self.metadata.create_all(sync, tables=tables))
+        return [t.name for t in tables if t.name in missing]
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def table_name(entity_cls: type[Entity]) -> str:
+    return str(entity_cls.model_config.get("table_name") or entity_cls.namespace())
+
+
+def build_table(entity_cls: type[Entity], metadata: MetaData) -> Table:
+    columns: list[Column[Any]] = []
+    for name, info in entity_cls.model_fields.items():
+        try:
+            column = get_column_from_field(info)
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError(
+                f"{entity_cls.__name__}.{name}: no SQL column type for {info.annotation!r} ({exc}); "
+                "give it one with sqlmodel.Field(sa_type=...)"
+            ) from None
+        column.name = column.key = name
+        columns.append(column)
+    if VERSION_COLUMN in entity_cls.model_fields:
+        raise ConfigurationError(f"{entity_cls.__name__}: the field name {VERSION_COLUMN!r} is reserved")
+    columns.append(Column(VERSION_COLUMN, Integer, nullable=False, default=1, server_default="1"))
+    return Table(table_name(entity_cls), metadata, *columns)
+
+
+class SqlRepository(EntityRepository):
+    """Rows of SQL entities within one transaction (a fresh repository per unit of work)."""
+
+    def __init__(self, database: SqlDatabase) -> None:
+        self.db = database
+        self._conn: AsyncConnection | None = None
+        self._tx: AsyncTransaction | None = None
+        self._locked = False
+
+    async def _connection(self) -> AsyncConnection:
+        if self._conn is None:
+            if self.db.write_lock is not None:
+                await self.db.write_lock.acquire()
+                self._locked = True
+            try:
+                self._conn = await self.db.engine.connect()
+                self._tx = await self._conn.begin()
+            except (OSError, DBAPIError) as exc:
+                await self._release()
+                raise StoreUnavailable(f"the database cannot be reached ({_first_line(exc)})") from None
+        return self._conn
+
+    async def _run(self, statement: Any) -> Any:
+        conn = await self._connection()
+        try:
+            return await conn.execute(statement)
+        except IntegrityError as exc:
+            raise _integrity_error(exc) from None
+        except DBAPIError as exc:
+            raise _database_error(exc) from None
+        except OSError as exc:
+            raise StoreUnavailable(f"the database cannot be reached ({exc})") from None
+
+    def _key(self, entity_cls: type[Entity], key: str) -> Any:
+        adapter = _key_adapter(entity_cls)
+        try:
+            return adapter.validate_python(key)
+        except ValidationError:
+            return None
+
+    async def get(self, entity_cls: type[E], key: str) -> E | None:
+        typed = self._key(entity_cls, key)
+        if typed is None:
+            return None
+        table = self.db.table(entity_cls)
+        pk = _pk(entity_cls)
+        row = (await self._run(select(table).where(table.c[pk] == typed))).mappings().first()
+        return None if row is None else _entity(entity_cls, row)
+
+    async def list(self, entity_cls: type[E], *, offset: int = 0, limit: int = 50) -> list[E]:
+        table = self.db.table(entity_cls)
+        pk = _pk(entity_cls)
+        query = select(table).order_by(table.c[pk]).offset(offset).limit(limit)
+        rows = (await self._run(query)).mappings().all()
+        return [_entity(entity_cls, row) for row in rows]
+
+    async def save(self, entity: Entity) -> None:
+        cls = type(entity)
+        table = self.db.table(cls)
+        pk = _pk(cls)
+        values = {name: getattr(entity, name) for name in cls.model_fields}
+        if entity._sm_version == 0:
+            if values[pk] is None:
+                del values[pk]  # the database assigns it
+            result = await self._run(table.insert().values(**values, **{VERSION_COLUMN: 1}))
+            if getattr(entity, pk) is None:
+                setattr(entity, pk, result.inserted_primary_key[0])
+            entity._sm_version = 1
+        else:
+            version = entity._sm_version
+            statement = (
+                table.update()
+                .where(and_(table.c[pk] == values[pk], table.c[VERSION_COLUMN] == version))
+                .values(**values, **{VERSION_COLUMN: version + 1})
+            )
+            if (await self._run(statement)).rowcount != 1:
+                raise ConcurrencyError(f"{cls.__name__} {values[pk]} was changed or deleted meanwhile")
+            entity._sm_version = version + 1
+        entity._sm_key = str(getattr(entity, pk))
+
+    async def delete(self, entity_cls: type[Entity], key: str) -> bool:
+        typed = self._key(entity_cls, key)
+        if typed is None:
+            return False
+        table = self.db.table(entity_cls)
+        pk = _pk(entity_cls)
+        result = await self._run(table.delete().where(table.c[pk] == typed))
+        return bool(result.rowcount)
+
+    async def commit(self) -> None:
+        try:
+            if self._tx is not None:
+                await self._tx.commit()
+        except DBAPIError as exc:
+            raise _database_error(exc) from None
+        finally:
+            await self._release()
+
+    async def rollback(self) -> None:
+        try:
+            if self._tx is not None and self._tx.is_active:
+                await self._tx.rollback()
+        except (DBAPIError, OSError):
+            pass  # the connection is gone; nothing was committed
+        finally:
+            await self._release()
+
+    async def _release(self) -> None:
+        conn, self._conn, self._tx = self._conn, None, None
+        try:
+            if conn is not None:
+                await conn.close()
+        finally:
+            if self._locked and self.db.write_lock is not None:
+                self._locked = False
+                self.db.write_lock.release()
+
+
+_ADAPTERS: dict[type[Entity], TypeAdapter[Any]] = {}
+
+
+def _pk(entity_cls: type[Entity]) -> str:
+    pk = entity_cls.options().primary_key
+    if pk is None:
+        raise ConfigurationError(f"{entity_cls.__name__} has no primary key")
+    return pk
+
+
+def _key_adapter(entity_cls: type[Entity]) -> TypeAdapter[Any]:
+    adapter = _ADAPTERS.get(entity_cls)
+    if adapter is None:
+        annotation = entity_cls.model_fields[_pk(entity_cls)].annotation
+        adapter = _ADAPTERS[entity_cls] = TypeAdapter(annotation)
+    return adapter
+
+
+def _entity(entity_cls: type[E], row: Any) -> E:
+    values = {name: row[name] for name in entity_cls.model_fields}
+    entity = entity_cls.model_validate(values)
+    entity._sm_version = int(row[VERSION_COLUMN])
+    entity._sm_key = str(values[entity_cls.options().primary_key or ""])
+    return entity
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
+
+
+_UNIQUE = (
+    re.compile(r"Key \((?P<field>[^)]+)\)=\((?P<value>.*?)\) already exists"),
+    re.compile(r"UNIQUE constraint failed: \w+\.(?P<field>\w+)"),
+)
+
+
+def _integrity_error(exc: IntegrityError) -> ValidationFailed:
+    text = str(exc.orig or exc)
+    for pattern in _UNIQUE:
+        found = pattern.search(text)
+        if found:
+            field = found.group("field")
+            return ValidationFailed({field: "This value is already taken"}, "Not saved")
+    return ValidationFailed({"__root__": _first_line(exc)}, "Not saved: the database refused it")
+
+
+def _database_error(exc: DBAPIError) -> StoreUnavailable:
+    text = _first_line(exc)
+    lowered = text.lower()
+    if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
+        return StoreUnavailable(f"a table is missing ({text}); run `starmodel migrate`")
+    if "no such column" in lowered or ("column" in lowered and "does not exist" in lowered):
+        return StoreUnavailable(f"the database schema is behind the code ({text}); run `starmodel migrate`")
+    return StoreUnavailable(f"the database failed ({text})")
