@@ -5,6 +5,7 @@ Nothing is built at import time; ``StarModel(...)`` (or ``build_services``) does
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fasthtml.common import FastHTML
+from sqlalchemy.exc import SQLAlchemyError
 
 from starmodel.adapters.persistence.memory import MemoryRepository
 from starmodel.adapters.persistence.sql import DEFAULT_URL, SqlDatabase, SqlRepository
@@ -30,6 +32,7 @@ from starmodel.core.store import StateStore
 __all__ = ["Services", "StarModel", "build_services", "development_secret"]
 
 SECRET_FILE = Path(".starmodel") / "secret_key"
+log = logging.getLogger("starmodel")
 
 
 @dataclass
@@ -113,6 +116,11 @@ def build_services(settings: Settings) -> Services:
     return services
 
 
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
 def _caller_package() -> str:
     """The top-level package of the code that called ``StarModel(...)``."""
     frame = sys._getframe(2)
@@ -166,6 +174,38 @@ class StarModel(WebApp):
             packages=packages,
             title=title,
         )
+
+        self.startup_hooks.append(self._prepare_database)
+        self.shutdown_hooks.append(self.services.close)
+
+    def sql_entities(self) -> list[type[Entity]]:
+        return [cls for cls in self.entities() if cls.options().table]
+
+    async def _prepare_database(self) -> None:
+        """At start: without migrations, create missing tables (and say so); with migrations,
+        warn about tables they have not created yet. An unreachable database is one log line:
+        the app still serves, and SQL events answer 503 until it is back."""
+        entities = self.sql_entities()
+        if not entities:
+            return
+        database = self.services.database
+        try:
+            if (Path(self.settings.migrations_dir) / "env.py").is_file():
+                missing = await database.missing_tables(entities)
+                if missing:
+                    log.warning(
+                        "tables %s do not exist yet: run `starmodel migrate`", ", ".join(missing)
+                    )
+                return
+            created = await database.create_tables(entities)
+        except (OSError, SQLAlchemyError) as exc:
+            log.error("database unreachable at %s: %s", database.url.split("@")[-1], _one_line(exc))
+            return
+        if created:
+            log.warning(
+                "created tables %s (no migrations yet; `starmodel db init` starts them)",
+                ", ".join(created),
+            )
 
     def subscribe(self, event_type: type, handler: Callable[[Any], Any]) -> None:
         """Run ``async handler(event)`` for every published ``event_type`` (after commit)."""

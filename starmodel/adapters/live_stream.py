@@ -137,7 +137,10 @@ class LiveHub:
         return len({s for streams in self.streams.values() for s in streams})
 
     async def on_entity_changed(self, change: EntityChanged) -> None:
-        """Bus subscriber: turn a committed change into one event for the matching tabs."""
+        """Bus subscriber: turn a committed change into one event for the matching tabs
+        (records, ``scope="id"``, are drawn by ``live_records.RecordViews``)."""
+        if change.scope == "id":
+            return
         session = change.origin_session or change.session_id
         origin = (session, change.origin_tab) if change.origin_tab else None
         self.publish(topic_for(change), {change.namespace: change.changes}, origin)
@@ -169,11 +172,18 @@ class LiveHub:
             for stream in list(streams):
                 stream.close("server stopping")
 
-    def open(self, session_id: str, tab_id: str | None, *, join: bool = True) -> LiveStream:
-        """A stream for one tab. With ``join=False`` it starts receiving only once ``events``
-        is iterated (what the web adapter uses: a request whose client left before reading
-        leaves nothing registered)."""
-        topics = {"global", f"session:{session_id}"}
+    def open(
+        self,
+        session_id: str,
+        tab_id: str | None,
+        *,
+        join: bool = True,
+        watch: set[str] | None = None,
+    ) -> LiveStream:
+        """A stream for one tab (plus the record topics it ``watch``es). With ``join=False``
+        it starts receiving only once ``events`` is iterated (what the web adapter uses: a
+        request whose client left before reading leaves nothing registered)."""
+        topics = {"global", f"session:{session_id}", *(watch or ())}
         stream = LiveStream(session_id, tab_id, topics, self.queue_size)
         if join:
             self._join(stream)

@@ -10,7 +10,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
 from starmodel.adapters.assets import ASSETS_PREFIX, STATIC_PREFIX, page_headers
+from starmodel.adapters.live_records import WATCH_SIGNAL, RecordViews
 from starmodel.adapters.live_stream import LiveHub
 from starmodel.adapters.sessions import SignedCookieSessions
 from starmodel.adapters.sse_datastar import error_events, render_outputs
@@ -120,8 +121,12 @@ class WebApp:
             replay_size=settings.live_replay,
             heartbeat=settings.live_heartbeat,
         )
+        self.records = RecordViews(self.hub, self.entities)
         bus.subscribe(EntityChanged, self.hub.on_entity_changed)
+        bus.subscribe(EntityChanged, self.records.on_entity_changed)
         bus.subscribe(EventOutputs, self.hub.on_event_outputs)
+        self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
         headers = page_headers(settings.assets, settings.assets_dir, settings.theme)
         footers = [
             Div(id="starmodel-toasts", cls="toast toast-end toast-bottom z-50"),
@@ -130,7 +135,7 @@ class WebApp:
                 data_init=(
                     f"@get('{LIVE_PATH}', {{retry: 'always', openWhenHidden: true, "
                     "retryMaxCount: 1000000000, retryMaxWait: 5000, "
-                    "filterSignals: {include: /^$/}})"
+                    f"filterSignals: {{include: /^{WATCH_SIGNAL}\\./}}}})"
                 ),
             ),
         ]
@@ -203,10 +208,14 @@ class WebApp:
         @asynccontextmanager
         async def lifespan(app: Any) -> AsyncIterator[Any]:
             async with inner(app) as state:
+                for hook in web.startup_hooks:
+                    await hook()
                 try:
                     yield state
                 finally:
                     web.hub.close_all()
+                    for hook in web.shutdown_hooks:
+                        await hook()
                     await web.bus.close()
 
         self.app.router.lifespan_context = lifespan
@@ -248,6 +257,23 @@ class WebApp:
             raise ConfigurationError(f"{entity_cls.__name__} is addressed by key; load it by key")
         async with self.dispatcher.uow_factory(entity_cls) as uow:
             return await uow.load(entity_cls, key)
+
+    async def find(self, entity_cls: type[E], key: Any) -> E | None:
+        """The record with this key, for rendering (``None`` if there is none)."""
+        async with self.dispatcher.uow_factory(entity_cls) as uow:
+            return await uow.get(entity_cls, str(key))
+
+    async def list(self, entity_cls: type[E], *, offset: int = 0, limit: int = 50) -> list[E]:
+        """Records in key order, for rendering."""
+        async with self.dispatcher.uow_factory(entity_cls) as uow:
+            return await uow.list(entity_cls, offset=offset, limit=limit)
+
+    def live_list(
+        self, entity_cls: type[Entity], records: Iterable[Entity], render: Callable[[Any], Any],
+        **attrs: Any,
+    ) -> Any:
+        """A list of records that follows every change live (see ``RecordViews.live_list``)."""
+        return self.records.live_list(entity_cls, records, render, **attrs)
 
     async def _state_for_session(self, session_id: str) -> dict[str, Any]:
         return await self.dispatcher.current_state(self.entities(), session_id)
@@ -337,7 +363,12 @@ class WebApp:
         if self.hub.closing:
             return Response(status_code=503, headers={"Retry-After": "1"})
         ctx = self.context(request)
-        stream = self.hub.open(ctx.session_id, ctx.tab_id, join=False)
+        try:
+            signals = json.loads(request.query_params.get("datastar") or "{}")
+        except ValueError:
+            signals = {}
+        watch = self.records.watched_topics(signals)
+        stream = self.hub.open(ctx.session_id, ctx.tab_id, join=False, watch=watch)
         last_id = request.headers.get("last-event-id")
         return StreamingResponse(
             self.hub.events(stream, last_id), media_type="text/event-stream", headers=SSE_HEADERS

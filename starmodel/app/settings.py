@@ -27,6 +27,8 @@ class Settings:
         assets: ``cdn`` (default) or ``local``: serve the Datastar client and theme assets
             from ``assets_dir`` instead of a CDN (``STARMODEL_ASSETS``).
         assets_dir: folder that ``starmodel assets`` fills (``STARMODEL_ASSETS_DIR``).
+        migrations_dir: the Alembic migrations of the app's SQL entities
+            (``STARMODEL_MIGRATIONS_DIR``); without it, missing tables are created at start.
         theme: MonsterUI theme colour (``STARMODEL_THEME``).
         allowed_origins: extra origins allowed to call events besides the app's own
             (``STARMODEL_ALLOWED_ORIGINS``, comma separated).
@@ -42,6 +44,7 @@ class Settings:
     redis_url: str | None = None
     assets: str = "cdn"
     assets_dir: str = ".assets"
+    migrations_dir: str = "migrations"
     theme: str = "blue"
     allowed_origins: tuple[str, ...] = ()
     live_queue_size: int = 256
@@ -77,6 +80,7 @@ class Settings:
             "redis_url": "REDIS_URL",
             "assets": "STARMODEL_ASSETS",
             "assets_dir": "STARMODEL_ASSETS_DIR",
+            "migrations_dir": "STARMODEL_MIGRATIONS_DIR",
             "theme": "STARMODEL_THEME",
         }
         for attr, var in simple.items():
@@ -105,6 +109,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "redis_url": str,
     "assets": str,
     "assets_dir": str,
+    "migrations_dir": str,
     "theme": str,
     "allowed_origins": tuple,
     "live_queue_size": int,

@@ -251,6 +251,14 @@ class Entity(BaseModel, metaclass=EntityMeta):
             return None if value is None else str(value)
         return self._sm_key
 
+    def dom_id(self) -> str:
+        """The element id of this entity's view: ``todo-3`` for records, ``counter`` otherwise
+        (live lists remove a deleted record's row by it)."""
+        namespace = type(self).namespace()
+        if type(self).__starmodel_options__.scope == "id":
+            return f"{namespace}-{self.record_key() or 'new'}"
+        return namespace
+
     def __html__(self) -> str:
         """Rendering an entity emits its signals, so ``data-text``/``data-bind`` work at once."""
         payload = html.escape(json.dumps(self.signals(), separators=(",", ":")), quote=True)

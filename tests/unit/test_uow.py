@@ -73,7 +73,7 @@ async def test_commit_publishes_changes_after_the_store_committed():
 async def test_unchanged_entity_publishes_nothing():
     repo, bus = FakeRepository(), RecordingBus()
     async with UnitOfWork(repo, bus) as uow:
-        tally = await uow.load(Tally, "s")
+        await uow.load(Tally, "s")
         assert await uow.commit(CTX) == {}
     assert bus.published == []
 

@@ -1,0 +1,100 @@
+"""Live records: lists and rows of keyed entities (SQL) that follow every change.
+
+A page shows records with ``sm.live_list(Todo, todos, render)``: the list element asks the
+tab's live stream to watch ``Todo`` (the signal ``smwatch.todo``), and ``render`` is kept to
+draw rows created later. After each commit every watching tab gets the new values (signals
+``$todo.<key>.<field>``), new rows appended to the list, deleted rows removed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from datastar_py.consts import ElementPatchMode
+from datastar_py.sse import ServerSentEventGenerator as SSE
+from fasthtml.common import Div, to_xml
+from pydantic import ValidationError
+
+from starmodel.adapters.live_stream import LiveHub
+from starmodel.adapters.sse_datastar import patch_signals_event
+from starmodel.core.entity import Entity
+from starmodel.core.messages import EntityChanged
+
+__all__ = ["WATCH_SIGNAL", "RecordViews", "record_topic"]
+
+WATCH_SIGNAL = "smwatch"
+Render = Callable[[Any], Any]
+
+
+def record_topic(namespace: str) -> str:
+    return f"entity:{namespace}"
+
+
+class RecordViews:
+    """Remembers how each record class is drawn in lists, and pushes record changes."""
+
+    def __init__(self, hub: LiveHub, entities: Callable[[], list[type[Entity]]]) -> None:
+        self.hub = hub
+        self.entities = entities
+        self.renderers: dict[str, tuple[Render, str]] = {}
+
+    def live_list(
+        self,
+        entity_cls: type[Entity],
+        records: Iterable[Entity],
+        render: Render,
+        *,
+        tag: Callable[..., Any] = Div,
+        id: str | None = None,
+        **attrs: Any,
+    ) -> Any:
+        """A list element of ``render(record)`` rows that stays current in every tab.
+
+        Each row's root element should carry ``id=record.dom_id()`` (so a deleted record's row
+        can be removed) and show values through signals (``data-text=todo.sig.title``) so
+        updates apply in place.
+        """
+        namespace = entity_cls.namespace()
+        container = id or f"{namespace}-list"
+        self.renderers[namespace] = (render, container)
+        watch = json.dumps({WATCH_SIGNAL: {namespace: True}})
+        return tag(*(render(record) for record in records), id=container, data_signals=watch, **attrs)
+
+    def watched_topics(self, signals: Any) -> set[str]:
+        """The record topics a live stream asked for (only known record classes count)."""
+        if not isinstance(signals, dict) or not isinstance(signals.get(WATCH_SIGNAL), dict):
+            return set()
+        keyed = {cls.namespace() for cls in self.entities() if cls.options().scope == "id"}
+        return {record_topic(ns) for ns in signals[WATCH_SIGNAL] if ns in keyed}
+
+    async def on_entity_changed(self, change: EntityChanged) -> None:
+        """Bus subscriber: one committed record change -> one message for its watchers."""
+        if change.scope != "id":
+            return
+        namespace, key = change.namespace, change.key
+        if change.deleted:
+            body = patch_signals_event({namespace: {key: None}})
+            body += str(SSE.patch_elements(selector=f"#{namespace}-{key}", mode=ElementPatchMode.REMOVE))
+        else:
+            body = patch_signals_event({namespace: {key: change.changes}})
+            if change.created and namespace in self.renderers:
+                row = self._row(namespace, key, change.changes)
+                if row is not None:
+                    render, container = self.renderers[namespace]
+                    body += str(SSE.patch_elements(
+                        to_xml(render(row)), selector=f"#{container}", mode=ElementPatchMode.APPEND
+                    ))
+        self.hub.publish(record_topic(namespace), {}, raw=body)
+
+    def _row(self, namespace: str, key: str, state: dict[str, Any]) -> Entity | None:
+        entity_cls = next((c for c in self.entities() if c.namespace() == namespace), None)
+        if entity_cls is None:
+            return None
+        try:
+            entity = entity_cls.model_validate(state)
+        except ValidationError:
+            entity = entity_cls.model_construct(**state)
+        entity._sm_key = key
+        return entity
