@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import click
 import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
 
 from starmodel.adapters.live_stream import close_all_live_streams
 from starmodel.cli.discovery import find_app
+from starmodel.core.errors import StarModelError
 
 __all__ = ["run_command"]
 
@@ -23,6 +27,36 @@ class StarModelServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         close_all_live_streams()
         super().handle_exit(sig, frame)
+
+
+def _check_database(web: Any) -> None:
+    """SQL entities: a bad DATABASE_URL or an unreachable database is one line, before serving."""
+    entities = web.sql_entities() if hasattr(web, "sql_entities") else []
+    if not entities:
+        return
+    try:
+        database = web.services.database
+    except StarModelError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def probe() -> list[str]:
+        try:
+            return await database.missing_tables(entities)
+        finally:
+            await database.dispose()  # the server opens its own connections in its own loop
+
+    try:
+        missing = asyncio.run(probe())
+    except (OSError, SQLAlchemyError) as exc:
+        where = database.url.split("@")[-1]
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise click.ClickException(
+            f"database unreachable ({where}): {reason[0] if reason else type(exc).__name__}"
+        ) from None
+    migrations = Path(web.settings.migrations_dir)
+    if missing and (migrations / "env.py").is_file():
+        click.echo(f"warning: tables {', '.join(missing)} are missing: run `starmodel migrate`", err=True)
+    # without migrations the app creates missing tables itself at start, and says so
 
 
 def _check_port(host: str, port: int) -> None:
@@ -53,6 +87,8 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
                 log_level: str) -> None:
     """Serve APP (module, module:attr or file.py; default: app.py in this folder)."""
     found = find_app(app)
+    if found.starmodel is not None:
+        _check_database(found.starmodel)
     if reload and workers > 1:
         raise click.ClickException("--reload and --workers > 1 cannot be combined")
     _check_port(host, port)
