@@ -28,8 +28,9 @@ WATCH_SIGNAL = "smwatch"
 Render = Callable[[Any], Any]
 
 
-def record_topic(namespace: str) -> str:
-    return f"entity:{namespace}"
+def record_topic(namespace: str, owner: str | None = None) -> str:
+    """Record changes of a class; a private class's go per owning session."""
+    return f"entity:{namespace}" if owner is None else f"entity:{namespace}:{owner}"
 
 
 class RecordViews:
@@ -62,12 +63,18 @@ class RecordViews:
         watch = json.dumps({WATCH_SIGNAL: {namespace: True}})
         return tag(*(render(record) for record in records), id=container, data_signals=watch, **attrs)
 
-    def watched_topics(self, signals: Any) -> set[str]:
-        """The record topics a live stream asked for (only known record classes count)."""
+    def watched_topics(self, signals: Any, session_id: str) -> set[str]:
+        """The record topics a live stream asked for (only known record classes count; for a
+        private class, only the records of the stream's own session)."""
         if not isinstance(signals, dict) or not isinstance(signals.get(WATCH_SIGNAL), dict):
             return set()
-        keyed = {cls.namespace() for cls in self.entities() if cls.options().scope == "id"}
-        return {record_topic(ns) for ns in signals[WATCH_SIGNAL] if ns in keyed}
+        keyed = {cls.namespace(): cls for cls in self.entities() if cls.options().scope == "id"}
+        topics = set()
+        for namespace in signals[WATCH_SIGNAL]:
+            cls = keyed.get(namespace)
+            if cls is not None:
+                topics.add(record_topic(namespace, session_id if cls.options().private else None))
+        return topics
 
     async def on_entity_changed(self, change: EntityChanged) -> None:
         """Bus subscriber: one committed record change -> one message for its watchers."""
@@ -86,7 +93,7 @@ class RecordViews:
                     body += str(SSE.patch_elements(
                         to_xml(render(row)), selector=f"#{container}", mode=ElementPatchMode.APPEND
                     ))
-        self.hub.publish(record_topic(namespace), {}, raw=body)
+        self.hub.publish(record_topic(namespace, change.owner), {}, raw=body)
 
     def _row(self, namespace: str, key: str, state: dict[str, Any]) -> Entity | None:
         entity_cls = next((c for c in self.entities() if c.namespace() == namespace), None)

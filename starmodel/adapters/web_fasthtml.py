@@ -258,14 +258,26 @@ class WebApp:
         async with self.dispatcher.uow_factory(entity_cls) as uow:
             return await uow.load(entity_cls, key)
 
-    async def find(self, entity_cls: type[E], key: Any) -> E | None:
-        """The record with this key, for rendering (``None`` if there is none)."""
+    async def find(self, entity_cls: type[E], key: Any, request: Request | None = None) -> E | None:
+        """The record with this key, for rendering (``None`` if there is none, or if it is
+        another session's private record: pass the page's ``request`` for private entities)."""
         async with self.dispatcher.uow_factory(entity_cls) as uow:
+            uow.owner = self.session_id(request) if request is not None else None
             return await uow.get(entity_cls, str(key))
 
-    async def list(self, entity_cls: type[E], *, offset: int = 0, limit: int = 50) -> list[E]:
-        """Records in key order, for rendering."""
+    async def list(
+        self,
+        entity_cls: type[E],
+        request: Request | None = None,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[E]:
+        """Records in key order, for rendering (a private entity's: the request's session's)."""
+        if entity_cls.options().private and request is None:
+            raise ConfigurationError(f"{entity_cls.__name__} is private: pass the page's request")
         async with self.dispatcher.uow_factory(entity_cls) as uow:
+            uow.owner = self.session_id(request) if request is not None else None
             return await uow.list(entity_cls, offset=offset, limit=limit)
 
     def live_list(
@@ -367,7 +379,7 @@ class WebApp:
             signals = json.loads(request.query_params.get("datastar") or "{}")
         except ValueError:
             signals = {}
-        watch = self.records.watched_topics(signals)
+        watch = self.records.watched_topics(signals, ctx.session_id)
         stream = self.hub.open(ctx.session_id, ctx.tab_id, join=False, watch=watch)
         last_id = request.headers.get("last-event-id")
         return StreamingResponse(

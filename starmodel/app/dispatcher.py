@@ -88,10 +88,11 @@ class Dispatcher:
             return ctx.session_id
         if scope == "global":
             return GLOBAL_KEY
-        key = args.get("_key")
-        if not key:
+        raw = args.get("_key")
+        if not raw:
             raise EntityNotFound(f"{entity_cls.__name__}: which record? the request has no key")
-        return str(key)
+        key = _decode_argument(raw)  # actions send it bare; a JSON-quoted key is accepted too
+        return str(key) if isinstance(key, str | int) and not isinstance(key, bool) else raw
 
     @staticmethod
     def bind(
@@ -161,7 +162,7 @@ class Dispatcher:
         for attempt in range(self.retries):
             try:
                 async with self.locks.hold((namespace, key)), self.uow_factory(entity_cls) as uow:
-                    target = await _target(uow, entity_cls, spec, key)
+                    target = await _target(uow, entity_cls, spec, key, ctx)
                     _authorize(spec, ctx, target)
                     returned = _prepare(flatten(await _call(spec, target, params, uow)), prepare)
                     patch = await uow.commit(ctx)
@@ -185,7 +186,7 @@ class Dispatcher:
         """Check the caller may run it, then run the event in a task of its own; the answer
         goes back at once and every step reaches the entity's viewers through the bus."""
         async with self.uow_factory(entity_cls) as uow:
-            _authorize(spec, ctx, await _target(uow, entity_cls, spec, key))
+            _authorize(spec, ctx, await _target(uow, entity_cls, spec, key, ctx))
         # the calling tab gets the changes through its live stream like every other tab
         viewer_ctx = replace(ctx, tab_id=None, entity=None)
         task = asyncio.create_task(
@@ -214,7 +215,7 @@ class Dispatcher:
         uow = self.uow_factory(entity_cls)
         try:
             async with self.locks.hold((namespace, key)), uow:
-                target = await _target(uow, entity_cls, spec, key)
+                target = await _target(uow, entity_cls, spec, key, ctx)
                 _authorize(spec, ctx, target)
                 if spec.kind != "asyncgen":
                     returned = _prepare(flatten(await _call(spec, target, params, uow)), prepare)
@@ -272,7 +273,7 @@ class Dispatcher:
         namespace = entity_cls.namespace()
         try:
             async with self.locks.hold((namespace, key)), self.uow_factory(entity_cls) as uow:
-                target = await _target(uow, entity_cls, spec, key)
+                target = await _target(uow, entity_cls, spec, key, ctx)
                 _authorize(spec, ctx, target)
                 current_workspace.set(uow)  # this task's context only
                 generator = spec.fn(target, **params)
@@ -358,9 +359,10 @@ async def _guard(generator: AsyncIterator[Any]) -> AsyncIterator[Any]:
 
 
 async def _target(
-    uow: UnitOfWork, entity_cls: type[Entity], spec: EventSpec, key: str
+    uow: UnitOfWork, entity_cls: type[Entity], spec: EventSpec, key: str, ctx: CallContext
 ) -> Entity | type[Entity]:
     """What the event method receives first: the entity instance, or the class itself."""
+    uow.owner = ctx.session_id
     return entity_cls if spec.on_class else await uow.load(entity_cls, key)
 
 

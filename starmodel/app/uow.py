@@ -68,6 +68,7 @@ class UnitOfWork:
         else:
             self.repository_for = repositories
         self.bus = bus
+        self.owner: str | None = None  # the session the event runs for (private records)
         self._tracked: list[_Tracked] = []
         self._begun: list[EntityRepository] = []
         self._open = False
@@ -119,12 +120,20 @@ class UnitOfWork:
             if type(item.entity).namespace() == namespace and item.entity._sm_key == key:
                 return None if item.deleted else item.entity  # type: ignore[return-value]
         entity = await (await self._repository(entity_cls)).get(entity_cls, key)
-        if entity is not None:
-            self._track(entity)
+        if entity is None or not self._may_see(entity):
+            return None  # another session's private record is "not found", not "forbidden"
+        self._track(entity)
         return entity
 
+    def _may_see(self, entity: Entity) -> bool:
+        return not type(entity).options().private or entity._sm_owner == self.owner
+
     async def list(self, entity_cls: type[E], *, offset: int = 0, limit: int = 50) -> list[E]:
-        found = await (await self._repository(entity_cls)).list(entity_cls, offset=offset, limit=limit)
+        owner = self.owner if entity_cls.options().private else None
+        if entity_cls.options().private and owner is None:
+            return []
+        repository = await self._repository(entity_cls)
+        found = await repository.list(entity_cls, offset=offset, limit=limit, owner=owner)
         result: list[E] = []
         for entity in found:
             known = await self.get(entity_cls, entity._sm_key or "")
@@ -168,6 +177,8 @@ class UnitOfWork:
             _revalidate_containers(entity)
             if not item.new and entity.__dict__ == item.fields:
                 continue
+            if item.new and options.private and entity._sm_owner is None:
+                entity._sm_owner = ctx.session_id
             await (await self._repository(cls)).save(entity)
             after = entity.public_state()
             changes = after if item.new else changed_values(item.public, after)
@@ -211,6 +222,7 @@ def _fact(entity: Entity, ctx: CallContext, changes: dict[str, Any], *, created:
         origin_session=ctx.session_id,
         created=created,
         deleted=deleted,
+        owner=entity._sm_owner if options.private else None,
     )
 
 

@@ -58,6 +58,7 @@ class EntityOptions:
     backend: str | None
     table: bool = False
     primary_key: str | None = None
+    private: bool = False
 
 
 _registry: dict[tuple[str, str], type[Entity]] = {}
@@ -177,6 +178,7 @@ class Entity(BaseModel, metaclass=EntityMeta):
     _sm_key: str | None = PrivateAttr(default=None)
     _sm_version: int = PrivateAttr(default=0)
     _sm_pending: list[Any] = PrivateAttr(default_factory=list)
+    _sm_owner: str | None = PrivateAttr(default=None)
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -315,6 +317,14 @@ def _read_options(cls: type[Entity]) -> EntityOptions:
             raise ConfigurationError(f"{cls.__name__}: SQL entities are addressed by primary key")
     elif table:
         raise ConfigurationError(f"{cls.__name__}: table=True needs store SERVER_SQL (the default)")
+    private = config.get("private", False)
+    if private not in (False, True, "session"):
+        raise ConfigurationError(f"{cls.__name__}: private must be True ('session') or False")
+    if private and scope != "id":
+        raise ConfigurationError(
+            f"{cls.__name__}: private applies to records (scope 'id'); session entities are "
+            "private to their session already"
+        )
     return EntityOptions(
         store=store,
         scope=scope,
@@ -323,4 +333,5 @@ def _read_options(cls: type[Entity]) -> EntityOptions:
         backend=config.get("backend"),
         table=table,
         primary_key=keys[0] if keys else None,
+        private=bool(private),
     )

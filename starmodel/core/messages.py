@@ -26,6 +26,7 @@ class EntityChanged(DomainEvent):
         origin_session: the session of that tab.
         created: the record was inserted (``changes`` holds its whole public state).
         deleted: the record was deleted.
+        owner: the session owning a private record (only its tabs may see the change).
     """
 
     namespace: str
@@ -37,6 +38,7 @@ class EntityChanged(DomainEvent):
     origin_session: str | None = None
     created: bool = False
     deleted: bool = False
+    owner: str | None = None
 
 
 @dataclass(frozen=True)

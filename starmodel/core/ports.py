@@ -24,6 +24,8 @@ class EntityRepository(ABC):
       (0 = must not exist yet), then bumps the version on the entity; otherwise it raises
       ``ConcurrencyError`` and writes nothing.
     - ``ttl`` (seconds, from the entity's options) is refreshed on every save.
+    - for private entities (``model_config["private"]``) ``_sm_owner`` is stored with the
+      record and ``list(..., owner=...)`` returns only that owner's records.
     """
 
     @abstractmethod
@@ -36,7 +38,9 @@ class EntityRepository(ABC):
     async def delete(self, entity_cls: type[Entity], key: str) -> bool: ...
 
     @abstractmethod
-    async def list(self, entity_cls: type[E], *, offset: int = 0, limit: int = 50) -> list[E]: ...
+    async def list(
+        self, entity_cls: type[E], *, offset: int = 0, limit: int = 50, owner: str | None = None
+    ) -> list[E]: ...
 
     async def begin(self) -> None:  # noqa: B027 - optional hook
         """Start a transaction (stores without transactions ignore it)."""

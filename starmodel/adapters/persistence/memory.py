@@ -68,9 +68,13 @@ class MemoryRepository(EntityRepository):
     async def delete(self, entity_cls: type[Entity], key: str) -> bool:
         return self._items.pop((entity_cls.namespace(), key), None) is not None
 
-    async def list(self, entity_cls: type[E], *, offset: int = 0, limit: int = 50) -> list[E]:
+    async def list(
+        self, entity_cls: type[E], *, offset: int = 0, limit: int = 50, owner: str | None = None
+    ) -> list[E]:
         namespace = entity_cls.namespace()
         keys = sorted(k for (ns, k) in list(self._items) if ns == namespace)
+        if owner is not None:
+            keys = [k for k in keys if self._items[(namespace, k)][0]._sm_owner == owner]
         found: list[E] = []
         for key in keys[offset:]:
             entity = await self.get(entity_cls, key)

@@ -14,7 +14,7 @@ import re
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Column, Integer, MetaData, Table, and_, inspect, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, and_, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
@@ -33,6 +33,7 @@ __all__ = ["VERSION_COLUMN", "SqlDatabase", "SqlRepository", "normalize_url"]
 
 E = TypeVar("E", bound=Entity)
 VERSION_COLUMN = "sm_version"
+OWNER_COLUMN = "sm_owner"
 DEFAULT_URL = "sqlite:///starmodel.db"
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -128,6 +129,8 @@ def build_table(entity_cls: type[Entity], metadata: MetaData) -> Table:
     if VERSION_COLUMN in entity_cls.model_fields:
         raise ConfigurationError(f"{entity_cls.__name__}: the field name {VERSION_COLUMN!r} is reserved")
     columns.append(Column(VERSION_COLUMN, Integer, nullable=False, default=1, server_default="1"))
+    if entity_cls.options().private:
+        columns.append(Column(OWNER_COLUMN, String(64), nullable=True, index=True))
     return Table(table_name(entity_cls), metadata, *columns)
 
 
@@ -180,10 +183,14 @@ class SqlRepository(EntityRepository):
         row = (await self._run(select(table).where(table.c[pk] == typed))).mappings().first()
         return None if row is None else _entity(entity_cls, row)
 
-    async def list(self, entity_cls: type[E], *, offset: int = 0, limit: int = 50) -> list[E]:
+    async def list(
+        self, entity_cls: type[E], *, offset: int = 0, limit: int = 50, owner: str | None = None
+    ) -> list[E]:
         table = self.db.table(entity_cls)
         pk = _pk(entity_cls)
         query = select(table).order_by(table.c[pk]).offset(offset).limit(limit)
+        if owner is not None and entity_cls.options().private:
+            query = query.where(table.c[OWNER_COLUMN] == owner)
         rows = (await self._run(query)).mappings().all()
         return [_entity(entity_cls, row) for row in rows]
 
@@ -192,6 +199,8 @@ class SqlRepository(EntityRepository):
         table = self.db.table(cls)
         pk = _pk(cls)
         values = {name: getattr(entity, name) for name in cls.model_fields}
+        if cls.options().private:
+            values[OWNER_COLUMN] = entity._sm_owner
         if entity._sm_version == 0:
             if values[pk] is None:
                 del values[pk]  # the database assigns it
@@ -271,6 +280,8 @@ def _entity(entity_cls: type[E], row: Any) -> E:
     values = {name: row[name] for name in entity_cls.model_fields}
     entity = entity_cls.model_validate(values)
     entity._sm_version = int(row[VERSION_COLUMN])
+    if entity_cls.options().private:
+        entity._sm_owner = row[OWNER_COLUMN]
     entity._sm_key = str(values[entity_cls.options().primary_key or ""])
     return entity
 
