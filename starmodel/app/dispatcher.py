@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -205,37 +205,51 @@ class Dispatcher:
         prepare: Prepare | None,
     ) -> None:
         options = entity_cls.options()
-        namespace = options.namespace
+        bus = self.uow_factory(entity_cls).bus
+        session = ctx.session_id if options.scope == "session" else None
 
-        async def show(uow: UnitOfWork, outputs: list[Any]) -> None:
+        async def show(patch: dict[str, Any], outputs: list[Any]) -> None:
+            # state changes travel as EntityChanged; what the event showed goes to its viewers
             if outputs:
-                session = ctx.session_id if options.scope == "session" else None
-                await uow.bus.publish(EventOutputs(namespace, key, options.scope, outputs, session))
+                await bus.publish(EventOutputs(options.namespace, key, options.scope, outputs, session))
 
-        uow = self.uow_factory(entity_cls)
         try:
-            async with self.locks.hold((namespace, key)), uow:
-                target = await _target(uow, entity_cls, spec, key, ctx)
-                _authorize(spec, ctx, target)
-                if spec.kind != "asyncgen":
-                    returned = _prepare(flatten(await _call(spec, target, params, uow)), prepare)
-                    await uow.commit(ctx)
-                    await show(uow, returned)
-                    return
-                current_workspace.set(uow)
-                generator = spec.fn(target, **params)
-                try:
-                    async for item in _guard(generator):
-                        returned = _prepare(flatten(item), prepare)
-                        await uow.commit(ctx)
-                        await show(uow, returned)
-                    await uow.commit(ctx)
-                finally:
-                    await generator.aclose()
+            await self._run_steps(entity_cls, spec, ctx, key, params, prepare, show)
         except Exception as exc:
             log.exception("background event %s.%s failed", entity_cls.__name__, spec.name)
             message = str(exc) if isinstance(exc, StarModelError | ValueError) else "it failed"
-            await show(uow, _prepare([toast(f"{spec.name}: {message}", "error")], prepare))
+            await show({}, _prepare([toast(f"{spec.name}: {message}", "error")], prepare))
+
+    async def _run_steps(
+        self,
+        entity_cls: type[Entity],
+        spec: EventSpec,
+        ctx: CallContext,
+        key: str,
+        params: dict[str, Any],
+        prepare: Prepare | None,
+        emit: Callable[[dict[str, Any], list[Any]], Awaitable[None]],
+    ) -> None:
+        """Run an event step by step (one step for a plain method, one per ``yield``),
+        committing each and handing ``emit`` the signals patch and the step's outputs."""
+        async with self.locks.hold((entity_cls.namespace(), key)), self.uow_factory(entity_cls) as uow:
+            target = await _target(uow, entity_cls, spec, key, ctx)
+            _authorize(spec, ctx, target)
+            if spec.kind != "asyncgen":
+                returned = _prepare(flatten(await _call(spec, target, params, uow)), prepare)
+                await emit(await uow.commit(ctx), returned)
+                return
+            current_workspace.set(uow)  # this task's context only
+            generator = spec.fn(target, **params)
+            try:
+                async for item in _guard(generator):
+                    returned = _prepare(flatten(item), prepare)
+                    await emit(await uow.commit(ctx), returned)
+                patch = await uow.commit(ctx)
+                if patch:
+                    await emit(patch, [])
+            finally:
+                await generator.aclose()
 
     async def _start_stream(
         self,
@@ -270,24 +284,11 @@ class Dispatcher:
         prepare: Prepare | None,
         steps: _Steps,
     ) -> None:
-        namespace = entity_cls.namespace()
+        async def hand_over(patch: dict[str, Any], returned: list[Any]) -> None:
+            await steps.hand_over([*([PatchSignals(patch)] if patch else []), *returned])
+
         try:
-            async with self.locks.hold((namespace, key)), self.uow_factory(entity_cls) as uow:
-                target = await _target(uow, entity_cls, spec, key, ctx)
-                _authorize(spec, ctx, target)
-                current_workspace.set(uow)  # this task's context only
-                generator = spec.fn(target, **params)
-                try:
-                    async for item in _guard(generator):
-                        returned = _prepare(flatten(item), prepare)
-                        patch = await uow.commit(ctx)
-                        signals = [PatchSignals(patch)] if patch else []
-                        await steps.hand_over([*signals, *returned])
-                    patch = await uow.commit(ctx)
-                    if patch:
-                        await steps.hand_over([PatchSignals(patch)])
-                finally:
-                    await generator.aclose()
+            await self._run_steps(entity_cls, spec, ctx, key, params, prepare, hand_over)
         except Exception as exc:
             steps.queue.put_nowait(exc)
             return
