@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl
 
 from fasthtml.common import Div, FastHTML
 from starlette.requests import Request
@@ -28,6 +27,7 @@ from starmodel.adapters.live_records import WATCH_SIGNAL, RecordViews
 from starmodel.adapters.live_stream import LiveHub
 from starmodel.adapters.sessions import SignedCookieSessions
 from starmodel.adapters.sse_datastar import error_events, render_outputs
+from starmodel.adapters.web_requests import EventRequest, SSEAnswer, error_response
 from starmodel.app.dispatcher import Dispatcher, EventResult
 from starmodel.app.settings import Settings
 from starmodel.core.actions import PatchSignals
@@ -45,7 +45,6 @@ E = TypeVar("E", bound=Entity)
 
 LIVE_PATH = "/_starmodel/live"
 SESSION_KEY = "starmodel_sid"
-MAX_BODY = 1_000_000
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _TAB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _STATIC_DIR = Path(__file__).parent / "static"
@@ -318,7 +317,7 @@ class WebApp:
         entity_cls, spec = found
         refusal = self.refuse_cross_site(request)
         if refusal:
-            return _error_response(403, refusal)
+            return error_response(403, refusal)
         namespace = entity_cls.namespace()
         try:
             signals, args = await request.signals_and_args()
@@ -327,14 +326,14 @@ class WebApp:
                 entity_cls, spec, ctx, args, signals, prepare=partial(render_outputs, spec=spec)
             )
         except ValidationFailed as exc:
-            return _error_response(422, exc.message, namespace, exc.errors)
+            return error_response(422, exc.message, namespace, exc.errors)
         except StarModelError as exc:
-            return _error_response(exc.status_code, str(exc))
+            return error_response(exc.status_code, str(exc))
         except ValueError as exc:
-            return _error_response(422, str(exc) or "Invalid value")
+            return error_response(422, str(exc) or "Invalid value")
         except Exception as exc:
             log.exception("event %s.%s failed", entity_cls.__name__, spec.name)
-            return _error_response(500, self._failure_message(exc, "nothing was changed"))
+            return error_response(500, self._failure_message(exc, "nothing was changed"))
         if result.stream is not None:
             return StreamingResponse(
                 self._stream_body(entity_cls, result),
@@ -397,12 +396,6 @@ async def _no_favicon(request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _header_safe(text: str) -> str:
-    """One printable ASCII line (a header value may carry neither CR/LF nor other controls)."""
-    flat = "".join(ch if " " <= ch <= "~" else " " for ch in text)
-    return " ".join(flat.split())[:200]
-
-
 def _in_packages(module: str, packages: tuple[str, ...]) -> bool:
     return any(module == p or module.startswith(p + ".") for p in packages)
 
@@ -424,94 +417,3 @@ def _serve_file(folder: Path, name: str) -> Response:
     if not target.is_relative_to(root) or not target.is_file():
         return PlainTextResponse("Not found", status_code=404)
     return FileResponse(target, headers={"Cache-Control": "public, max-age=3600"})
-
-
-class SSEAnswer:
-    """A complete SSE answer sent in one go: an event's reply needs no streaming machinery."""
-
-    __slots__ = ("body", "extra_headers", "status_code")
-
-    _HEADERS = [
-        (b"content-type", b"text/event-stream; charset=utf-8"),
-        (b"cache-control", b"no-cache"),
-        (b"x-accel-buffering", b"no"),
-    ]
-
-    def __init__(
-        self, status: int, body: str, extra_headers: list[tuple[bytes, bytes]] | None = None
-    ) -> None:
-        self.status_code = status
-        self.body = body.encode("utf-8")
-        self.extra_headers = extra_headers or []
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [*self._HEADERS, (b"content-length", str(len(self.body)).encode()), *self.extra_headers]
-        await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
-        await send({"type": "http.response.body", "body": self.body})
-
-
-class EventRequest:
-    """Just what an event call needs from an HTTP request, read straight from the ASGI scope
-    (cheaper than a full Starlette ``Request`` on the hottest path)."""
-
-    __slots__ = ("headers", "method", "path", "receive", "scope")
-
-    def __init__(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> None:
-        self.scope = scope
-        self.receive = receive
-        self.method: str = scope["method"]
-        self.path: str = scope["path"]
-        self.headers = headers
-
-    @classmethod
-    def from_scope(cls, scope: Scope, receive: Receive) -> EventRequest:
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        return cls(scope, receive, headers)
-
-    async def body(self) -> bytes:
-        length = self.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_BODY:
-            raise ValidationFailed({"body": "Request body too large"}, "Request refused")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await self.receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise ValidationFailed({"body": "Request body too large"}, "Request refused")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
-
-    async def signals_and_args(self) -> tuple[dict[str, Any], dict[str, str]]:
-        """Signals (JSON body, or ``?datastar=`` for GET/DELETE) and the action's arguments."""
-        query = self.scope.get("query_string", b"")
-        args = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {}
-        raw: str | bytes | None
-        if self.method in ("GET", "DELETE"):
-            raw = args.pop("datastar", None)
-        else:
-            raw = await self.body()
-        if not raw:
-            return {}, args
-        try:
-            signals = json.loads(raw)
-        except ValueError:
-            raise ValidationFailed({"signals": "Signals are not valid JSON"}, "Bad request") from None
-        if not isinstance(signals, dict):
-            raise ValidationFailed({"signals": "Signals must be a JSON object"}, "Bad request")
-        return signals, args
-
-
-def _error_response(
-    status: int,
-    message: str,
-    namespace: str | None = None,
-    field_errors: dict[str, str] | None = None,
-) -> SSEAnswer:
-    body = error_events(message, namespace=namespace, field_errors=field_errors)
-    return SSEAnswer(status, body, [(b"x-starmodel-error", _header_safe(message).encode("latin-1"))])
