@@ -1,0 +1,110 @@
+"""Integration fixtures: real databases.
+
+- SQLite: a file in the test's ``tmp_path``.
+- PostgreSQL at 127.0.0.1:5432 (trust auth, user ``postgres`` or else ``root``): a uniquely
+  named database is created for the test session and dropped at its end; after each test
+  its schema is emptied, so every test starts with no tables. Without a reachable server
+  the PostgreSQL cases are skipped (saying why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+
+PG_HOST, PG_PORT, PG_ADMIN_DB = "127.0.0.1", 5432, "test"
+PG_USERS = ("postgres", "root")
+
+
+def run_blocking(make: Callable[[], Awaitable[Any]], timeout: float = 30) -> Any:
+    """Run a coroutine to completion in a thread with its own event loop (usable from sync
+    fixtures, whatever loop pytest-asyncio has set up for the tests)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result(timeout)
+
+
+async def _execute(user: str, database: str, *statements: str) -> None:
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=user, database=database, timeout=3)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close(timeout=3)
+
+
+@dataclass(frozen=True)
+class Postgres:
+    user: str
+    database: str
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.user}@{PG_HOST}:{PG_PORT}/{self.database}"
+
+    def reset(self) -> None:
+        """Drop every table (the whole ``public`` schema) of the session database."""
+        run_blocking(lambda: _execute(
+            self.user,
+            self.database,
+            "SET lock_timeout = '5s'",
+            "DROP SCHEMA public CASCADE",
+            "CREATE SCHEMA public",
+        ))
+
+
+def _find_user() -> tuple[str | None, str]:
+    reasons = []
+    for user in PG_USERS:
+        try:
+            run_blocking(lambda user=user: _execute(user, PG_ADMIN_DB, "SELECT 1"), timeout=10)
+            return user, ""
+        except Exception as exc:
+            reasons.append(f"{user}: {type(exc).__name__}: {exc}")
+    return None, "; ".join(reasons)
+
+
+@pytest.fixture(scope="session")
+def postgres_session() -> Iterator[Postgres | str]:
+    """The session's own PostgreSQL database, or why there is none."""
+    user, why = _find_user()
+    if user is None:
+        yield f"PostgreSQL at {PG_HOST}:{PG_PORT} is not reachable ({why})"
+        return
+    name = f"sm_it_{secrets.token_hex(4)}"
+    run_blocking(lambda: _execute(user, PG_ADMIN_DB, f'CREATE DATABASE "{name}"'))
+    try:
+        yield Postgres(user, name)
+    finally:
+        run_blocking(lambda: _execute(user, PG_ADMIN_DB, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def postgres(postgres_session: Postgres | str) -> Iterator[Postgres]:
+    """The session's PostgreSQL database, emptied after the test."""
+    if isinstance(postgres_session, str):
+        pytest.skip(postgres_session)
+    try:
+        yield postgres_session
+    finally:
+        postgres_session.reset()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A database URL, once per backend: a fresh SQLite file, or the empty PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'app.db'}"
+    pg: Postgres = request.getfixturevalue("postgres")
+    return pg.url
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_the_shell(clean_settings_env: None) -> None:
+    """Tests here build their settings explicitly (DATABASE_URL from the shell must not leak in)."""

@@ -1,0 +1,143 @@
+"""The repository contract (``starmodel.testing.RepositoryContract``) against every built-in
+store: memory, SQLite (a file) and PostgreSQL (the real server).
+
+One suite; the stores differ only in what they declare: memory has TTL but no
+transactions, SQL has transactions but no TTL. The SQL class runs once per database
+(``database_url`` is parametrized in conftest.py).
+"""
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from sqlalchemy import JSON
+from sqlmodel import Field
+
+from starmodel import Entity
+from starmodel.adapters.persistence.memory import MemoryRepository
+from starmodel.adapters.persistence.sql import SqlDatabase, SqlRepository
+from starmodel.core.ports import EntityRepository
+from starmodel.testing import RepositoryContract
+
+# --- the entities: the fields the contract uses, once per kind of store ----------------------
+
+
+class MemNote(Entity):
+    model_config = {"scope": "id", "namespace": "contract_mem_note"}
+    title: str
+    count: int = 0
+    tags: list[str] = []
+
+
+class MemShortNote(Entity):
+    model_config = {"scope": "id", "namespace": "contract_mem_short", "ttl": 10}
+    title: str
+    count: int = 0
+    tags: list[str] = []
+
+
+class MemPrivateNote(Entity):
+    model_config = {"scope": "id", "namespace": "contract_mem_private", "private": True}
+    title: str
+    count: int = 0
+    tags: list[str] = []
+
+
+class SqlNote(Entity, table=True):
+    model_config = {"namespace": "contract_sql_note"}
+    id: int | None = Field(default=None, primary_key=True)
+    title: str
+    count: int = 0
+    tags: list[str] = Field(default_factory=list, sa_type=JSON)
+
+
+class SqlPrivateNote(Entity, table=True):
+    model_config = {"namespace": "contract_sql_private", "private": True}
+    id: int | None = Field(default=None, primary_key=True)
+    title: str
+    count: int = 0
+    tags: list[str] = Field(default_factory=list, sa_type=JSON)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+# --- the suite, per store ---------------------------------------------------------------------
+
+
+class TestMemoryRepositoryContract(RepositoryContract):
+    supports_transactions = False  # each save is final; the unit of work saves only at commit
+
+    @pytest.fixture
+    def clock(self) -> FakeClock:
+        return FakeClock()
+
+    @pytest.fixture
+    def repository_factory(self, clock: FakeClock) -> Callable[[], EntityRepository]:
+        shared = MemoryRepository(clock=clock)
+        return lambda: shared
+
+    @pytest.fixture
+    def advance_clock(self, clock: FakeClock):
+        return clock.advance
+
+    @pytest.fixture
+    def entity_cls(self) -> type[Entity]:
+        return MemNote
+
+    @pytest.fixture
+    def ttl_entity_cls(self) -> type[Entity]:
+        return MemShortNote
+
+    @pytest.fixture
+    def private_entity_cls(self) -> type[Entity]:
+        return MemPrivateNote
+
+
+class TestSqlRepositoryContract(RepositoryContract):
+    supports_ttl = False  # rows live until deleted
+
+    @pytest.fixture
+    async def database(self, database_url: str) -> AsyncIterator[SqlDatabase]:
+        database = SqlDatabase(database_url)
+        await database.create_tables([SqlNote, SqlPrivateNote])
+        try:
+            yield database
+        finally:
+            await database.dispose()
+
+    @pytest.fixture
+    def repository_factory(self, database: SqlDatabase) -> Callable[[], EntityRepository]:
+        return lambda: SqlRepository(database)
+
+    @pytest.fixture
+    def entity_cls(self) -> type[Entity]:
+        return SqlNote
+
+    @pytest.fixture
+    def private_entity_cls(self) -> type[Entity]:
+        return SqlPrivateNote
+
+
+def test_capabilities_declared_false_are_not_collected():
+    assert TestSqlRepositoryContract.test_ttl_is_refreshed_on_every_save is None
+    assert TestMemoryRepositoryContract.test_rollback_forgets_inserts_updates_and_deletes is None
+    assert callable(TestMemoryRepositoryContract.test_ttl_is_refreshed_on_every_save)
+    assert callable(TestSqlRepositoryContract.test_rollback_forgets_inserts_updates_and_deletes)
+
+
+def test_importing_starmodel_does_not_import_pytest():
+    import subprocess
+    import sys
+
+    code = "import sys, starmodel; print('pytest' in sys.modules, 'starmodel.testing' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
