@@ -18,7 +18,7 @@ from fasthtml.common import FastHTML
 from sqlalchemy.exc import SQLAlchemyError
 
 from starmodel.adapters.persistence.memory import MemoryRepository
-from starmodel.adapters.persistence.sql import DEFAULT_URL, SqlDatabase, SqlRepository
+from starmodel.adapters.persistence.sql import DEFAULT_URL, SqlDatabase, SqlRepository, normalize_url
 from starmodel.adapters.web_fasthtml import WebApp
 from starmodel.app.bus import InProcessBus
 from starmodel.app.dispatcher import Dispatcher
@@ -103,6 +103,8 @@ def development_secret(path: Path = SECRET_FILE) -> str:
 
 def build_services(settings: Settings) -> Services:
     """Wire stores and the bus into a dispatcher; one fresh unit of work per event."""
+    if settings.database_url:
+        normalize_url(settings.database_url)  # a bad DATABASE_URL fails here, in one line
     bus: EventBus = InProcessBus()
     repositories: dict[StateStore, EntityRepository] = {StateStore.SERVER_MEMORY: MemoryRepository()}
     services: Services

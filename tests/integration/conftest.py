@@ -4,7 +4,7 @@
 - PostgreSQL at 127.0.0.1:5432 (trust auth, user ``postgres`` or else ``root``): a uniquely
   named database is created for the test session and dropped at its end; after each test
   its schema is emptied, so every test starts with no tables. Without a reachable server
-  the PostgreSQL cases are skipped (saying why).
+  the PostgreSQL cases fail, saying why (`.ci/run` starts the server; they are never skipped).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def postgres_session() -> Iterator[Postgres | str]:
 def postgres(postgres_session: Postgres | str) -> Iterator[Postgres]:
     """The session's PostgreSQL database, emptied after the test."""
     if isinstance(postgres_session, str):
-        pytest.skip(postgres_session)
+        pytest.fail(f"PostgreSQL is needed for this test: {postgres_session}")
     try:
         yield postgres_session
     finally:

@@ -77,11 +77,11 @@ class MemoryRepository(EntityRepository):
             keys = [k for k in keys if self._items[(namespace, k)][0]._sm_owner == owner]
         found: list[E] = []
         for key in keys[offset:]:
+            if len(found) >= limit:
+                break
             entity = await self.get(entity_cls, key)
             if entity is not None:
                 found.append(entity)
-            if len(found) >= limit:
-                break
         return found
 
     def sweep(self) -> int:

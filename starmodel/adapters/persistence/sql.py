@@ -14,9 +14,9 @@ import re
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Column, Integer, MetaData, String, Table, and_, inspect, select
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, and_, inspect, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 from sqlmodel.main import get_column_from_field
 
@@ -156,23 +156,34 @@ class SqlRepository(EntityRepository):
                 raise StoreUnavailable(f"the database cannot be reached ({_first_line(exc)})") from None
         return self._conn
 
-    async def _run(self, statement: Any) -> Any:
+    async def _run(self, statement: Any, entity_cls: type[Entity] | None = None) -> Any:
         conn = await self._connection()
         try:
             return await conn.execute(statement)
         except IntegrityError as exc:
-            raise _integrity_error(exc) from None
+            raise _integrity_error(exc, entity_cls) from None
         except DBAPIError as exc:
+            if isinstance(exc, DataError) or _sqlstate(exc).startswith("22"):  # data exception
+                raise ValidationFailed(
+                    {"__root__": f"a value the database cannot store ({_first_line(exc)})"}, "Not saved"
+                ) from None
             raise _database_error(exc) from None
         except OSError as exc:
             raise StoreUnavailable(f"the database cannot be reached ({exc})") from None
 
     def _key(self, entity_cls: type[Entity], key: str) -> Any:
+        """The key in its column's type, or ``None`` if no record can have it (-> 404)."""
         adapter = _key_adapter(entity_cls)
         try:
-            return adapter.validate_python(key)
+            typed = adapter.validate_python(key)
         except ValidationError:
             return None
+        if isinstance(typed, int):
+            column_type = self.db.table(entity_cls).c[_pk(entity_cls)].type
+            bits = 63 if isinstance(column_type, BigInteger) else 31
+            if not -(2**bits) <= typed < 2**bits:
+                return None
+        return typed
 
     async def get(self, entity_cls: type[E], key: str) -> E | None:
         typed = self._key(entity_cls, key)
@@ -204,7 +215,7 @@ class SqlRepository(EntityRepository):
         if entity._sm_version == 0:
             if values[pk] is None:
                 del values[pk]  # the database assigns it
-            result = await self._run(table.insert().values(**values, **{VERSION_COLUMN: 1}))
+            result = await self._run(table.insert().values(**values, **{VERSION_COLUMN: 1}), cls)
             if getattr(entity, pk) is None:
                 setattr(entity, pk, result.inserted_primary_key[0])
             entity._sm_version = 1
@@ -286,6 +297,15 @@ def _entity(entity_cls: type[E], row: Any) -> E:
     return entity
 
 
+def _sqlstate(exc: DBAPIError) -> str:
+    """The SQLSTATE code of a PostgreSQL error (``""`` if the driver gives none)."""
+    for source in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        code = getattr(source, "sqlstate", None) or getattr(source, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return ""
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc)
     return text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
@@ -297,12 +317,20 @@ _UNIQUE = (
 )
 
 
-def _integrity_error(exc: IntegrityError) -> ValidationFailed:
-    text = str(exc.orig or exc)
+def _integrity_error(
+    exc: IntegrityError, entity_cls: type[Entity] | None
+) -> ValidationFailed | ConcurrencyError:
+    """A uniqueness violation names its field (422); on the primary key it means another
+    writer inserted that record first (a conflict, like any other lost race)."""
+    orig = exc.orig
+    cause = getattr(orig, "__cause__", None)
+    text = " ".join(str(part) for part in (orig, getattr(cause, "detail", None) or "", exc) if part)
     for pattern in _UNIQUE:
         found = pattern.search(text)
         if found:
             field = found.group("field")
+            if entity_cls is not None and field == entity_cls.options().primary_key:
+                return ConcurrencyError(f"{entity_cls.__name__} {field} is taken by another record")
             return ValidationFailed({field: "This value is already taken"}, "Not saved")
     return ValidationFailed({"__root__": _first_line(exc)}, "Not saved: the database refused it")
 
