@@ -8,11 +8,17 @@ from typing import Any
 
 import click
 from pydantic_core import PydanticUndefined
+from sqlalchemy import MetaData
 
+from starmodel.adapters.persistence.migrations import Migrations
+from starmodel.adapters.persistence.sql import build_table
+from starmodel.adapters.web_fasthtml import WebApp
+from starmodel.bootstrap import StarModel
 from starmodel.cli.discovery import find_app
 from starmodel.core.entity import Entity
+from starmodel.core.errors import StarModelError
 
-__all__ = ["describe_entity", "entities_group"]
+__all__ = ["describe_entity", "entities_group", "table_status"]
 
 
 def _type_name(annotation: Any) -> str:
@@ -33,8 +39,49 @@ def _default(value: Any) -> Any:
     return value
 
 
+def describe_table(cls: type[Entity]) -> dict[str, Any] | None:
+    """The table of a SQL entity (``None`` for other entities): name and columns, from the code."""
+    if not cls.options().table:
+        return None
+    try:
+        table = build_table(cls, MetaData())
+    except StarModelError as exc:
+        raise click.ClickException(str(exc)) from None
+    columns = [
+        {
+            "name": column.name,
+            "type": str(column.type),
+            "nullable": bool(column.nullable),
+            "primary_key": bool(column.primary_key),
+        }
+        for column in table.columns
+    ]
+    return {"name": table.name, "columns": columns}
+
+
+def table_status(starmodel: WebApp | None, cls: type[Entity]) -> dict[str, Any]:
+    """Whether the entity's table exists and where the migrations stand (connects)."""
+    unknown: dict[str, Any] = {"exists": None, "migrations": "unknown", "pending": None}
+    if not isinstance(starmodel, StarModel):
+        return unknown | {"error": "not a StarModel app"}
+    try:
+        migrations = Migrations(
+            starmodel.settings.migrations_dir, starmodel.services.database, starmodel.sql_entities()
+        )
+        status = migrations.status()
+        name = migrations.database.table(cls).name
+    except StarModelError as exc:
+        return unknown | {"error": str(exc)}
+    return {
+        "exists": name in status.tables,
+        "migrations": status.summary(),
+        "pending": len(status.pending) if status.initialised else None,
+        "error": None,
+    }
+
+
 def describe_entity(cls: type[Entity]) -> dict[str, Any]:
-    """Everything ``inspect`` shows, JSON-ready."""
+    """Everything ``inspect`` shows, JSON-ready (``table`` is ``None`` for non-SQL entities)."""
     options = cls.options()
     namespace = cls.namespace()
     fields = []
@@ -84,6 +131,7 @@ def describe_entity(cls: type[Entity]) -> dict[str, Any]:
         "computed": computed,
         "events": events,
         "signals": [f"${namespace}.{name}" for name in cls.public_signal_names()],
+        "table": describe_table(cls),
     }
 
 
@@ -124,14 +172,17 @@ def list_command(app: str | None, as_json: bool) -> None:
 @click.option("--app", "app", default=None, help="The app (default: app.py / STARMODEL_APP).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect_command(name: str, app: str | None, as_json: bool) -> None:
-    """Show fields, store, events (routes, parameters) and signals of entity NAME."""
-    entities = find_app(app).entities()
+    """Show fields, store, table, events (routes, parameters) and signals of entity NAME."""
+    found = find_app(app)
+    entities = found.entities()
     wanted = name.lower()
     match = [c for c in entities if wanted in (c.__name__.lower(), c.namespace())]
     if not match:
         known = ", ".join(sorted(c.__name__ for c in entities)) or "none"
         raise click.ClickException(f"unknown entity {name!r}; known entities: {known}")
     info = describe_entity(match[0])
+    if info["table"] is not None:
+        info["table"].update(table_status(found.starmodel, match[0]))
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -143,6 +194,8 @@ def inspect_command(name: str, app: str | None, as_json: bool) -> None:
         extra = " [server-only]" if f["server_only"] else ""
         default = "required" if f["required"] else f"= {f['default']!r}"
         click.echo(f"    {f['name']}: {f['type']} {default}{extra}")
+    if info["table"] is not None:
+        _echo_table(info["table"])
     if info["computed"]:
         click.echo("  computed:")
         for c in info["computed"]:
@@ -155,3 +208,16 @@ def inspect_command(name: str, app: str | None, as_json: bool) -> None:
         )
         click.echo(f"    {e['name']}({params})  {e['method']} {e['route']}  [{e['kind']}]")
     click.echo("  signals: " + ", ".join(info["signals"]))
+
+
+def _echo_table(table: dict[str, Any]) -> None:
+    if table["exists"] is None:
+        state = f"status unknown: {table['error']}"
+    else:
+        state = f"table {'exists' if table['exists'] else 'missing'}; migrations: {table['migrations']}"
+    click.echo(f"  table: {table['name']} ({state})")
+    width = max(len(c["name"]) for c in table["columns"])
+    type_width = max(len(c["type"]) for c in table["columns"])
+    for column in table["columns"]:
+        flags = "primary key" if column["primary_key"] else ("null" if column["nullable"] else "not null")
+        click.echo(f"    {column['name']:<{width}}  {column['type']:<{type_width}}  {flags}")

@@ -1,10 +1,11 @@
-"""``starmodel``: run the app, inspect entities, fetch assets."""
+"""``starmodel``: run the app, inspect entities, fetch assets, migrate the database."""
 
 from __future__ import annotations
 
 import click
 
 from starmodel.cli.assets import assets_command
+from starmodel.cli.db import db_group, migrate_command
 from starmodel.cli.entities import entities_group
 from starmodel.cli.run import run_command
 from starmodel.core.errors import StarModelError
@@ -21,6 +22,8 @@ def cli() -> None:
 cli.add_command(run_command)
 cli.add_command(entities_group)
 cli.add_command(assets_command)
+cli.add_command(db_group)
+cli.add_command(migrate_command)
 
 
 def main() -> None:
