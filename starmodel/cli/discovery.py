@@ -82,6 +82,8 @@ def _import(name: str) -> ModuleType:
         raise click.ClickException(f"cannot import {name!r}: {exc}") from None
     except click.ClickException:
         raise
+    except StarModelError as exc:  # the app's own configuration: its message says it all
+        raise click.ClickException(str(exc)) from None
     except Exception as exc:
         raise click.ClickException(f"cannot import {name!r}: {type(exc).__name__}: {exc}") from None
 
@@ -95,6 +97,8 @@ def _submodule(module: ModuleType, name: str) -> ModuleType | None:
         if exc.name == f"{module.__name__}.{name}":
             return None
         raise click.ClickException(f"cannot import {module.__name__}.{name}: {exc}") from None
+    except StarModelError as exc:
+        raise click.ClickException(str(exc)) from None
     except Exception as exc:
         raise click.ClickException(
             f"cannot import {module.__name__}.{name}: {type(exc).__name__}: {exc}"
