@@ -1,5 +1,6 @@
-"""StarModel demo: a per-session counter, a counter shared by everybody, and a long task that
-streams its progress. Open it in two tabs (same session) and two browsers (two sessions)."""
+"""StarModel demo: a per-session counter, a counter shared by everybody, a long task that
+streams its progress, and a todo list kept in SQL (``demo/todos.py``). Open it in two tabs
+(same session) and two browsers (two sessions)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from monsterui.all import (
     TextPresets,
 )
 
+from demo.todos import Todo, database_url, todo_card
 from starmodel import Entity, StarModel, computed, event, toast
 
 
@@ -100,7 +102,11 @@ class LongTask(Entity):
         self.status = "done"
 
 
-sm = StarModel(title="StarModel demo")
+TODOS_SHOWN = 200
+"""The page shows the first todos, in the order they were added."""
+
+# Arguments override the environment, so DATABASE_URL is read here: it still wins when set.
+sm = StarModel(title="StarModel demo", database_url=database_url())
 app = sm.app
 
 
@@ -173,8 +179,10 @@ async def index(request):
     counter = await sm.load(Counter, request)
     shared = await sm.load(SharedCounter)
     task = await sm.load(LongTask, request)
+    todos = await sm.list(Todo, limit=TODOS_SHOWN)
     return Title("StarModel demo"), Container(
         H1("StarModel demo", cls="my-6"),
         Grid(counter_card(counter), shared_card(shared), task_card(task), cols_lg=3, cols=1),
+        todo_card(sm, todos),
         cls="space-y-6",
     )
