@@ -115,10 +115,9 @@ class UnitOfWork:
         return entity
 
     async def get(self, entity_cls: type[E], key: str) -> E | None:
-        namespace = entity_cls.namespace()
-        for item in self._tracked:
-            if type(item.entity).namespace() == namespace and item.entity._sm_key == key:
-                return None if item.deleted else item.entity  # type: ignore[return-value]
+        known = self._tracked_entity(entity_cls, key)
+        if known is not None:
+            return None if known[1] else known[0]  # type: ignore[return-value]
         entity = await (await self._repository(entity_cls)).get(entity_cls, key)
         if entity is None or not self._may_see(entity):
             return None  # another session's private record is "not found", not "forbidden"
@@ -136,9 +135,21 @@ class UnitOfWork:
         found = await repository.list(entity_cls, offset=offset, limit=limit, owner=owner)
         result: list[E] = []
         for entity in found:
-            known = await self.get(entity_cls, entity._sm_key or "")
-            result.append(known if known is not None else entity)
+            known = self._tracked_entity(entity_cls, entity._sm_key or "")
+            if known is None:
+                self._track(entity)
+                result.append(entity)
+            elif not known[1]:  # deleted in this unit of work: not listed
+                result.append(known[0])  # type: ignore[arg-type]
         return result
+
+    def _tracked_entity(self, entity_cls: type[Entity], key: str) -> tuple[Entity, bool] | None:
+        """``(entity, deleted)`` if this unit of work already holds that record."""
+        namespace = entity_cls.namespace()
+        for item in self._tracked:
+            if type(item.entity).namespace() == namespace and item.entity._sm_key == key:
+                return item.entity, item.deleted
+        return None
 
     def add(self, entity: E) -> E:
         self._track(entity, new=True)

@@ -177,7 +177,8 @@ class Entity(BaseModel, metaclass=EntityMeta):
 
     _sm_key: str | None = PrivateAttr(default=None)
     _sm_version: int = PrivateAttr(default=0)
-    _sm_pending: list[Any] = PrivateAttr(default_factory=list)
+    # None until the first emit(): a default_factory would cost every instance a signature lookup
+    _sm_pending: list[Any] | None = PrivateAttr(default=None)
     _sm_owner: str | None = PrivateAttr(default=None)
 
     @classmethod
@@ -271,12 +272,14 @@ class Entity(BaseModel, metaclass=EntityMeta):
 
     def emit(self, event: Any) -> None:
         """Record a domain event; it is published on the bus after the unit of work commits."""
+        if self._sm_pending is None:
+            self._sm_pending = []
         self._sm_pending.append(event)
 
     def collect_events(self) -> list[Any]:
         """Take the domain events recorded since the last call (the unit of work drains them)."""
-        pending, self._sm_pending = self._sm_pending, []
-        return pending
+        pending, self._sm_pending = self._sm_pending, None
+        return pending or []
 
 
 def _read_options(cls: type[Entity]) -> EntityOptions:

@@ -119,6 +119,6 @@ def _detached_copy(entity: Entity) -> Entity:
     object.__setattr__(clone, "__pydantic_fields_set__", set(entity.__pydantic_fields_set__))
     object.__setattr__(clone, "__pydantic_extra__", None)
     private = dict(entity.__pydantic_private__ or {})
-    private["_sm_pending"] = []
+    private["_sm_pending"] = None
     object.__setattr__(clone, "__pydantic_private__", private)
     return clone

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -71,9 +72,9 @@ class SqlDatabase:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         try:
-            self.engine: AsyncEngine = create_async_engine(
-                self.url, echo=echo, pool_pre_ping=not self.is_sqlite
-            )
+            # no pre-ping (three round trips per event): a connection that died is reported
+            # once (503) and dropped from the pool
+            self.engine: AsyncEngine = create_async_engine(self.url, echo=echo)
         except (NoSuchModuleError, ImportError) as exc:
             raise ConfigurationError(f"DATABASE_URL {url!r}: driver not installed ({exc})") from None
         self.metadata = MetaData()
@@ -221,6 +222,9 @@ class SqlRepository(EntityRepository):
             entity._sm_version = 1
         else:
             version = entity._sm_version
+            if isinstance(values.get("updated_at"), datetime):  # BaseTable's convention
+                values["updated_at"] = datetime.now(UTC)
+                object.__setattr__(entity, "updated_at", values["updated_at"])
             statement = (
                 table.update()
                 .where(and_(table.c[pk] == values[pk], table.c[VERSION_COLUMN] == version))
