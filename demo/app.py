@@ -21,7 +21,7 @@ from monsterui.all import (
     TextPresets,
 )
 
-from demo.todos import Todo, database_url, todo_card
+from demo.todos import Todo, database_url, todo_card, todo_row
 from starmodel import Entity, StarModel, computed, event, toast
 
 
@@ -107,6 +107,7 @@ TODOS_SHOWN = 200
 
 # Arguments override the environment, so DATABASE_URL is read here: it still wins when set.
 sm = StarModel(title="StarModel demo", database_url=database_url())
+sm.row_view(Todo)(todo_row)  # rows created anywhere are drawn in every open todo list
 app = sm.app
 
 

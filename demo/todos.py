@@ -120,7 +120,7 @@ def todo_card(sm: StarModel, todos: list[Todo]) -> Any:
             cls="text-sm text-red-600",
             **{"data-text": "$todo._errors?.new_title ?? ''"},
         ),
-        sm.live_list(Todo, todos, todo_row, tag=Ul, cls="divide-y"),
+        sm.live_list(Todo, todos, tag=Ul, cls="divide-y"),  # rows drawn by todo_row
         header=H3("Todos"),
         footer=P(
             "SQL records: every tab sees rows added, ticked and deleted.",

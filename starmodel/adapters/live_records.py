@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from starmodel.adapters.live_stream import LiveHub
 from starmodel.adapters.sse_datastar import patch_signals_event
 from starmodel.core.entity import Entity
+from starmodel.core.errors import ConfigurationError
 from starmodel.core.messages import EntityChanged
 
 __all__ = ["WATCH_SIGNAL", "RecordViews", "record_topic"]
@@ -41,24 +42,45 @@ class RecordViews:
         self.entities = entities
         self.renderers: dict[str, tuple[Render, str]] = {}
 
+    def row_view(
+        self, entity_cls: type[Entity], *, container: str | None = None
+    ) -> Callable[[Render], Render]:
+        """Decorator: how a row of ``entity_cls`` is drawn, known from start-up on (so rows
+        created while no page has been drawn yet, e.g. after a restart, still appear)."""
+
+        def register(render: Render) -> Render:
+            namespace = entity_cls.namespace()
+            self.renderers[namespace] = (render, container or f"{namespace}-list")
+            return render
+
+        return register
+
     def live_list(
         self,
         entity_cls: type[Entity],
         records: Iterable[Entity],
-        render: Render,
+        render: Render | None = None,
         *,
         tag: Callable[..., Any] = Div,
         id: str | None = None,
         **attrs: Any,
     ) -> Any:
-        """A list element of ``render(record)`` rows that stays current in every tab.
+        """A list element of ``render(record)`` rows that stays current in every tab
+        (``render`` defaults to the ``row_view`` registered for the class).
 
         Each row's root element should carry ``id=record.dom_id()`` (so a deleted record's row
         can be removed) and show values through signals (``data-text=todo.sig.title``) so
         updates apply in place.
         """
         namespace = entity_cls.namespace()
-        container = id or f"{namespace}-list"
+        known = self.renderers.get(namespace)
+        if render is None:
+            if known is None:
+                raise ConfigurationError(
+                    f"live_list({entity_cls.__name__}): pass render, or register one with row_view"
+                )
+            render = known[0]
+        container = id or (known[1] if known else f"{namespace}-list")
         self.renderers[namespace] = (render, container)
         watch = json.dumps({WATCH_SIGNAL: {namespace: True}})
         return tag(*(render(record) for record in records), id=container, data_signals=watch, **attrs)

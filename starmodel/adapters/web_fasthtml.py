@@ -280,11 +280,18 @@ class WebApp:
             return await uow.list(entity_cls, offset=offset, limit=limit)
 
     def live_list(
-        self, entity_cls: type[Entity], records: Iterable[Entity], render: Callable[[Any], Any],
+        self,
+        entity_cls: type[Entity],
+        records: Iterable[Entity],
+        render: Callable[[Any], Any] | None = None,
         **attrs: Any,
     ) -> Any:
         """A list of records that follows every change live (see ``RecordViews.live_list``)."""
         return self.records.live_list(entity_cls, records, render, **attrs)
+
+    def row_view(self, entity_cls: type[Entity], *, container: str | None = None) -> Any:
+        """Decorator registering how a record's row is drawn (see ``RecordViews.row_view``)."""
+        return self.records.row_view(entity_cls, container=container)
 
     async def _state_for_session(self, session_id: str) -> dict[str, Any]:
         return await self.dispatcher.current_state(self.entities(), session_id)
