@@ -7,6 +7,7 @@ import inspect
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -27,6 +28,7 @@ from starmodel.core.errors import (
 from starmodel.core.events import EventSpec
 from starmodel.core.messages import EventOutputs
 from starmodel.core.records import current_workspace
+from starmodel.core.store import StateStore
 
 __all__ = ["Dispatcher", "EventResult", "Prepare", "Prepared", "UowFactory"]
 
@@ -158,10 +160,9 @@ class Dispatcher:
         if spec.kind == "asyncgen":
             stream = await self._start_stream(entity_cls, spec, ctx, key, params, prepare)
             return EventResult(spec, stream=stream)
-        namespace = entity_cls.namespace()
         for attempt in range(self.retries):
             try:
-                async with self.locks.hold((namespace, key)), self.uow_factory(entity_cls) as uow:
+                async with self._turn(entity_cls, key), self.uow_factory(entity_cls) as uow:
                     target = await _target(uow, entity_cls, spec, key, ctx)
                     _authorize(spec, ctx, target)
                     returned = _prepare(flatten(await _call(spec, target, params, uow)), prepare)
@@ -173,6 +174,14 @@ class Dispatcher:
         outputs: list[Any] = [PatchSignals(patch)] if patch else []
         outputs.extend(returned)
         return EventResult(spec, outputs=outputs)
+
+    def _turn(self, entity_cls: type[Entity], key: str) -> AbstractAsyncContextManager[Any]:
+        """Events on one entity instance take turns. SQL records take them in the database
+        (the record is read ``FOR UPDATE``), so no connection waits idle here; the other
+        stores take them in this process (and check versions across processes)."""
+        if entity_cls.options().store is StateStore.SERVER_SQL:
+            return nullcontext()
+        return self.locks.hold((entity_cls.namespace(), key))
 
     async def _start_background(
         self,
@@ -232,7 +241,7 @@ class Dispatcher:
     ) -> None:
         """Run an event step by step (one step for a plain method, one per ``yield``),
         committing each and handing ``emit`` the signals patch and the step's outputs."""
-        async with self.locks.hold((entity_cls.namespace(), key)), self.uow_factory(entity_cls) as uow:
+        async with self._turn(entity_cls, key), self.uow_factory(entity_cls) as uow:
             target = await _target(uow, entity_cls, spec, key, ctx)
             _authorize(spec, ctx, target)
             if spec.kind != "asyncgen":

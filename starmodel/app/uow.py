@@ -147,8 +147,9 @@ class UnitOfWork:
         """``(entity, deleted)`` if this unit of work already holds that record."""
         namespace = entity_cls.namespace()
         for item in self._tracked:
-            if type(item.entity).namespace() == namespace and item.entity._sm_key == key:
-                return item.entity, item.deleted
+            entity = item.entity
+            if type(entity).namespace() == namespace and _key_of(entity) == key:
+                return entity, item.deleted
         return None
 
     def add(self, entity: E) -> E:
@@ -224,7 +225,7 @@ def _fact(entity: Entity, ctx: CallContext, changes: dict[str, Any], *, created:
     keyed = options.scope == "id"
     return EntityChanged(
         namespace=options.namespace,
-        key=entity._sm_key or "",
+        key=_key_of(entity) or "",
         scope=options.scope,
         changes=changes,
         session_id=ctx.session_id if options.scope == "session" else None,
@@ -235,6 +236,12 @@ def _fact(entity: Entity, ctx: CallContext, changes: dict[str, Any], *, created:
         deleted=deleted,
         owner=entity._sm_owner if options.private else None,
     )
+
+
+def _key_of(entity: Entity) -> str | None:
+    """``entity._sm_key`` without pydantic's private-attribute lookup (a hot path)."""
+    private = entity.__pydantic_private__
+    return private.get("_sm_key") if private is not None else None
 
 
 def _snapshot(entity: Entity) -> dict[str, Any]:

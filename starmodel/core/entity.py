@@ -278,8 +278,12 @@ class Entity(BaseModel, metaclass=EntityMeta):
 
     def collect_events(self) -> list[Any]:
         """Take the domain events recorded since the last call (the unit of work drains them)."""
-        pending, self._sm_pending = self._sm_pending, None
-        return pending or []
+        private = self.__pydantic_private__  # plain dict access: this runs on every commit
+        pending = private.get("_sm_pending") if private is not None else None
+        if not pending:
+            return []
+        self._sm_pending = None
+        return pending
 
 
 def _read_options(cls: type[Entity]) -> EntityOptions:

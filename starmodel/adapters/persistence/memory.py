@@ -36,31 +36,30 @@ class MemoryRepository(EntityRepository):
         if item is None:
             return None
         entity, version, _ = item
-        copied = _detached_copy(entity)
-        copied._sm_key = key
-        copied._sm_version = version
-        return copied  # type: ignore[return-value]
+        return _detached_copy(entity, key=key, version=version)  # type: ignore[return-value]
 
     async def save(self, entity: Entity) -> None:
         cls = type(entity)
-        key = entity._sm_key
+        identity = entity.__pydantic_private__  # _sm_key/_sm_version, read without pydantic's lookup
+        assert identity is not None
+        key = identity["_sm_key"]
         if key is None:
             if cls.options().scope != "id":
                 raise ValueError(f"{cls.__name__} has no key; load it through a repository first")
-            key = entity._sm_key = uuid.uuid4().hex  # a new record
+            key = identity["_sm_key"] = uuid.uuid4().hex  # a new record
         slot = (cls.namespace(), key)
         current = self._live_item(*slot)
         stored_version = current[1] if current else 0
-        if stored_version != entity._sm_version:
+        if stored_version != identity["_sm_version"]:
             raise ConcurrencyError(
                 f"{cls.__name__} {key!r} changed meanwhile (version {stored_version}, "
-                f"expected {entity._sm_version})"
+                f"expected {identity['_sm_version']})"
             )
         ttl = cls.options().ttl
         expires = self._clock() + ttl if ttl else None
         version = stored_version + 1
         self._items[slot] = (_detached_copy(entity), version, expires)
-        entity._sm_version = version
+        identity["_sm_version"] = version
         self._writes += 1
         if self._writes % _SWEEP_EVERY == 0:
             self.sweep()
@@ -103,7 +102,7 @@ class MemoryRepository(EntityRepository):
         return item
 
 
-def _detached_copy(entity: Entity) -> Entity:
+def _detached_copy(entity: Entity, *, key: str | None = None, version: int | None = None) -> Entity:
     """A copy sharing only immutable values with ``entity`` (much cheaper than a deepcopy).
 
     Built like pydantic's own copy, without its generic machinery: the stored value was
@@ -120,5 +119,9 @@ def _detached_copy(entity: Entity) -> Entity:
     object.__setattr__(clone, "__pydantic_extra__", None)
     private = dict(entity.__pydantic_private__ or {})
     private["_sm_pending"] = None
+    if key is not None:
+        private["_sm_key"] = key
+    if version is not None:
+        private["_sm_version"] = version
     object.__setattr__(clone, "__pydantic_private__", private)
     return clone

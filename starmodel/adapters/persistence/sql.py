@@ -164,6 +164,8 @@ class SqlRepository(EntityRepository):
         except IntegrityError as exc:
             raise _integrity_error(exc, entity_cls) from None
         except DBAPIError as exc:
+            if _sqlstate(exc) in ("40001", "40P01"):  # serialization failure, deadlock: re-run
+                raise ConcurrencyError(f"the database asked to retry ({_first_line(exc)})") from None
             if isinstance(exc, DataError) or _sqlstate(exc).startswith("22"):  # data exception
                 raise ValidationFailed(
                     {"__root__": f"a value the database cannot store ({_first_line(exc)})"}, "Not saved"
@@ -192,7 +194,12 @@ class SqlRepository(EntityRepository):
             return None
         table = self.db.table(entity_cls)
         pk = _pk(entity_cls)
-        row = (await self._run(select(table).where(table.c[pk] == typed))).mappings().first()
+        query = select(table).where(table.c[pk] == typed)
+        if not self.db.is_sqlite:
+            # a record read in a transaction is about to be changed: writers of one record take
+            # turns in the database (SQLite has one writer at a time anyway)
+            query = query.with_for_update()
+        row = (await self._run(query)).mappings().first()
         return None if row is None else _entity(entity_cls, row)
 
     async def list(
