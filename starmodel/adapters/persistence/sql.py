@@ -11,11 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, and_, inspect, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    bindparam,
+    inspect,
+    select,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
@@ -79,6 +91,7 @@ class SqlDatabase:
             raise ConfigurationError(f"DATABASE_URL {url!r}: driver not installed ({exc})") from None
         self.metadata = MetaData()
         self._tables: dict[type[Entity], Table] = {}
+        self._statements: dict[type[Entity], _Statements] = {}
         # SQLite allows one writer at a time: transactions take turns instead of failing
         self.write_lock = asyncio.Lock() if self.is_sqlite else None
 
@@ -88,6 +101,16 @@ class SqlDatabase:
         if table is None:
             table = self._tables[entity_cls] = build_table(entity_cls, self.metadata)
         return table
+
+    def statements(self, entity_cls: type[Entity]) -> _Statements:
+        """The entity's read / update / delete statements, built once (with bound parameters):
+        building and keying SQLAlchemy statements costs more than running them here."""
+        found = self._statements.get(entity_cls)
+        if found is None:
+            found = self._statements[entity_cls] = _Statements.build(
+                self.table(entity_cls), _pk(entity_cls), lock_rows=not self.is_sqlite
+            )
+        return found
 
     def tables_for(self, entities: list[type[Entity]]) -> list[Table]:
         return [self.table(cls) for cls in entities if cls.options().table]
@@ -109,6 +132,30 @@ class SqlDatabase:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class _Statements:
+    get: Any
+    update: Any
+    delete: Any
+    columns: tuple[str, ...]  # the columns an update sets (all but the primary key)
+
+    @classmethod
+    def build(cls, table: Table, pk: str, *, lock_rows: bool) -> _Statements:
+        get = select(table).where(table.c[pk] == bindparam("sm_key"))
+        if lock_rows:
+            # a record read in a transaction is about to be changed: writers of one record
+            # take turns in the database (SQLite has one writer at a time anyway)
+            get = get.with_for_update()
+        columns = tuple(c.name for c in table.columns if c.name != pk)
+        update = (
+            table.update()
+            .where(and_(table.c[pk] == bindparam("sm_key"), table.c[VERSION_COLUMN] == bindparam("sm_read")))
+            .values({name: bindparam(f"new_{name}") for name in columns})
+        )
+        delete = table.delete().where(table.c[pk] == bindparam("sm_key"))
+        return cls(get, update, delete, columns)
 
 
 def table_name(entity_cls: type[Entity]) -> str:
@@ -157,10 +204,12 @@ class SqlRepository(EntityRepository):
                 raise StoreUnavailable(f"the database cannot be reached ({_first_line(exc)})") from None
         return self._conn
 
-    async def _run(self, statement: Any, entity_cls: type[Entity] | None = None) -> Any:
+    async def _run(
+        self, statement: Any, entity_cls: type[Entity] | None = None, params: dict[str, Any] | None = None
+    ) -> Any:
         conn = await self._connection()
         try:
-            return await conn.execute(statement)
+            return await conn.execute(statement, params)
         except IntegrityError as exc:
             raise _integrity_error(exc, entity_cls) from None
         except DBAPIError as exc:
@@ -192,14 +241,8 @@ class SqlRepository(EntityRepository):
         typed = self._key(entity_cls, key)
         if typed is None:
             return None
-        table = self.db.table(entity_cls)
-        pk = _pk(entity_cls)
-        query = select(table).where(table.c[pk] == typed)
-        if not self.db.is_sqlite:
-            # a record read in a transaction is about to be changed: writers of one record take
-            # turns in the database (SQLite has one writer at a time anyway)
-            query = query.with_for_update()
-        row = (await self._run(query)).mappings().first()
+        query = self.db.statements(entity_cls).get
+        row = (await self._run(query, params={"sm_key": typed})).mappings().first()
         return None if row is None else _entity(entity_cls, row)
 
     async def list(
@@ -232,12 +275,11 @@ class SqlRepository(EntityRepository):
             if isinstance(values.get("updated_at"), datetime):  # BaseTable's convention
                 values["updated_at"] = datetime.now(UTC)
                 object.__setattr__(entity, "updated_at", values["updated_at"])
-            statement = (
-                table.update()
-                .where(and_(table.c[pk] == values[pk], table.c[VERSION_COLUMN] == version))
-                .values(**values, **{VERSION_COLUMN: version + 1})
-            )
-            if (await self._run(statement)).rowcount != 1:
+            values[VERSION_COLUMN] = version + 1
+            statements = self.db.statements(cls)
+            params = {f"new_{name}": values[name] for name in statements.columns}
+            params.update(sm_key=values[pk], sm_read=version)
+            if (await self._run(statements.update, params=params)).rowcount != 1:
                 raise ConcurrencyError(f"{cls.__name__} {values[pk]} was changed or deleted meanwhile")
             entity._sm_version = version + 1
         entity._sm_key = str(getattr(entity, pk))
@@ -246,9 +288,7 @@ class SqlRepository(EntityRepository):
         typed = self._key(entity_cls, key)
         if typed is None:
             return False
-        table = self.db.table(entity_cls)
-        pk = _pk(entity_cls)
-        result = await self._run(table.delete().where(table.c[pk] == typed))
+        result = await self._run(self.db.statements(entity_cls).delete, params={"sm_key": typed})
         return bool(result.rowcount)
 
     async def commit(self) -> None:
