@@ -23,16 +23,14 @@ import io
 import pstats
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_apps  # a sibling file, not a package
+from asgi_calls import AsgiApp, call_scope, make_scope
 
-AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
-Message = dict[str, Any]
 FACTORIES = {
     "a": bench_apps.build_starmodel_app,
     "b": bench_apps.build_datastar_app,
@@ -40,57 +38,9 @@ FACTORIES = {
 }
 
 
-def make_scope(cookie: str | None) -> dict[str, Any]:
-    """An HTTP scope like uvicorn's for the benchmark's event request."""
-    headers = [
-        (b"host", b"127.0.0.1:8000"),
-        (b"datastar-request", b"true"),
-        (b"content-type", b"application/json"),
-        (b"content-length", b"2"),
-    ]
-    if cookie:
-        headers.append((b"cookie", cookie.encode()))
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "scheme": "http",
-        "method": "POST",
-        "root_path": "",
-        "path": bench_apps.EVENT_PATH,
-        "raw_path": bench_apps.EVENT_PATH.encode(),
-        "query_string": b"",
-        "headers": headers,
-        "state": {},
-    }
-
-
 async def call(app: AsgiApp, cookie: str | None) -> tuple[int, dict[str, str], bytes]:
     """One request through ``app``: status, headers and body of its answer."""
-    sent: list[Message] = []
-    done = asyncio.Event()
-    requested = False
-
-    async def receive() -> Message:
-        nonlocal requested
-        if not requested:
-            requested = True
-            return {"type": "http.request", "body": b"{}", "more_body": False}
-        await done.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-        if message["type"] == "http.response.body" and not message.get("more_body"):
-            done.set()
-
-    await app(make_scope(cookie), receive, send)
-    start = sent[0]
-    headers = {k.decode(): v.decode() for k, v in start["headers"]}
-    body = b"".join(m.get("body", b"") for m in sent[1:])
-    return start["status"], headers, body
+    return await call_scope(app, make_scope(bench_apps.EVENT_PATH, b"", cookie))
 
 
 async def first_cookie(app: AsgiApp) -> str:

@@ -24,7 +24,7 @@ import pstats
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,64 +35,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sql_bench_apps
 import sql_throughput
+from asgi_calls import AsgiApp, call_scope, make_scope
 
-AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
-Message = dict[str, Any]
 FACTORIES = {"a": "build_starmodel_sql_app", "b": "build_sqlalchemy_app"}
 _CONNECTION_CALLS = ("execute", "fetch", "fetchrow", "fetchval")
 _STATEMENT_CALLS = ("fetch", "fetchrow", "fetchval", "executemany")
 
 
-def make_scope(cookie: str | None) -> dict[str, Any]:
-    """An HTTP scope like uvicorn's for ``POST /bench_row/increment?_key=1``."""
-    headers = [
-        (b"host", b"127.0.0.1:8000"),
-        (b"datastar-request", b"true"),
-        (b"content-type", b"application/json"),
-        (b"content-length", b"2"),
-    ]
-    if cookie:
-        headers.append((b"cookie", cookie.encode()))
-    path = sql_bench_apps.EVENT_PATH
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "scheme": "http",
-        "method": "POST",
-        "root_path": "",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": f"_key={sql_throughput.ROW_KEY}".encode(),
-        "headers": headers,
-        "state": {},
-    }
-
-
 async def call(app: AsgiApp, cookie: str | None) -> tuple[int, dict[str, str], bytes]:
-    """One request through ``app``: status, headers and body of its answer."""
-    sent: list[Message] = []
-    done = asyncio.Event()
-    requested = False
-
-    async def receive() -> Message:
-        nonlocal requested
-        if not requested:
-            requested = True
-            return {"type": "http.request", "body": b"{}", "more_body": False}
-        await done.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-        if message["type"] == "http.response.body" and not message.get("more_body"):
-            done.set()
-
-    await app(make_scope(cookie), receive, send)
-    headers = {k.decode(): v.decode() for k, v in sent[0]["headers"]}
-    return sent[0]["status"], headers, b"".join(m.get("body", b"") for m in sent[1:])
+    """One ``POST /bench_row/increment?_key=1`` through ``app``: status, headers and body."""
+    query = f"_key={sql_throughput.ROW_KEY}".encode()
+    return await call_scope(app, make_scope(sql_bench_apps.EVENT_PATH, query, cookie))
 
 
 async def load(app: AsgiApp, cookie: str | None, requests: int, concurrency: int) -> None:

@@ -15,6 +15,7 @@ from starmodel import StarModel
 
 DATASTAR = {"Datastar-Request": "true"}
 BASE_URL = "http://testserver"
+COMMENT = "comment"  # the kind SSEReader gives a block of comment lines
 
 
 @dataclass
@@ -114,6 +115,7 @@ class SSEReader:
                     parsed = parse_event(block)
                     if parsed is None:
                         self.comments += 1
+                        self._queue.put_nowait(SSEEvent(event=COMMENT))
                     else:
                         self._queue.put_nowait(parsed)
         except httpx.HTTPError:
@@ -122,13 +124,17 @@ class SSEReader:
             self.ended = True
             self._queue.put_nowait(None)
 
-    async def next(self, timeout: float = 3.0) -> SSEEvent:
-        """The next event; ``TimeoutError`` if none comes in time, ``EOFError`` at the end."""
-        found = await asyncio.wait_for(self._queue.get(), timeout)
-        if found is None:
-            self._queue.put_nowait(None)
-            raise EOFError("the stream ended")
-        return found
+    async def next(self, timeout: float = 3.0, *, comments: bool = False) -> SSEEvent:
+        """The next event (a block of comments counts as one, of kind ``"comment"``, only when
+        ``comments``); ``TimeoutError`` if none comes in time, ``EOFError`` at the end."""
+        async with asyncio.timeout(timeout):
+            while True:
+                found = await self._queue.get()
+                if found is None:
+                    self._queue.put_nowait(None)
+                    raise EOFError("the stream ended")
+                if comments or found.event != COMMENT:
+                    return found
 
     async def nothing_within(self, seconds: float) -> bool:
         """True if no event (comments aside) arrives within ``seconds``."""
@@ -181,7 +187,7 @@ async def post_event(
     )
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -194,7 +200,7 @@ async def live_server(sm: StarModel) -> AsyncIterator[str]:
     Needed where streaming matters: httpx's ASGI transport only returns a response once the
     app has finished sending it.
     """
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         sm.app,
         host="127.0.0.1",

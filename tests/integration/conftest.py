@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+
+# the SSE helpers of tests/http (sm_http) serve these tests too, via integration_support
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "http"))
 
 PG_HOST, PG_PORT, PG_ADMIN_DB = "127.0.0.1", 5432, "test"
 PG_USERS = ("postgres", "root")

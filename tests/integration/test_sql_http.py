@@ -507,9 +507,9 @@ async def test_record_changes_reach_the_tabs_watching_the_record_class(make_app,
             deleted = await watching.next()
             assert deleted.signals == {"todo": {key: None}}
             removal = await watching.next()
-            assert removal.kind == "datastar-patch-elements"
-            assert removal.field("selector") == [f"#todo-{key}"]
-            assert removal.field("mode") == ["remove"]
+            assert removal.event == "datastar-patch-elements"
+            assert removal.lines("selector") == [f"#todo-{key}"]
+            assert removal.lines("mode") == ["remove"]
 
             assert await not_watching.nothing_within(0.3)  # it never watched todo
 
@@ -520,5 +520,5 @@ async def test_the_sse_helpers_parse_error_answers():
         ": ping\n\n"
         "event: datastar-patch-elements\ndata: selector #starmodel-toasts\ndata: mode append\n\n"
     )
-    assert [e.kind for e in parse_sse(body)] == ["datastar-patch-signals", "datastar-patch-elements"]
+    assert [e.event for e in parse_sse(body)] == ["datastar-patch-signals", "datastar-patch-elements"]
     assert field_errors(body, "todo") == {"title": "bad"}
