@@ -13,6 +13,7 @@ from starmodel.core.entity import ServerOnly, computed
 from starmodel.core.errors import (
     ConcurrencyError,
     ConfigurationError,
+    CorruptData,
     EntityNotFound,
     EventNotFound,
     PermissionDenied,
@@ -30,6 +31,7 @@ __all__ = [
     "CallContext",
     "ConcurrencyError",
     "ConfigurationError",
+    "CorruptData",
     "DomainEvent",
     "Entity",
     "EntityChanged",

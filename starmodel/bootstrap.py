@@ -18,14 +18,21 @@ from fasthtml.common import FastHTML
 from sqlalchemy.exc import SQLAlchemyError
 
 from starmodel.adapters.persistence.memory import MemoryRepository
+from starmodel.adapters.persistence.redis import (
+    DEFAULT_REDIS_URL,
+    RedisConnection,
+    RedisRepository,
+    check_redis_url,
+)
 from starmodel.adapters.persistence.sql import DEFAULT_URL, SqlDatabase, SqlRepository, normalize_url
+from starmodel.adapters.redis_bus import RedisBus
 from starmodel.adapters.web_fasthtml import WebApp
 from starmodel.app.bus import InProcessBus
 from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.settings import Settings
 from starmodel.app.uow import UnitOfWork
 from starmodel.core.entity import Entity
-from starmodel.core.errors import ConfigurationError
+from starmodel.core.errors import ConfigurationError, StoreUnavailable
 from starmodel.core.ports import EntityRepository, EventBus
 from starmodel.core.store import StateStore
 
@@ -49,6 +56,7 @@ class Services:
     dispatcher: Dispatcher
     factories: dict[StateStore, Callable[[], EntityRepository]] = field(default_factory=dict)
     _database: SqlDatabase | None = None
+    _redis: RedisConnection | None = None
 
     def repository_for(self, entity_cls: type[Entity]) -> EntityRepository:
         """A repository for ``entity_cls`` (a new one for stores with transactions)."""
@@ -83,9 +91,21 @@ class Services:
             self._database = SqlDatabase(self.settings.database_url or DEFAULT_URL)
         return self._database
 
+    @property
+    def redis(self) -> RedisConnection:
+        """The Redis server (``REDIS_URL``, else the local default), connected on first use."""
+        if self._redis is None:
+            self._redis = RedisConnection(
+                self.settings.redis_url or DEFAULT_REDIS_URL, prefix=self.settings.redis_prefix
+            )
+        return self._redis
+
     async def close(self) -> None:
+        await self.bus.close()
         if self._database is not None:
             await self._database.dispose()
+        if self._redis is not None:
+            await self._redis.close()
 
 
 def development_secret(path: Path = SECRET_FILE) -> str:
@@ -105,7 +125,12 @@ def build_services(settings: Settings) -> Services:
     """Wire stores and the bus into a dispatcher; one fresh unit of work per event."""
     if settings.database_url:
         normalize_url(settings.database_url)  # a bad DATABASE_URL fails here, in one line
+    redis: RedisConnection | None = None
     bus: EventBus = InProcessBus()
+    if settings.redis_url:
+        check_redis_url(settings.redis_url)  # likewise a bad REDIS_URL
+        redis = RedisConnection(settings.redis_url, prefix=settings.redis_prefix)
+        bus = RedisBus(redis)
     repositories: dict[StateStore, EntityRepository] = {StateStore.SERVER_MEMORY: MemoryRepository()}
     services: Services
 
@@ -113,8 +138,9 @@ def build_services(settings: Settings) -> Services:
         return UnitOfWork(services.unit_repositories(), bus)
 
     dispatcher = Dispatcher(uow_factory, retries=settings.event_retries)
-    services = Services(settings, bus, repositories, dispatcher)
+    services = Services(settings, bus, repositories, dispatcher, _redis=redis)
     services.factories[StateStore.SERVER_SQL] = lambda: SqlRepository(services.database)
+    services.factories[StateStore.SERVER_REDIS] = lambda: RedisRepository(services.redis)
     return services
 
 
@@ -178,6 +204,7 @@ class StarModel(WebApp):
         )
 
         self.startup_hooks.append(self._prepare_database)
+        self.startup_hooks.append(self._connect_redis)
         self.shutdown_hooks.append(self.services.close)
 
     def sql_entities(self) -> list[type[Entity]]:
@@ -209,6 +236,25 @@ class StarModel(WebApp):
                 ", ".join(created),
             )
 
-    def subscribe(self, event_type: type, handler: Callable[[Any], Any]) -> None:
-        """Run ``async handler(event)`` for every published ``event_type`` (after commit)."""
-        self.services.bus.subscribe(event_type, handler)
+    def redis_entities(self) -> list[type[Entity]]:
+        return [cls for cls in self.entities() if cls.options().store is StateStore.SERVER_REDIS]
+
+    async def _connect_redis(self) -> None:
+        """At start: subscribe the bus (if it runs over Redis) and check that Redis answers
+        when entities live there. Redis down is one log line, never a failed start: the bus
+        delivers within this process and retries; Redis events answer 503 until it is back."""
+        bus = self.services.bus
+        if isinstance(bus, RedisBus):
+            await bus.wait_connected(3.0)  # a bus that cannot connect says so itself
+        if self.redis_entities():
+            try:
+                await self.services.redis.ping()
+            except StoreUnavailable as exc:
+                log.error("%s: events of %s answer 503 until it is back", exc,
+                          ", ".join(cls.__name__ for cls in self.redis_entities()))
+
+    def subscribe(self, event_type: type, handler: Callable[[Any], Any], *, everywhere: bool = False) -> None:
+        """Run ``async handler(event)`` for every published ``event_type`` (after commit):
+        once, in the process where it happened; with ``everywhere=True`` in every server
+        process sharing the bus (to push something to the tabs each one holds)."""
+        self.services.bus.subscribe(event_type, handler, everywhere=everywhere)

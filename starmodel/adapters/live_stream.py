@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starmodel.adapters.sse_datastar import patch_signals_event, render_outputs, sse_comment
+from starmodel.app.bus import delivery_position
 from starmodel.core.messages import EntityChanged, EventOutputs
 
 __all__ = ["LiveHub", "LiveStream", "close_all_live_streams"]
@@ -120,11 +121,13 @@ class LiveHub:
         self.state_loader = state_loader
         self.queue_size = queue_size
         self.heartbeat = heartbeat
-        self.epoch = secrets.token_hex(4)
-        self.seq = 0
-        self.replay: deque[tuple[int, str, tuple[str | None, str] | None, _Message]] = deque(
-            maxlen=replay_size
-        )
+        self.own_epoch = self.epoch = secrets.token_hex(4)
+        self.own_seq = self.seq = 0
+        # ids after ``floor`` (in ``epoch``) are all in ``replay``: a tab that saw one of them
+        # can be caught up from it; an older id (or another epoch) gets a full resync
+        self.floor = 0
+        self.replay_size = replay_size
+        self.replay: deque[tuple[int, str, tuple[str | None, str] | None, _Message]] = deque()
         self.streams: dict[str, set[LiveStream]] = {}
         self.closing = False
         _HUBS.add(self)
@@ -159,12 +162,36 @@ class LiveHub:
     ) -> None:
         """Send ``signals`` (or ready SSE text, ``raw``) to every stream on ``topic`` except the
         tab ``origin`` (``(session_id, tab_id)``) that made the change and has the answer."""
-        self.seq += 1
+        self._advance()
         message = _Message(f"{self.epoch}-{self.seq}", signals, raw)
+        if len(self.replay) >= self.replay_size:
+            self.floor = self.replay.popleft()[0]
         self.replay.append((self.seq, topic, origin, message))
         for stream in self.streams.get(topic, ()):
             if origin is None or stream.origin != origin:
                 stream.push(message.body)
+
+    def _advance(self) -> None:
+        """The id of the next message: the bus's position when it spans processes (the same
+        in every process), else this hub's own counter."""
+        position = delivery_position.get()
+        if position is None:
+            epoch, seq = self.own_epoch, self.own_seq + 1
+            self.own_seq = seq
+        else:
+            epoch, seq = position
+        if epoch != self.epoch:  # another numbering: what came before cannot be replayed
+            self.epoch, self.floor = epoch, seq - 1
+            self.replay.clear()
+        self.seq = seq
+
+    def resync_all(self) -> None:
+        """Facts may have been missed (the bus lost Redis for a while): every open tab
+        reconnects and gets a full resync."""
+        self.floor = self.seq + 1
+        for streams in list(self.streams.values()):
+            for stream in list(streams):
+                stream.close("resync")
 
     def close_all(self) -> None:
         self.closing = True
@@ -209,10 +236,7 @@ class LiveHub:
         if epoch != self.epoch or not raw_seq.isdigit():
             return None
         seq = int(raw_seq)
-        if seq > self.seq:
-            return None
-        oldest = self.replay[0][0] if self.replay else self.seq + 1
-        if seq < oldest - 1:
+        if seq > self.seq or seq < self.floor:
             return None
         return [
             message.body

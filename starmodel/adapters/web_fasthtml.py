@@ -121,9 +121,11 @@ class WebApp:
             heartbeat=settings.live_heartbeat,
         )
         self.records = RecordViews(self.hub, self.entities)
-        bus.subscribe(EntityChanged, self.hub.on_entity_changed)
-        bus.subscribe(EntityChanged, self.records.on_entity_changed)
-        bus.subscribe(EventOutputs, self.hub.on_event_outputs)
+        # every process pushes to the tabs connected to it
+        bus.subscribe(EntityChanged, self.hub.on_entity_changed, everywhere=True)
+        bus.subscribe(EntityChanged, self.records.on_entity_changed, everywhere=True)
+        bus.subscribe(EventOutputs, self.hub.on_event_outputs, everywhere=True)
+        bus.on_resync(self.hub.resync_all)
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
         headers = page_headers(settings.assets, settings.assets_dir, settings.theme)

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from contextvars import ContextVar
 from typing import Any
 
 from starmodel.core.ports import EventBus, Handler
 
-__all__ = ["InProcessBus"]
+__all__ = ["InProcessBus", "delivery_position"]
 
 log = logging.getLogger("starmodel.bus")
+
+#: While a bus that spans processes delivers a fact: ``(epoch, seq)``, the fact's place in
+#: the order every process sees (live streams use it as the SSE event id, the same in every
+#: process). ``None`` for facts delivered within one process only.
+delivery_position: ContextVar[tuple[str, int] | None] = ContextVar("sm_delivery_position", default=None)
 
 
 class InProcessBus(EventBus):
@@ -24,7 +30,9 @@ class InProcessBus(EventBus):
         self._handlers: dict[type, list[Handler]] = defaultdict(list)
         self._resolved: dict[type, list[Handler]] = {}
 
-    def subscribe(self, event_type: type, handler: Handler) -> None:
+    def subscribe(self, event_type: type, handler: Handler, *, everywhere: bool = False) -> None:
+        """Run ``handler`` for every published fact of ``event_type`` (or a subclass); one
+        process is all there is, so ``everywhere`` changes nothing here."""
         self._handlers[event_type].append(handler)
         self._resolved.clear()
 

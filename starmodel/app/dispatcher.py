@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import json
 import logging
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, replace
@@ -171,6 +172,7 @@ class Dispatcher:
             except ConcurrencyError:
                 if attempt == self.retries - 1:
                     raise
+                await _back_off(attempt)
         outputs: list[Any] = [PatchSignals(patch)] if patch else []
         outputs.extend(returned)
         return EventResult(spec, outputs=outputs)
@@ -389,6 +391,13 @@ async def _call(
     finally:
         current_workspace.reset(token)
     return result
+
+
+async def _back_off(attempt: int) -> None:
+    """A short random pause before re-running a conflicting event, growing with each
+    attempt, so that writers in different processes stop colliding in lock step."""
+    if attempt:
+        await asyncio.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
 
 
 def _authorize(spec: EventSpec, ctx: CallContext, target: Entity | type[Entity]) -> None:

@@ -23,7 +23,10 @@ class Settings:
         secret_key: signs session cookies (``SECRET_KEY``); a development key is generated
             and kept in ``.starmodel/secret_key`` when unset.
         database_url: SQL database (``DATABASE_URL``).
-        redis_url: Redis for stores and the multi-process bus (``REDIS_URL``).
+        redis_url: Redis for stores and the multi-process bus (``REDIS_URL``); without it
+            the bus stays in-process and Redis entities use ``redis://127.0.0.1:6379/0``.
+        redis_prefix: first part of every Redis key StarModel writes
+            (``STARMODEL_REDIS_PREFIX``, default ``sm``), so apps can share one Redis.
         assets: ``cdn`` (default) or ``local``: serve the Datastar client and theme assets
             from ``assets_dir`` instead of a CDN (``STARMODEL_ASSETS``).
         assets_dir: folder that ``starmodel assets`` fills (``STARMODEL_ASSETS_DIR``).
@@ -42,6 +45,7 @@ class Settings:
     secret_key: str | None = None
     database_url: str | None = None
     redis_url: str | None = None
+    redis_prefix: str = "sm"
     assets: str = "cdn"
     assets_dir: str = ".assets"
     migrations_dir: str = "migrations"
@@ -66,6 +70,10 @@ class Settings:
         for name in ("live_queue_size", "live_replay", "event_retries"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be at least 1")
+        if not self.redis_prefix or any(c.isspace() or c in "*?[]{}" for c in self.redis_prefix):
+            raise ConfigurationError(
+                f"redis_prefix must be a word without spaces or glob characters, not {self.redis_prefix!r}"
+            )
         if self.live_heartbeat <= 0:
             raise ConfigurationError("live_heartbeat must be a positive number of seconds")
 
@@ -78,6 +86,7 @@ class Settings:
             "secret_key": "SECRET_KEY",
             "database_url": "DATABASE_URL",
             "redis_url": "REDIS_URL",
+            "redis_prefix": "STARMODEL_REDIS_PREFIX",
             "assets": "STARMODEL_ASSETS",
             "assets_dir": "STARMODEL_ASSETS_DIR",
             "migrations_dir": "STARMODEL_MIGRATIONS_DIR",
@@ -107,6 +116,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "secret_key": str,
     "database_url": str,
     "redis_url": str,
+    "redis_prefix": str,
     "assets": str,
     "assets_dir": str,
     "migrations_dir": str,

@@ -9,6 +9,7 @@ from starmodel.core.entity import Entity, ServerOnly, computed, registered_entit
 from starmodel.core.errors import (
     ConcurrencyError,
     ConfigurationError,
+    CorruptData,
     EntityNotFound,
     EventNotFound,
     PermissionDenied,
@@ -25,6 +26,7 @@ __all__ = [
     "CallContext",
     "ConcurrencyError",
     "ConfigurationError",
+    "CorruptData",
     "DomainEvent",
     "Entity",
     "EntityChanged",

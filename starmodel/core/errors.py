@@ -7,6 +7,7 @@ from typing import Any
 __all__ = [
     "ConcurrencyError",
     "ConfigurationError",
+    "CorruptData",
     "EntityNotFound",
     "EventNotFound",
     "PermissionDenied",
@@ -54,6 +55,12 @@ class StoreUnavailable(StarModelError):
     """The entity's store cannot be reached right now; nothing was changed."""
 
     status_code = 503
+
+
+class CorruptData(StoreUnavailable):
+    """A stored record cannot be read back as its entity (foreign or damaged data under a
+    StarModel key). The message names the key; nothing is changed until it is fixed or
+    deleted."""
 
 
 class ValidationFailed(StarModelError):

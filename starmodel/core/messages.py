@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = ["DomainEvent", "EntityChanged", "EventOutputs"]
 
 
 class DomainEvent:
-    """Base for an app's own past-tense events (optional: any object can be emitted)."""
+    """Base for an app's own past-tense events (optional: any object can be emitted).
+
+    Subclasses that are dataclasses or pydantic models with JSON-ready fields can cross
+    processes (a bus over Redis sends them by their registered name); other events stay in
+    the process that emitted them.
+    """
+
+    registry: ClassVar[dict[str, type[DomainEvent]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        DomainEvent.registry[f"{cls.__module__}.{cls.__qualname__}"] = cls
+
+    @classmethod
+    def event_name(cls) -> str:
+        """The name a bus sends this class under (``module.QualName``)."""
+        return f"{cls.__module__}.{cls.__qualname__}"
 
 
 @dataclass(frozen=True)

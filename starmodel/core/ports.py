@@ -56,13 +56,23 @@ class EntityRepository(ABC):
 
 
 class EventBus(ABC):
-    """Publishes facts (``EntityChanged``, domain events) to subscribers by type."""
+    """Publishes facts (``EntityChanged``, domain events) to subscribers by type.
+
+    A handler subscribed normally runs once per fact, in the process that published it.
+    One subscribed with ``everywhere=True`` runs in every server process that shares the
+    bus (what live streams need: each process pushes to the tabs connected to it); with a
+    bus that spans no processes the two are the same.
+    """
 
     @abstractmethod
-    def subscribe(self, event_type: type, handler: Handler) -> None: ...
+    def subscribe(self, event_type: type, handler: Handler, *, everywhere: bool = False) -> None: ...
 
     @abstractmethod
     async def publish(self, event: Any) -> None: ...
+
+    def on_resync(self, handler: Callable[[], None]) -> None:  # noqa: B027 - optional hook
+        """Call ``handler`` whenever facts may have been missed (a bus spanning processes
+        that lost its connection for a while); live streams then resync their tabs."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Stop delivering (release connections)."""

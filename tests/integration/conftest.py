@@ -113,3 +113,40 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
 @pytest.fixture(autouse=True)
 def _no_settings_from_the_shell(clean_settings_env: None) -> None:
     """Tests here build their settings explicitly (DATABASE_URL from the shell must not leak in)."""
+
+
+# --- Redis --------------------------------------------------------------------------------
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def _drop_prefix(url: str, prefix: str) -> None:
+    from redis import asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=3)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own in the real Redis at 127.0.0.1:6379 (its keys are
+    deleted afterwards). Without a reachable server the test fails, saying why."""
+    prefix = f"smtest{secrets.token_hex(4)}"
+    try:
+        run_blocking(lambda: _drop_prefix(REDIS_URL, prefix), timeout=10)
+    except Exception as exc:
+        pytest.fail(f"Redis is needed for this test: {REDIS_URL} is not reachable ({exc})")
+    try:
+        yield prefix
+    finally:
+        run_blocking(lambda: _drop_prefix(REDIS_URL, prefix), timeout=10)

@@ -14,8 +14,10 @@ from sqlmodel import Field
 
 from starmodel import Entity
 from starmodel.adapters.persistence.memory import MemoryRepository
+from starmodel.adapters.persistence.redis import RedisConnection, RedisRepository
 from starmodel.adapters.persistence.sql import SqlDatabase, SqlRepository
 from starmodel.core.ports import EntityRepository
+from starmodel.core.store import StateStore
 from starmodel.testing import RepositoryContract
 
 # --- the entities: the fields the contract uses, once per kind of store ----------------------
@@ -37,6 +39,32 @@ class MemShortNote(Entity):
 
 class MemPrivateNote(Entity):
     model_config = {"scope": "id", "namespace": "contract_mem_private", "private": True}
+    title: str
+    count: int = 0
+    tags: list[str] = []
+
+
+class RedisNote(Entity):
+    model_config = {"scope": "id", "store": StateStore.SERVER_REDIS, "namespace": "contract_redis_note"}
+    title: str
+    count: int = 0
+    tags: list[str] = []
+
+
+class RedisShortNote(Entity):
+    model_config = {
+        "scope": "id", "store": StateStore.SERVER_REDIS, "namespace": "contract_redis_short", "ttl": 1,
+    }
+    title: str
+    count: int = 0
+    tags: list[str] = []
+
+
+class RedisPrivateNote(Entity):
+    model_config = {
+        "scope": "id", "store": StateStore.SERVER_REDIS, "namespace": "contract_redis_private",
+        "private": True,
+    }
     title: str
     count: int = 0
     tags: list[str] = []
@@ -124,6 +152,35 @@ class TestSqlRepositoryContract(RepositoryContract):
     @pytest.fixture
     def private_entity_cls(self) -> type[Entity]:
         return SqlPrivateNote
+
+
+class TestRedisRepositoryContract(RepositoryContract):
+    """The real Redis at 127.0.0.1:6379, under a key prefix of each test's own; TTLs are
+    Redis's own (the clock is the real one)."""
+
+    @pytest.fixture
+    async def connection(self, redis_url: str, redis_prefix: str) -> AsyncIterator[RedisConnection]:
+        connection = RedisConnection(redis_url, prefix=redis_prefix)
+        try:
+            yield connection
+        finally:
+            await connection.close()
+
+    @pytest.fixture
+    def repository_factory(self, connection: RedisConnection) -> Callable[[], EntityRepository]:
+        return lambda: RedisRepository(connection)
+
+    @pytest.fixture
+    def entity_cls(self) -> type[Entity]:
+        return RedisNote
+
+    @pytest.fixture
+    def ttl_entity_cls(self) -> type[Entity]:
+        return RedisShortNote
+
+    @pytest.fixture
+    def private_entity_cls(self) -> type[Entity]:
+        return RedisPrivateNote
 
 
 def test_capabilities_declared_false_are_not_collected():
