@@ -1,6 +1,7 @@
 """StarModel demo: a per-session counter, a counter shared by everybody, a long task that
-streams its progress, and a todo list kept in SQL (``demo/todos.py``). Open it in two tabs
-(same session) and two browsers (two sessions)."""
+streams its progress, a todo list kept in SQL (``demo/todos.py``) and a recent-activity feed
+kept in Redis (``demo/activity.py``). Open it in two tabs (same session) and two browsers (two
+sessions); with ``REDIS_URL`` set, run it as several processes and they share everything."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ from monsterui.all import (
     TextPresets,
 )
 
+from demo.activity import Activity, activity_card, follow_activity
 from demo.todos import Todo, database_url, todo_card, todo_row
-from starmodel import Entity, StarModel, computed, event, toast
+from starmodel import Entity, StarModel, StoreUnavailable, computed, event, toast
 
 
 class Counter(Entity):
@@ -108,6 +110,7 @@ TODOS_SHOWN = 200
 # Arguments override the environment, so DATABASE_URL is read here: it still wins when set.
 sm = StarModel(title="StarModel demo", database_url=database_url())
 sm.row_view(Todo)(todo_row)  # rows created anywhere are drawn in every open todo list
+follow_activity(sm)
 app = sm.app
 
 
@@ -181,9 +184,13 @@ async def index(request):
     shared = await sm.load(SharedCounter)
     task = await sm.load(LongTask, request)
     todos = await sm.list(Todo, limit=TODOS_SHOWN)
+    try:
+        activity: Activity | None = await sm.load(Activity)
+    except StoreUnavailable:  # Redis down: the rest of the page still works
+        activity = None
     return Title("StarModel demo"), Container(
         H1("StarModel demo", cls="my-6"),
         Grid(counter_card(counter), shared_card(shared), task_card(task), cols_lg=3, cols=1),
-        todo_card(sm, todos),
+        Grid(todo_card(sm, todos), activity_card(activity), cols_lg=2, cols=1),
         cls="space-y-6",
     )

@@ -33,7 +33,7 @@ from starmodel.app.settings import Settings
 from starmodel.core.actions import PatchSignals
 from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity, registered_entities, registry_version
-from starmodel.core.errors import ConfigurationError, StarModelError, ValidationFailed
+from starmodel.core.errors import ConfigurationError, EventNotFound, StarModelError, ValidationFailed
 from starmodel.core.events import EventSpec
 from starmodel.core.messages import EntityChanged, EventOutputs
 from starmodel.core.ports import EventBus
@@ -258,6 +258,34 @@ class WebApp:
             raise ConfigurationError(f"{entity_cls.__name__} is addressed by key; load it by key")
         async with self.dispatcher.uow_factory(entity_cls) as uow:
             return await uow.load(entity_cls, key)
+
+    async def call(
+        self,
+        entity_cls: type[Entity],
+        event_name: str,
+        /,
+        *,
+        key: Any = None,
+        session_id: str = "server",
+        **params: Any,
+    ) -> list[Any]:
+        """Run an event from server code (a bus subscriber, a job) as a tab would: same
+        validation, unit of work, retries and broadcast. Returns its outputs (every step's,
+        for a streaming event). ``key`` picks a record; ``session_id`` the session of a
+        session-scoped entity.
+
+        Example: ``await sm.call(Activity, "log", text="Todo added")``
+        """
+        spec = entity_cls.events().get(event_name)
+        if spec is None:
+            raise EventNotFound(f"{entity_cls.__name__} has no event {event_name!r}")
+        args = {name: json.dumps(value, default=str) for name, value in params.items()}
+        if key is not None:
+            args["_key"] = str(key)
+        result = await self.dispatcher.dispatch(entity_cls, spec, CallContext(session_id=session_id), args)
+        if result.stream is None:
+            return list(result.outputs)
+        return [item async for step in result.stream for item in step]
 
     async def find(self, entity_cls: type[E], key: Any, request: Request | None = None) -> E | None:
         """The record with this key, for rendering (``None`` if there is none, or if it is

@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starmodel.adapters.live_stream import close_all_live_streams
 from starmodel.cli.discovery import find_app
 from starmodel.core.errors import StarModelError
+from starmodel.core.store import StateStore
 
 __all__ = ["run_command"]
 
@@ -59,6 +60,32 @@ def _check_database(web: Any) -> None:
     # without migrations the app creates missing tables itself at start, and says so
 
 
+def _check_redis(web: Any) -> None:
+    """Redis entities need Redis: unreachable at start is one line and no server. A Redis used
+    only for the bus is a warning: the app serves, real time stays in-process until it is back."""
+    services = getattr(web, "services", None)
+    if services is None:
+        return
+    entities = web.redis_entities()
+    if not entities and not web.settings.redis_url:
+        return
+    connection = services.redis
+
+    async def probe() -> None:
+        try:
+            await connection.ping()
+        finally:
+            await connection.close()  # the server connects again in its own loop
+
+    try:
+        asyncio.run(probe())
+    except StarModelError as exc:
+        if entities:
+            names = ", ".join(cls.__name__ for cls in entities)
+            raise click.ClickException(f"{exc}; {names} live there (start Redis or set REDIS_URL)") from None
+        click.echo(f"warning: {exc}; live updates reach only this process's tabs until it is back", err=True)
+
+
 def _check_port(host: str, port: int) -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -71,6 +98,23 @@ def _check_port(host: str, port: int) -> None:
                     f"port {port} is already in use on {host}; choose another with --port"
                 ) from None
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def _warn_about_workers(web: Any) -> None:
+    """What does not span worker processes: memory entities, and real time without Redis."""
+    memory = [cls.__name__ for cls in web.entities() if cls.options().store is StateStore.SERVER_MEMORY]
+    if memory:
+        click.echo(
+            f"warning: memory entities ({', '.join(memory)}) live in each worker process; with "
+            "--workers > 1 a request may see another worker's state. Use SERVER_REDIS or SQL for them.",
+            err=True,
+        )
+    if not web.settings.redis_url:
+        click.echo(
+            "warning: without REDIS_URL each worker's changes reach only the tabs connected to "
+            "that worker; set REDIS_URL for real time across workers",
+            err=True,
+        )
 
 
 @click.command("run")
@@ -89,15 +133,12 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
     found = find_app(app)
     if found.starmodel is not None:
         _check_database(found.starmodel)
+        _check_redis(found.starmodel)
     if reload and workers > 1:
         raise click.ClickException("--reload and --workers > 1 cannot be combined")
     _check_port(host, port)
-    if workers > 1:
-        click.echo(
-            "warning: memory entities live in each worker process; with --workers > 1 a "
-            "session may see different state per request. Use one worker for memory stores.",
-            err=True,
-        )
+    if workers > 1 and found.starmodel is not None:
+        _warn_about_workers(found.starmodel)
     click.echo(f"StarModel serving {found.import_string} on http://{host}:{port}")
     target: Any = found.import_string if (reload or workers > 1) else found.asgi
     config = uvicorn.Config(
