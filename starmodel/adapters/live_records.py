@@ -9,7 +9,8 @@ draw rows created later. After each commit every watching tab gets the new value
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from datastar_py.consts import ElementPatchMode
@@ -20,13 +21,17 @@ from pydantic import ValidationError
 from starmodel.adapters.live_stream import LiveHub
 from starmodel.adapters.sse_datastar import patch_signals_event
 from starmodel.core.entity import Entity
-from starmodel.core.errors import ConfigurationError
+from starmodel.core.errors import ConfigurationError, StarModelError
 from starmodel.core.messages import EntityChanged
 
-__all__ = ["WATCH_SIGNAL", "RecordViews", "record_topic"]
+__all__ = ["RESYNC_LIMIT", "WATCH_SIGNAL", "RecordViews", "record_topic"]
 
 WATCH_SIGNAL = "smwatch"
+RESYNC_LIMIT = 200
+"""How many records a live list shows again after a full resync, unless it says otherwise."""
 Render = Callable[[Any], Any]
+Lister = Callable[[type[Entity], str | None, int], Awaitable[list[Entity]]]
+log = logging.getLogger("starmodel.live")
 
 
 def record_topic(namespace: str, owner: str | None = None) -> str:
@@ -41,6 +46,7 @@ class RecordViews:
         self.hub = hub
         self.entities = entities
         self.renderers: dict[str, tuple[Render, str]] = {}
+        self.limits: dict[str, int] = {}
 
     def row_view(
         self, entity_cls: type[Entity], *, container: str | None = None
@@ -63,10 +69,13 @@ class RecordViews:
         *,
         tag: Callable[..., Any] = Div,
         id: str | None = None,
+        limit: int = RESYNC_LIMIT,
         **attrs: Any,
     ) -> Any:
         """A list element of ``render(record)`` rows that stays current in every tab
-        (``render`` defaults to the ``row_view`` registered for the class).
+        (``render`` defaults to the ``row_view`` registered for the class). A tab that
+        missed changes (its live stream was away too long) gets the list redrawn with the
+        first ``limit`` records in key order.
 
         Each row's root element should carry ``id=record.dom_id()`` (so a deleted record's row
         can be removed) and show values through signals (``data-text=todo.sig.title``) so
@@ -82,6 +91,7 @@ class RecordViews:
             render = known[0]
         container = id or (known[1] if known else f"{namespace}-list")
         self.renderers[namespace] = (render, container)
+        self.limits[namespace] = limit
         watch = json.dumps({WATCH_SIGNAL: {namespace: True}})
         return tag(*(render(record) for record in records), id=container, data_signals=watch, **attrs)
 
@@ -116,6 +126,30 @@ class RecordViews:
                         to_xml(render(row)), selector=f"#{container}", mode=ElementPatchMode.APPEND
                     ))
         self.hub.publish(record_topic(namespace, change.owner), {}, raw=body)
+
+    async def resync_body(self, topics: Iterable[str], lister: Lister) -> str:
+        """For a tab that needs a full resync: every watched record list redrawn as the store
+        has it now (values as signals, rows replacing the list's content)."""
+        body = ""
+        for topic in sorted(topics):
+            kind, _, rest = topic.partition(":")
+            if kind != "entity":
+                continue
+            namespace, _, owner = rest.partition(":")
+            entity_cls = next((c for c in self.entities() if c.namespace() == namespace), None)
+            if entity_cls is None:
+                continue
+            try:
+                records = await lister(entity_cls, owner or None, self.limits.get(namespace, RESYNC_LIMIT))
+            except StarModelError as exc:  # its store is down: the tab keeps what it shows
+                log.warning("live list %s not resynced: %s", namespace, exc)
+                continue
+            body += patch_signals_event({namespace: {str(r._sm_key): r.public_state() for r in records}})
+            if namespace in self.renderers:
+                render, container = self.renderers[namespace]
+                rows = "".join(to_xml(render(record)) for record in records)
+                body += str(SSE.patch_elements(rows, selector=f"#{container}", mode=ElementPatchMode.INNER))
+        return body
 
     def _row(self, namespace: str, key: str, state: dict[str, Any]) -> Entity | None:
         entity_cls = next((c for c in self.entities() if c.namespace() == namespace), None)

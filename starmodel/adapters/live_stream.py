@@ -24,6 +24,7 @@ __all__ = ["LiveHub", "LiveStream", "close_all_live_streams"]
 
 log = logging.getLogger("starmodel.live")
 StateLoader = Callable[[str], Awaitable[dict[str, Any]]]
+ExtraLoader = Callable[["LiveStream"], Awaitable[str]]
 _HUBS: weakref.WeakSet[LiveHub] = weakref.WeakSet()
 
 
@@ -105,6 +106,7 @@ class LiveHub:
 
     Args:
         state_loader: the current signals a tab of a session shows (for resyncs).
+        extra_loader: more of a full resync, as SSE text (e.g. the record lists a tab shows).
         queue_size: backlog after which a slow tab is dropped (it resyncs on reconnect).
         replay_size: recent events kept for reconnecting tabs.
         heartbeat: seconds between keep-alive comments.
@@ -114,11 +116,13 @@ class LiveHub:
         self,
         state_loader: StateLoader,
         *,
+        extra_loader: ExtraLoader | None = None,
         queue_size: int = 256,
         replay_size: int = 1024,
         heartbeat: float = 15.0,
     ) -> None:
         self.state_loader = state_loader
+        self.extra_loader = extra_loader
         self.queue_size = queue_size
         self.heartbeat = heartbeat
         self.own_epoch = self.epoch = secrets.token_hex(4)
@@ -259,7 +263,9 @@ class LiveHub:
             if missed is None:
                 marker = self.last_event_id
                 state = await self.state_loader(stream.session_id)
-                yield patch_signals_event(state, event_id=marker) if state else sse_comment("ok")
+                extra = await self.extra_loader(stream) if self.extra_loader else ""
+                # the id goes on even an empty patch: the tab resumes from here next time
+                yield patch_signals_event(state, event_id=marker) + extra
             else:
                 yield "".join(missed) or sse_comment("ok")
             while True:

@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from starmodel.adapters.assets import ASSETS_PREFIX, STATIC_PREFIX, page_headers
 from starmodel.adapters.live_records import WATCH_SIGNAL, RecordViews
-from starmodel.adapters.live_stream import LiveHub
+from starmodel.adapters.live_stream import LiveHub, LiveStream
 from starmodel.adapters.sessions import SignedCookieSessions
 from starmodel.adapters.sse_datastar import error_events, render_outputs
 from starmodel.adapters.web_requests import EventRequest, SSEAnswer, error_response
@@ -116,6 +116,7 @@ class WebApp:
         self._table_version = -1
         self.hub = LiveHub(
             self._state_for_session,
+            extra_loader=self._resync_lists,
             queue_size=settings.live_queue_size,
             replay_size=settings.live_replay,
             heartbeat=settings.live_heartbeat,
@@ -325,6 +326,14 @@ class WebApp:
 
     async def _state_for_session(self, session_id: str) -> dict[str, Any]:
         return await self.dispatcher.current_state(self.entities(), session_id)
+
+    async def _resync_lists(self, stream: LiveStream) -> str:
+        async def records(entity_cls: type[Entity], owner: str | None, limit: int) -> list[Entity]:
+            async with self.dispatcher.uow_factory(entity_cls) as uow:
+                uow.owner = owner
+                return await uow.list(entity_cls, limit=limit)
+
+        return await self.records.resync_body(stream.topics, records)
 
     # --- request checks ----------------------------------------------------------------
 

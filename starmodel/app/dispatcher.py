@@ -316,8 +316,12 @@ class Dispatcher:
             if scope == "id":
                 continue
             key = session_id if scope == "session" else GLOBAL_KEY
-            async with self.uow_factory(entity_cls) as uow:
-                entity = await uow.load(entity_cls, key)  # defaults if nothing is stored
+            try:
+                async with self.uow_factory(entity_cls) as uow:
+                    entity = await uow.load(entity_cls, key)  # defaults if nothing is stored
+            except StarModelError as exc:  # its store is down: the tab keeps what it shows
+                log.warning("%s not resynced: %s", entity_cls.__name__, exc)
+                continue
             state.update(entity.signals())
         return state
 

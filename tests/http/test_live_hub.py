@@ -3,10 +3,11 @@
 import asyncio
 
 import pytest
-from sm_http import parse_event
+from sm_http import parse_event, parse_sse
 
 from starmodel import EntityChanged
 from starmodel.adapters.live_stream import LiveHub
+from starmodel.app.bus import delivery_position
 
 
 async def no_state(session_id: str) -> dict:
@@ -65,7 +66,8 @@ async def test_slow_tab_is_dropped_with_bounded_memory():
     assert slow.closed == "slow consumer"
     assert len(slow.pending) == 0
     events = hub.events(slow, None)
-    assert (await next_body(events)).startswith(":")
+    first = parse_event((await next_body(events)).strip())  # a full resync, nothing queued
+    assert first is not None and first.signals == {} and first.id == hub.last_event_id
     with pytest.raises(StopAsyncIteration):  # a dropped stream ends; the tab reconnects
         await next_body(events)
     assert hub.open_count() == 0
@@ -105,7 +107,7 @@ async def test_idle_stream_gets_heartbeats():
     hub = LiveHub(no_state, heartbeat=0.02)
     stream = hub.open("alice", "a1")
     events = hub.events(stream, None)
-    assert (await next_body(events)).startswith(":")
+    assert (await next_body(events)).startswith("event: datastar-patch-signals\nid: ")
     assert (await next_body(events)).startswith(": ping")
     await events.aclose()
     assert hub.open_count() == 0
@@ -121,3 +123,64 @@ async def test_pending_changes_are_sent_in_one_batch():
     batch = await next_body(events)
     assert batch.count("event: datastar-patch-signals") == 2
     await events.aclose()
+
+
+# --- ids from a bus that spans processes --------------------------------------------------
+
+
+async def delivered(hub: LiveHub, position: tuple[str, int], count: int) -> None:
+    """What a bus over Redis does: hand the hub a fact with its place in the global order."""
+    token = delivery_position.set(position)
+    try:
+        await hub.on_entity_changed(change(count=count))
+    finally:
+        delivery_position.reset(token)
+
+
+async def test_ids_are_the_bus_positions_so_any_process_can_resume_a_tab():
+    first, second = LiveHub(no_state), LiveHub(no_state)  # two processes
+    for hub in (first, second):
+        for seq in (5, 6, 7):
+            await delivered(hub, ("e1", seq), count=seq)
+    assert first.last_event_id == second.last_event_id == "e1-7"
+    stream = second.open("alice", "a1")  # the tab saw e1-5 on the first process
+    missed = parse_sse(await next_body(second.events(stream, "e1-5")))
+    assert [(event.id, event.signals) for event in missed] == [
+        ("e1-6", {"thing": {"count": 6}}), ("e1-7", {"thing": {"count": 7}}),
+    ]
+
+
+async def test_ids_from_before_the_hub_heard_of_them_get_a_resync():
+    hub = LiveHub(no_state)
+    await delivered(hub, ("e1", 10), count=10)  # this process joined at fact 10
+    caught_up = hub.missed_since("e1-9", hub.open("a", "t"))  # everything after 9 is here
+    assert caught_up is not None and len(caught_up) == 1
+    assert hub.missed_since("e1-8", hub.open("a", "t")) is None  # fact 9 never reached it
+    assert hub.missed_since("e1-11", hub.open("a", "t")) is None  # ahead of it: resync
+
+
+async def test_a_new_bus_epoch_means_resync():
+    hub = LiveHub(no_state)
+    await delivered(hub, ("e1", 3), count=3)
+    await delivered(hub, ("e2", 1), count=4)  # Redis lost its data and numbers afresh
+    assert hub.last_event_id == "e2-1"
+    assert hub.missed_since("e1-3", hub.open("a", "t")) is None
+    assert hub.missed_since("e2-0", hub.open("a", "t")) is not None
+
+
+async def test_local_facts_while_the_bus_is_away_use_the_hubs_own_numbering():
+    hub = LiveHub(no_state)
+    await delivered(hub, ("e1", 3), count=3)
+    await hub.on_entity_changed(change(count=4))  # delivered in this process only
+    assert hub.last_event_id.startswith(hub.own_epoch + "-")
+    assert hub.missed_since("e1-3", hub.open("a", "t")) is None
+
+
+async def test_resync_all_ends_every_stream_and_forces_a_full_resync():
+    hub = LiveHub(no_state)
+    await hub.on_entity_changed(change(count=1))
+    current = hub.last_event_id
+    stream = hub.open("alice", "a1")
+    hub.resync_all()
+    assert stream.closed == "resync"
+    assert hub.missed_since(current, hub.open("alice", "a1")) is None  # up to date, yet resynced

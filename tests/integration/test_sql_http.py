@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fasthtml.common import Div, Span
 from integration_support import (
     DATASTAR,
     field_errors,
@@ -491,7 +492,8 @@ async def test_record_changes_reach_the_tabs_watching_the_record_class(make_app,
                 open_stream(watcher, LIVE, params=WATCH_TODO, headers=DATASTAR) as watching, \
                 open_stream(bystander, LIVE, headers=DATASTAR) as not_watching:
             await wait_for_streams(sm, 2)
-            await watching.next(comments=True)  # the initial state (or an "ok" comment)
+            await watching.next(comments=True)  # the initial state
+            assert (await watching.next()).signals == {"todo": {}}  # ...and the watched list's
             await not_watching.next(comments=True)
 
             key = await create_todo(author, "milk")
@@ -512,6 +514,29 @@ async def test_record_changes_reach_the_tabs_watching_the_record_class(make_app,
             assert removal.lines("mode") == ["remove"]
 
             assert await not_watching.nothing_within(0.3)  # it never watched todo
+
+
+async def test_a_tab_that_cannot_be_caught_up_gets_its_lists_redrawn(make_app, database_url):
+    """After a gap the replay buffer cannot cover (here: an id of another server run), the
+    resync sends every watched list as the database has it: values and rows."""
+    sm = make_app(database_url=database_url)
+    sm.row_view(Todo)(lambda todo: Div(Span(todo.title), id=todo.dom_id()))
+    async with asyncio.timeout(30), serve(sm.app, stop=sm.hub.close_all) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=5) as author, \
+                httpx.AsyncClient(base_url=url, timeout=5) as tab:
+            first = await create_todo(author, "milk")
+            second = await create_todo(author, "bread")
+            headers = {**DATASTAR, "Last-Event-ID": "0badc0de-7"}  # from a server long gone
+            async with open_stream(tab, LIVE, params=WATCH_TODO, headers=headers) as stream:
+                await stream.next(comments=True)  # session and global state
+                values = await stream.next()
+                assert set(values.signals["todo"]) == {first, second}
+                assert values.signals["todo"][second]["title"] == "bread"
+                rows = await stream.next()
+                assert rows.event == "datastar-patch-elements"
+                assert rows.lines("selector") == ["#todo-list"]
+                assert rows.lines("mode") == ["inner"]
+                assert f'id="todo-{first}"' in rows.elements and "bread" in rows.elements
 
 
 async def test_the_sse_helpers_parse_error_answers():
