@@ -521,22 +521,22 @@ async def test_a_tab_that_cannot_be_caught_up_gets_its_lists_redrawn(make_app, d
     resync sends every watched list as the database has it: values and rows."""
     sm = make_app(database_url=database_url)
     sm.row_view(Todo)(lambda todo: Div(Span(todo.title), id=todo.dom_id()))
-    async with asyncio.timeout(30), serve(sm.app, stop=sm.hub.close_all) as url:
-        async with httpx.AsyncClient(base_url=url, timeout=5) as author, \
-                httpx.AsyncClient(base_url=url, timeout=5) as tab:
-            first = await create_todo(author, "milk")
-            second = await create_todo(author, "bread")
-            headers = {**DATASTAR, "Last-Event-ID": "0badc0de-7"}  # from a server long gone
-            async with open_stream(tab, LIVE, params=WATCH_TODO, headers=headers) as stream:
-                await stream.next(comments=True)  # session and global state
-                values = await stream.next()
-                assert set(values.signals["todo"]) == {first, second}
-                assert values.signals["todo"][second]["title"] == "bread"
-                rows = await stream.next()
-                assert rows.event == "datastar-patch-elements"
-                assert rows.lines("selector") == ["#todo-list"]
-                assert rows.lines("mode") == ["inner"]
-                assert f'id="todo-{first}"' in rows.elements and "bread" in rows.elements
+    headers = {**DATASTAR, "Last-Event-ID": "0badc0de-7"}  # from a server long gone
+    async with asyncio.timeout(30), serve(sm.app, stop=sm.hub.close_all) as url, \
+            httpx.AsyncClient(base_url=url, timeout=5) as author, \
+            httpx.AsyncClient(base_url=url, timeout=5) as tab:
+        first = await create_todo(author, "milk")
+        second = await create_todo(author, "bread")
+        async with open_stream(tab, LIVE, params=WATCH_TODO, headers=headers) as stream:
+            await stream.next(comments=True)  # session and global state
+            values = await stream.next()
+            assert set(values.signals["todo"]) == {first, second}
+            assert values.signals["todo"][second]["title"] == "bread"
+            rows = await stream.next()
+            assert rows.event == "datastar-patch-elements"
+            assert rows.lines("selector") == ["#todo-list"]
+            assert rows.lines("mode") == ["inner"]
+            assert f'id="todo-{first}"' in rows.elements and "bread" in rows.elements
 
 
 async def test_the_sse_helpers_parse_error_answers():
