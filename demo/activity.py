@@ -1,7 +1,8 @@
 """The demo's "recent activity" feed: a Redis entity, so every server process shares it.
 
-``Activity`` lives in Redis (``REDIS_URL``, else ``redis://127.0.0.1:6379/0``) with a TTL: the
-feed is forgotten ten minutes after its last entry (each write refreshes the TTL). It is fed
+With ``REDIS_URL`` set, ``Activity`` lives in Redis with a TTL: the feed is forgotten ten
+minutes after its last entry (each write refreshes the TTL). Without it the demo runs as one
+process with no Redis at all, and the feed is kept in memory (same TTL). It is fed
 by a bus subscriber: when the shared counter or a todo changes, ``note_activity`` runs the
 feed's ``log`` event, once, in the process where the change happened; the change then reaches
 every tab on every process like any other.
@@ -10,6 +11,7 @@ every tab on every process like any other.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -19,16 +21,19 @@ from monsterui.all import H3, Button, Card, DivLAligned, TextPresets
 
 from starmodel import Entity, EntityChanged, StarModelError, StateStore, event
 
-__all__ = ["FEED_SIZE", "Activity", "activity_card", "describe", "follow_activity"]
+__all__ = ["FEED_SIZE", "SHARED_STORE", "Activity", "activity_card", "describe", "follow_activity"]
 
 FEED_SIZE = 8
+SHARED_STORE = StateStore.SERVER_REDIS if os.environ.get("REDIS_URL") else StateStore.SERVER_MEMORY
+"""Where the demo keeps what every visitor shares: Redis when there is one (several server
+processes then share it), else this process's memory."""
 log = logging.getLogger("demo.activity")
 
 
 class Activity(Entity):
     """The last few things that happened, shared by everybody, kept in Redis for 10 minutes."""
 
-    model_config = {"store": StateStore.SERVER_REDIS, "scope": "global", "ttl": 600}
+    model_config = {"store": SHARED_STORE, "scope": "global", "ttl": 600}
 
     entries: list[str] = []
 
@@ -88,5 +93,6 @@ def activity_card(activity: Activity | None) -> Any:
         body,
         DivLAligned(Button("Clear", data.on("click", Activity.clear()), id="activity-clear")),
         header=H3("Recent activity"),
-        footer=P("A Redis entity with a TTL: shared by every server process.", cls=TextPresets.muted_sm),
+        footer=P("With REDIS_URL: a Redis entity with a TTL, shared by every server process.",
+                 cls=TextPresets.muted_sm),
     )

@@ -22,7 +22,7 @@ from monsterui.all import (
     TextPresets,
 )
 
-from demo.activity import Activity, activity_card, follow_activity
+from demo.activity import SHARED_STORE, Activity, activity_card, follow_activity
 from demo.todos import Todo, database_url, todo_card, todo_row
 from starmodel import Entity, StarModel, StoreUnavailable, computed, event, toast
 
@@ -59,10 +59,11 @@ class Counter(Entity):
 
 
 class SharedCounter(Entity):
-    """One counter for everybody: every open tab sees each click."""
+    """One counter for everybody: every open tab sees each click (in Redis when ``REDIS_URL``
+    is set, so every server process shares it)."""
 
     count: int = 0
-    model_config = {"scope": "global"}
+    model_config = {"scope": "global", "store": SHARED_STORE}
 
     @event
     def increment(self, amount: int = 1):
