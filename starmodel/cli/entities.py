@@ -17,6 +17,7 @@ from starmodel.bootstrap import StarModel
 from starmodel.cli.discovery import find_app
 from starmodel.core.entity import Entity
 from starmodel.core.errors import StarModelError
+from starmodel.core.store import StateStore
 
 __all__ = ["describe_entity", "entities_group", "table_status"]
 
@@ -132,7 +133,17 @@ def describe_entity(cls: type[Entity]) -> dict[str, Any]:
         "events": events,
         "signals": [f"${namespace}.{name}" for name in cls.public_signal_names()],
         "table": describe_table(cls),
+        "redis": describe_redis_keys(cls),
     }
+
+
+def describe_redis_keys(cls: type[Entity], prefix: str = "sm") -> dict[str, str] | None:
+    """Where a Redis entity's data lives (``None`` for other stores)."""
+    if cls.options().store is not StateStore.SERVER_REDIS:
+        return None
+    namespace = cls.namespace()
+    key = {"session": "<session id>", "global": "global"}.get(cls.options().scope, "<key>")
+    return {"record": f"{prefix}:{namespace}:{key}", "index": f"{prefix}:{namespace}"}
 
 
 @click.group("entities")
@@ -181,6 +192,8 @@ def inspect_command(name: str, app: str | None, as_json: bool) -> None:
         known = ", ".join(sorted(c.__name__ for c in entities)) or "none"
         raise click.ClickException(f"unknown entity {name!r}; known entities: {known}")
     info = describe_entity(match[0])
+    if info["redis"] is not None and found.starmodel is not None:
+        info["redis"] = describe_redis_keys(match[0], found.starmodel.settings.redis_prefix)
     if info["table"] is not None:
         info["table"].update(table_status(found.starmodel, match[0]))
     if as_json:
@@ -196,6 +209,9 @@ def inspect_command(name: str, app: str | None, as_json: bool) -> None:
         click.echo(f"    {f['name']}: {f['type']} {default}{extra}")
     if info["table"] is not None:
         _echo_table(info["table"])
+    if info["redis"] is not None:
+        click.echo(f"  redis: hash {info['redis']['record']} (fields v, d, o), "
+                   f"index {info['redis']['index']}")
     if info["computed"]:
         click.echo("  computed:")
         for c in info["computed"]:

@@ -93,3 +93,23 @@ def test_app_file_with_error_is_reported(runner: CliRunner, tmp_path, monkeypatc
     assert result.exit_code == 1
     assert "cannot import 'app'" in result.output
     assert "nonexistent_dependency_xyz" in result.output
+
+
+def test_inspect_shows_where_a_redis_entity_lives(runner: CliRunner, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STARMODEL_REDIS_PREFIX", "shop")
+    (tmp_path / "redis_shop.py").write_text(
+        "from starmodel import Entity, StarModel, StateStore\n"
+        "class Basket(Entity):\n"
+        "    model_config = {'store': StateStore.SERVER_REDIS, 'ttl': 60}\n"
+        "    items: list[str] = []\n"
+        "sm = StarModel(entities=[Basket], secret_key='x')\n"
+        "app = sm.app\n"
+    )
+    text = runner.invoke(cli, ["entities", "inspect", "Basket", "--app", "redis_shop.py"])
+    assert text.exit_code == 0, text.output
+    assert "store: SERVER_REDIS, scope: session, ttl 60s" in text.output
+    assert "redis: hash shop:basket:<session id> (fields v, d, o), index shop:basket" in text.output
+    as_json = runner.invoke(cli, ["entities", "inspect", "basket", "--app", "redis_shop.py", "--json"])
+    expected = {"record": "shop:basket:<session id>", "index": "shop:basket"}
+    assert json.loads(as_json.output)["redis"] == expected
