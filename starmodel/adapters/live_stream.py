@@ -14,6 +14,7 @@ import secrets
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 from starmodel.adapters.sse_datastar import patch_signals_event, render_outputs, sse_comment
@@ -25,6 +26,13 @@ __all__ = ["LiveHub", "LiveStream", "close_all_live_streams"]
 log = logging.getLogger("starmodel.live")
 StateLoader = Callable[[str], Awaitable[dict[str, Any]]]
 ExtraLoader = Callable[["LiveStream"], Awaitable[str]]
+History = Callable[[str, int, int], Awaitable[list[tuple[tuple[str, int], Any]] | None]]
+FactHandler = Callable[[Any], Awaitable[None]]
+# set while old facts are turned into messages for one reconnecting tab: ``publish`` collects
+# them here instead of sending them to every stream
+_capture: ContextVar[list[tuple[str, tuple[str | None, str] | None, _Message]] | None] = ContextVar(
+    "sm_live_capture", default=None
+)
 _HUBS: weakref.WeakSet[LiveHub] = weakref.WeakSet()
 
 
@@ -134,6 +142,10 @@ class LiveHub:
         self.replay: deque[tuple[int, str, tuple[str | None, str] | None, _Message]] = deque()
         self.streams: dict[str, set[LiveStream]] = {}
         self.closing = False
+        # what turns facts into messages, and where old facts can be read again (a bus that
+        # spans processes): a tab coming from another process is caught up from there
+        self.fact_handlers: list[tuple[type, FactHandler]] = []
+        self.history: History | None = None
         _HUBS.add(self)
 
     @property
@@ -166,6 +178,11 @@ class LiveHub:
     ) -> None:
         """Send ``signals`` (or ready SSE text, ``raw``) to every stream on ``topic`` except the
         tab ``origin`` (``(session_id, tab_id)``) that made the change and has the answer."""
+        captured = _capture.get()
+        if captured is not None:  # replaying an old fact for one tab
+            epoch, seq = delivery_position.get() or (self.epoch, self.seq)
+            captured.append((topic, origin, _Message(f"{epoch}-{seq}", signals, raw)))
+            return
         self._advance()
         message = _Message(f"{self.epoch}-{self.seq}", signals, raw)
         if len(self.replay) >= self.replay_size:
@@ -250,6 +267,36 @@ class LiveHub:
             and (origin is None or origin != stream.origin)
         ]
 
+    async def missed_in_history(self, last_event_id: str | None, stream: LiveStream) -> list[str] | None:
+        """Events after ``last_event_id`` for this stream, rebuilt from the bus's history (the
+        tab saw them on another process, or before this one started), or ``None``."""
+        if self.history is None or not last_event_id:
+            return None
+        epoch, _, raw_seq = last_event_id.partition("-")
+        if not raw_seq.isdigit():
+            return None
+        facts = await self.history(epoch, int(raw_seq), self.replay_size)
+        if facts is None:
+            return None
+        captured: list[tuple[str, tuple[str | None, str] | None, _Message]] = []
+        token = _capture.set(captured)
+        try:
+            for position, fact in facts:
+                at = delivery_position.set(position)
+                try:
+                    for kind, handler in self.fact_handlers:
+                        if isinstance(fact, kind):
+                            await handler(fact)
+                finally:
+                    delivery_position.reset(at)
+        finally:
+            _capture.reset(token)
+        return [
+            message.body
+            for topic, origin, message in captured
+            if topic in stream.topics and (origin is None or origin != stream.origin)
+        ]
+
     async def events(self, stream: LiveStream, last_event_id: str | None) -> AsyncIterator[str]:
         """The body of one live stream: catch-up first, then changes as they come.
 
@@ -260,6 +307,8 @@ class LiveHub:
         self._join(stream)
         try:
             missed = self.missed_since(last_event_id, stream)
+            if missed is None:
+                missed = await self.missed_in_history(last_event_id, stream)
             if missed is None:
                 marker = self.last_event_id
                 state = await self.state_loader(stream.session_id)

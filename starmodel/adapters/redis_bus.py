@@ -118,6 +118,40 @@ class RedisBus(EventBus):
                 await self._task
             self._task = None
 
+    async def history(self, epoch: str, after: int, limit: int) -> list[tuple[tuple[str, int], Any]] | None:
+        """Facts after ``after`` up to the last one delivered here, from the Redis log
+        (``None`` if it no longer reaches back that far, or Redis cannot say)."""
+        upto = self._last  # later facts reach the stream live
+        if epoch != self._epoch or after > upto:
+            return None
+        if after == upto:
+            return []
+        if upto - after > limit:
+            return None
+        try:
+            entries = await self.connection.client.xrange(
+                self._keys[2], min=f"({after}-0", max=f"{upto}-0"
+            ) or []
+        except (RedisError, OSError):
+            return None
+        if not entries or int(str(entries[0][0]).split("-")[0]) != after + 1:
+            return None
+        found: list[tuple[tuple[str, int], Any]] = []
+        for entry_id, fields in entries:
+            message = str((fields or {}).get("m", ""))
+            head, _, body = message.partition(" ")
+            _, _, body = body.partition(" ")
+            if head != epoch:
+                return None
+            try:
+                decoded = json.loads(body)
+            except ValueError:
+                continue
+            event = _decode(decoded) if isinstance(decoded, dict) and decoded.get("t") != _RESYNC else None
+            if event is not None:
+                found.append(((epoch, int(str(entry_id).split("-")[0])), event))
+        return found
+
     # --- lifecycle ----------------------------------------------------------------------
 
     def on_resync(self, handler: Callable[[], None]) -> None:

@@ -123,9 +123,14 @@ class WebApp:
         )
         self.records = RecordViews(self.hub, self.entities)
         # every process pushes to the tabs connected to it
-        bus.subscribe(EntityChanged, self.hub.on_entity_changed, everywhere=True)
-        bus.subscribe(EntityChanged, self.records.on_entity_changed, everywhere=True)
-        bus.subscribe(EventOutputs, self.hub.on_event_outputs, everywhere=True)
+        self.hub.fact_handlers = [
+            (EntityChanged, self.hub.on_entity_changed),
+            (EntityChanged, self.records.on_entity_changed),
+            (EventOutputs, self.hub.on_event_outputs),
+        ]
+        for fact_type, handler in self.hub.fact_handlers:
+            bus.subscribe(fact_type, handler, everywhere=True)
+        self.hub.history = bus.history
         bus.on_resync(self.hub.resync_all)
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []

@@ -70,6 +70,12 @@ class EventBus(ABC):
     @abstractmethod
     async def publish(self, event: Any) -> None: ...
 
+    async def history(self, epoch: str, after: int, limit: int) -> list[tuple[tuple[str, int], Any]] | None:
+        """The facts this process has delivered since position ``(epoch, after)``, with their
+        positions, if the bus keeps them (at most ``limit``; else ``None``). Live streams use
+        it to catch up a tab that was connected to another process."""
+        return None
+
     def on_resync(self, handler: Callable[[], None]) -> None:  # noqa: B027 - optional hook
         """Call ``handler`` whenever facts may have been missed (a bus spanning processes
         that lost its connection for a while); live streams then resync their tabs."""

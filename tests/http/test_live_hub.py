@@ -1,6 +1,7 @@
 """The live hub on its own: topics, bounded queues for slow tabs, replay and resync."""
 
 import asyncio
+from collections import deque
 
 import pytest
 from sm_http import parse_event, parse_sse
@@ -184,3 +185,26 @@ async def test_resync_all_ends_every_stream_and_forces_a_full_resync():
     hub.resync_all()
     assert stream.closed == "resync"
     assert hub.missed_since(current, hub.open("alice", "a1")) is None  # up to date, yet resynced
+
+
+async def test_a_tab_from_another_process_is_caught_up_from_the_bus_history():
+    """This process never held the tab's messages, but the bus still has the facts: they are
+    turned into messages for that tab alone (the other streams get nothing twice)."""
+    facts = [(("e1", 8), change(count=8)), (("e1", 9), change("session", "bob", count=1)),
+             (("e1", 10), change(count=10))]
+
+    async def history(epoch: str, after: int, limit: int):
+        return [item for item in facts if item[0][1] > after] if epoch == "e1" else None
+
+    hub = LiveHub(no_state)
+    hub.fact_handlers = [(EntityChanged, hub.on_entity_changed)]
+    hub.history = history
+    bystander = hub.open("carol", "c1")
+    stream = hub.open("alice", "a1")
+    missed = parse_sse(await next_body(hub.events(stream, "e1-7")))
+    assert [(event.id, event.signals) for event in missed] == [
+        ("e1-8", {"thing": {"count": 8}}), ("e1-10", {"thing": {"count": 10}}),  # not bob's
+    ]
+    assert len(bystander.pending) == 0 and hub.replay == deque()
+    resync = parse_sse(await next_body(hub.events(hub.open("alice", "a2"), "e0-7")))
+    assert resync[0].signals == {} and resync[0].id == hub.last_event_id  # unknown epoch

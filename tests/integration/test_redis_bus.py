@@ -11,10 +11,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
+from integration_support import serve
 from redis import asyncio as aioredis
+from sm_http import DATASTAR, open_stream
 
-from starmodel import DomainEvent, EntityChanged
+from starmodel import DomainEvent, Entity, EntityChanged, StarModel, event
 from starmodel.adapters.persistence.redis import RedisConnection
 from starmodel.adapters.redis_bus import RedisBus
 from starmodel.app.bus import delivery_position
@@ -166,3 +169,67 @@ async def test_redis_losing_its_data_asks_every_process_to_resync(make_bus, redi
     await on_b.wait_for(2)
     assert resyncs == ["b"]
     assert on_b.items[1][1] is not None and on_b.items[1][1][0] != on_b.items[0][1][0]  # new epoch
+
+
+async def test_history_gives_the_facts_after_a_position_from_the_log(make_bus):
+    a, b = await make_bus(), await make_bus()
+    on_b = Seen()
+    b.subscribe(EntityChanged, on_b, everywhere=True)
+    a.subscribe(EntityChanged, Seen(), everywhere=True)
+    for n in range(1, 6):
+        await a.publish(change(n))
+    await on_b.wait_for(5)
+    first_position = on_b.items[0][1]
+    assert first_position is not None
+    epoch, first = first_position
+    found = await b.history(epoch, first + 1, limit=100)
+    assert found is not None
+    assert [(position, fact.changes["count"]) for position, fact in found] == [
+        ((epoch, first + n), n + 1) for n in (2, 3, 4)
+    ]
+    assert await b.history(epoch, first + 4, limit=100) == []  # up to date
+    assert await b.history(epoch, first, limit=2) is None  # more than the caller wants
+    assert await b.history("another-epoch", first, limit=100) is None
+
+
+# --- apps: a tab moving to a process that started after it left -----------------------------
+
+
+class Pulse(Entity):
+    model_config = {"scope": "global", "namespace": "bus_pulse"}
+    count: int = 0
+
+    @event
+    def beat(self) -> None:
+        self.count += 1
+
+
+async def test_a_tab_resumes_on_a_process_started_after_it_left(redis_url, redis_prefix):
+    """The tab saw fact n on process A; changes follow; it reconnects to process C, started
+    later: C replays what the tab missed from the Redis log instead of a full resync."""
+
+    def make() -> StarModel:
+        return StarModel(entities=[Pulse], secret_key="bus", redis_url=redis_url, redis_prefix=redis_prefix)
+
+    a = make()
+    async with serve(a.app, stop=a.hub.close_all) as url_a, \
+            httpx.AsyncClient(base_url=url_a, timeout=5) as clicker:
+        await clicker.get("/")
+        post = {**DATASTAR, "Origin": url_a}
+        async with httpx.AsyncClient(base_url=url_a, timeout=5) as tab, \
+                open_stream(tab, "GET", "/_starmodel/live", headers=DATASTAR) as stream:
+            await stream.next(comments=True)
+            assert (await clicker.post("/bus_pulse/beat", headers=post, json={})).status_code == 200
+            seen = await stream.next()
+            assert seen.signals == {"bus_pulse": {"count": 1}} and seen.id
+        for _ in range(3):  # while the tab is away
+            assert (await clicker.post("/bus_pulse/beat", headers=post, json={})).status_code == 200
+        c = make()
+        resume = {**DATASTAR, "Last-Event-ID": seen.id}
+        async with serve(c.app, stop=c.hub.close_all) as url_c, \
+                httpx.AsyncClient(base_url=url_c, timeout=5) as tab, \
+                open_stream(tab, "GET", "/_starmodel/live", headers=resume) as resumed:
+            missed = [await resumed.next() for _ in range(3)]
+            assert [event.signals for event in missed] == [{"bus_pulse": {"count": n}} for n in (2, 3, 4)]
+            epoch, seq = seen.id.split("-")
+            assert [event.id for event in missed] == [f"{epoch}-{int(seq) + n}" for n in (1, 2, 3)]
