@@ -11,6 +11,7 @@ from starmodel.core.actions import alert, patch_signals, redirect, script, toast
 from starmodel.core.context import CallContext
 from starmodel.core.entity import ServerOnly, computed
 from starmodel.core.errors import (
+    ClientStateInvalid,
     ConcurrencyError,
     ConfigurationError,
     CorruptData,
@@ -29,6 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CallContext",
+    "ClientStateInvalid",
     "ConcurrencyError",
     "ConfigurationError",
     "CorruptData",

@@ -17,6 +17,7 @@ from typing import Any
 from fasthtml.common import FastHTML
 from sqlalchemy.exc import SQLAlchemyError
 
+from starmodel.adapters.persistence.client import ClientRepository
 from starmodel.adapters.persistence.memory import MemoryRepository
 from starmodel.adapters.persistence.redis import (
     DEFAULT_REDIS_URL,
@@ -141,6 +142,8 @@ def build_services(settings: Settings) -> Services:
     services = Services(settings, bus, repositories, dispatcher, _redis=redis)
     services.factories[StateStore.SERVER_SQL] = lambda: SqlRepository(services.database)
     services.factories[StateStore.SERVER_REDIS] = lambda: RedisRepository(services.redis)
+    client = ClientRepository()  # holds nothing: the state comes with each request
+    repositories[StateStore.CLIENT_SESSION] = repositories[StateStore.CLIENT_LOCAL] = client
     return services
 
 

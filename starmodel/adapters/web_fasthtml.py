@@ -25,15 +25,22 @@ from starlette.types import Receive, Scope, Send
 from starmodel.adapters.assets import ASSETS_PREFIX, STATIC_PREFIX, page_headers
 from starmodel.adapters.live_records import WATCH_SIGNAL, RecordViews
 from starmodel.adapters.live_stream import LiveHub, LiveStream
+from starmodel.adapters.persistence.client import read_client_state
 from starmodel.adapters.sessions import SignedCookieSessions
-from starmodel.adapters.sse_datastar import error_events, render_outputs
+from starmodel.adapters.sse_datastar import error_events, patch_signals_event, render_outputs
 from starmodel.adapters.web_requests import EventRequest, SSEAnswer, error_response
 from starmodel.app.dispatcher import Dispatcher, EventResult
 from starmodel.app.settings import Settings
 from starmodel.core.actions import PatchSignals
 from starmodel.core.context import CallContext
-from starmodel.core.entity import Entity, registered_entities, registry_version
-from starmodel.core.errors import ConfigurationError, EventNotFound, StarModelError, ValidationFailed
+from starmodel.core.entity import CLIENT_RESTORE_PATH, Entity, registered_entities, registry_version
+from starmodel.core.errors import (
+    ClientStateInvalid,
+    ConfigurationError,
+    EventNotFound,
+    StarModelError,
+    ValidationFailed,
+)
 from starmodel.core.events import EventSpec
 from starmodel.core.messages import EntityChanged, EventOutputs
 from starmodel.core.ports import EventBus
@@ -199,6 +206,8 @@ class WebApp:
     def _install_routes(self) -> None:
         self.app.router.routes.insert(0, EventRoute(self))
         self.app.router.routes.insert(1, Route(LIVE_PATH, self.handle_live, methods=["GET"]))
+        restore = CLIENT_RESTORE_PATH.format(namespace="{namespace}")
+        self.app.router.routes.insert(1, Route(restore, self.handle_restore, methods=["POST"]))
         self.app.router.routes.insert(
             2, Route(STATIC_PREFIX + "/{name:path}", self.handle_static, methods=["GET"])
         )
@@ -376,6 +385,8 @@ class WebApp:
             result = await self.dispatcher.dispatch(
                 entity_cls, spec, ctx, args, signals, prepare=partial(render_outputs, spec=spec)
             )
+        except ClientStateInvalid as exc:
+            return error_response(422, exc.message, exc.namespace, exc.errors, {exc.namespace: exc.reset})
         except ValidationFailed as exc:
             return error_response(422, exc.message, namespace, exc.errors)
         except StarModelError as exc:
@@ -435,6 +446,34 @@ class WebApp:
         return StreamingResponse(
             self.hub.events(stream, last_id), media_type="text/event-stream", headers=SSE_HEADERS
         )
+
+    async def handle_restore(self, request: Request) -> Response:
+        """The page sends what it kept for a browser-stored entity; it gets it back checked
+        (with computed values), or an error toast and the defaults to store instead."""
+        answer = await self._restore_answer(EventRequest.from_scope(request.scope, request.receive))
+        extra = {name.decode("latin-1"): value.decode("latin-1") for name, value in answer.extra_headers}
+        return Response(answer.body, status_code=answer.status_code, headers={**SSE_HEADERS, **extra},
+                        media_type="text/event-stream")
+
+    async def _restore_answer(self, request: EventRequest) -> SSEAnswer:
+        refusal = self.refuse_cross_site(request)
+        if refusal:
+            return error_response(403, refusal)
+        namespace = request.scope["path_params"]["namespace"]
+        found = [c for c in self.entities() if c.namespace() == namespace and c.options().store.is_client]
+        if not found:
+            return error_response(404, f"No browser-stored entity {namespace!r}")
+        entity_cls = found[0]
+        try:
+            signals, _ = await request.signals_and_args()
+            raw = signals.get(namespace)
+            entity = entity_cls() if raw is None else read_client_state(entity_cls, raw)
+        except ClientStateInvalid as exc:
+            log.info("browser state of %s refused and reset: %s", namespace, exc)
+            return error_response(422, exc.message, namespace, exc.errors, {namespace: exc.reset})
+        except ValidationFailed as exc:
+            return error_response(400, exc.message, None, exc.errors)
+        return SSEAnswer(200, patch_signals_event({namespace: entity.public_state()}), [])
 
     async def handle_static(self, request: Request) -> Response:
         return _serve_file(_STATIC_DIR, request.path_params["name"])

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope, Send
 
-from starmodel.adapters.sse_datastar import error_events
+from starmodel.adapters.sse_datastar import error_events, patch_signals_event
 from starmodel.core.errors import ValidationFailed
 
 __all__ = ["MAX_BODY", "EventRequest", "SSEAnswer", "error_response"]
@@ -110,6 +110,10 @@ def error_response(
     message: str,
     namespace: str | None = None,
     field_errors: dict[str, str] | None = None,
+    reset: dict[str, Any] | None = None,
 ) -> SSEAnswer:
-    body = error_events(message, namespace=namespace, field_errors=field_errors)
+    """An error answer: toast and field errors; ``reset`` (``{namespace: state}``) first puts
+    signals back to a known state (browser-stored entities with invalid data)."""
+    body = patch_signals_event(reset) if reset else ""
+    body += error_events(message, namespace=namespace, field_errors=field_errors)
     return SSEAnswer(status, body, [(b"x-starmodel-error", _header_safe(message).encode("latin-1"))])

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from starmodel.app.locks import KeyedLocks
 from starmodel.app.uow import UnitOfWork
 from starmodel.core.actions import PatchSignals, toast
-from starmodel.core.context import CallContext
+from starmodel.core.context import CallContext, request_signals
 from starmodel.core.entity import Entity
 from starmodel.core.errors import (
     ConcurrencyError,
@@ -155,6 +155,7 @@ class Dispatcher:
         """
         key = self.identity(entity_cls, ctx, args, spec)
         params = self.bind(entity_cls, spec, args, signals)
+        request_signals.set(signals)  # browser-stored entities come from here
         if spec.background:
             await self._start_background(entity_cls, spec, ctx, key, params, prepare)
             return EventResult(spec)
@@ -313,8 +314,8 @@ class Dispatcher:
         state: dict[str, Any] = {}
         for entity_cls in entity_classes:
             scope = entity_cls.options().scope
-            if scope == "id":
-                continue
+            if scope == "id" or entity_cls.options().store.is_client:
+                continue  # records come with their lists; browser-stored state is the browser's
             key = session_id if scope == "session" else GLOBAL_KEY
             try:
                 async with self.uow_factory(entity_cls) as uow:

@@ -196,7 +196,8 @@ class UnitOfWork:
             changes = after if item.new else changed_values(item.public, after)
             item.fields, item.public = _snapshot(entity), after
             if changes or item.new:
-                facts.append(_fact(entity, ctx, changes, created=item.new))
+                if not options.store.is_client:  # browser state: the tabs sync in the browser
+                    facts.append(_fact(entity, ctx, changes, created=item.new))
                 if options.scope == "id":
                     patch.setdefault(options.namespace, {})[entity._sm_key or ""] = changes
                 else:

@@ -7,6 +7,7 @@ from starmodel.core.actions import alert, patch_signals, redirect, script, toast
 from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity, ServerOnly, computed, registered_entities
 from starmodel.core.errors import (
+    ClientStateInvalid,
     ConcurrencyError,
     ConfigurationError,
     CorruptData,
@@ -24,6 +25,7 @@ from starmodel.core.store import StateStore
 
 __all__ = [
     "CallContext",
+    "ClientStateInvalid",
     "ConcurrencyError",
     "ConfigurationError",
     "CorruptData",

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from starmodel.core.entity import Entity
 
-__all__ = ["CallContext"]
+__all__ = ["CallContext", "request_signals"]
+
+#: The Datastar signals the running event's request carried (where browser-stored entities
+#: come from); ``None`` outside a request.
+request_signals: ContextVar[Mapping[str, Any] | None] = ContextVar("sm_request_signals", default=None)
 
 
 @dataclass

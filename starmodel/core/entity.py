@@ -198,6 +198,12 @@ class Entity(BaseModel, metaclass=EntityMeta):
         cls.__starmodel_server_only__ = frozenset(
             name for name, info in cls.model_fields.items() if SERVER_ONLY in info.metadata
         )
+        if cls.__starmodel_options__.store.is_client and cls.__starmodel_server_only__:
+            raise ConfigurationError(
+                f"{cls.__name__}: server-only fields ({', '.join(sorted(cls.__starmodel_server_only__))}) "
+                f"cannot live in the browser ({cls.__starmodel_options__.store.name}); "
+                "keep them in a server store"
+            )
         if not cls.__dict__.get("__sm_raw_config__", {}).get("abstract"):
             _registry[(cls.__module__, cls.__qualname__)] = cls
             _registry_changes[0] += 1
@@ -266,9 +272,20 @@ class Entity(BaseModel, metaclass=EntityMeta):
         """Rendering an entity emits its signals, so ``data-text``/``data-bind`` work at once."""
         payload = html.escape(json.dumps(self.signals(), separators=(",", ":")), quote=True)
         anchor = type(self).namespace()
-        if type(self).__starmodel_options__.scope == "id":
+        options = type(self).__starmodel_options__
+        if options.scope == "id":
             anchor += f"-{self.record_key() or 'new'}"
-        return f'<div id="sm-signals-{html.escape(anchor)}" hidden data-signals="{payload}"></div>'
+        extra = ""
+        if options.store.is_client:  # restored from browser storage, checked by the server
+            restore = html.escape(f"@post('{CLIENT_RESTORE_PATH.format(namespace=anchor)}')", quote=True)
+            storage = "local" if options.store is StateStore.CLIENT_LOCAL else "session"
+            fields = ",".join(type(self).model_fields)
+            extra = (
+                f' data-starmodel-client="{anchor}" data-starmodel-storage="{storage}"'
+                f' data-starmodel-fields="{fields}" data-init="{restore}"'
+                f' data-on:starmodel-restore="{restore}"'
+            )
+        return f'<div id="sm-signals-{html.escape(anchor)}" hidden data-signals="{payload}"{extra}></div>'
 
     def emit(self, event: Any) -> None:
         """Record a domain event; it is published on the bus after the unit of work commits."""
@@ -284,6 +301,10 @@ class Entity(BaseModel, metaclass=EntityMeta):
             return []
         self._sm_pending = None
         return pending
+
+
+CLIENT_RESTORE_PATH = "/_starmodel/client/{namespace}/restore"
+"""Where the page sends a browser-stored entity's saved state, to have it checked and applied."""
 
 
 def _read_options(cls: type[Entity]) -> EntityOptions:
@@ -324,6 +345,14 @@ def _read_options(cls: type[Entity]) -> EntityOptions:
             raise ConfigurationError(f"{cls.__name__}: SQL entities are addressed by primary key")
     elif table:
         raise ConfigurationError(f"{cls.__name__}: table=True needs store SERVER_SQL (the default)")
+    if store.is_client:
+        if scope != "session":
+            raise ConfigurationError(
+                f"{cls.__name__}: {store.name} entities belong to one browser "
+                f"({'tab' if store is StateStore.CLIENT_SESSION else 'profile'}); scope must be 'session'"
+            )
+        if ttl is not None:
+            raise ConfigurationError(f"{cls.__name__}: ttl does not apply to {store.name} entities")
     private = config.get("private", False)
     if private not in (False, True, "session"):
         raise ConfigurationError(f"{cls.__name__}: private must be True ('session') or False")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ClientStateInvalid",
     "ConcurrencyError",
     "ConfigurationError",
     "CorruptData",
@@ -90,3 +91,14 @@ class ValidationFailed(StarModelError):
     def __str__(self) -> str:
         details = "; ".join(f"{name}: {msg}" for name, msg in self.errors.items())
         return f"{self.message}: {details}" if details else self.message
+
+
+class ClientStateInvalid(ValidationFailed):
+    """State a browser keeps for an entity (``CLIENT_SESSION`` / ``CLIENT_LOCAL``) does not fit
+    the entity's schema: tampered with, or left by an older version of the app. The page is
+    told to reset it to ``reset`` (the entity's defaults); nothing ran."""
+
+    def __init__(self, namespace: str, errors: dict[str, str], reset: dict[str, Any]) -> None:
+        super().__init__(errors, "Saved data in this browser was invalid and has been reset")
+        self.namespace = namespace
+        self.reset = reset

@@ -16,3 +16,8 @@ class StateStore(StrEnum):
     CLIENT_SESSION = "client_session"
     CLIENT_LOCAL = "client_local"
     CUSTOM = "custom"
+
+    @property
+    def is_client(self) -> bool:
+        """The state lives in the browser (sessionStorage / localStorage), not on the server."""
+        return self in (StateStore.CLIENT_SESSION, StateStore.CLIENT_LOCAL)
