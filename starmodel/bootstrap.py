@@ -34,6 +34,7 @@ from starmodel.app.settings import Settings
 from starmodel.app.uow import UnitOfWork
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ConfigurationError, StoreUnavailable
+from starmodel.core.messages import CancelRequested
 from starmodel.core.ports import EntityRepository, EventBus
 from starmodel.core.store import StateStore
 
@@ -139,6 +140,7 @@ def build_services(settings: Settings) -> Services:
         return UnitOfWork(services.unit_repositories(), bus)
 
     dispatcher = Dispatcher(uow_factory, retries=settings.event_retries)
+    bus.subscribe(CancelRequested, dispatcher.on_cancel_requested, everywhere=True)
     services = Services(settings, bus, repositories, dispatcher, _redis=redis)
     services.factories[StateStore.SERVER_SQL] = lambda: SqlRepository(services.database)
     services.factories[StateStore.SERVER_REDIS] = lambda: RedisRepository(services.redis)

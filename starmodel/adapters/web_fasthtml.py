@@ -31,7 +31,7 @@ from starmodel.adapters.sse_datastar import error_events, patch_signals_event, r
 from starmodel.adapters.web_requests import EventRequest, SSEAnswer, error_response
 from starmodel.app.dispatcher import Dispatcher, EventResult
 from starmodel.app.settings import Settings
-from starmodel.core.actions import PatchSignals
+from starmodel.core.actions import PatchSignals, toast
 from starmodel.core.context import CallContext
 from starmodel.core.entity import CLIENT_RESTORE_PATH, Entity, registered_entities, registry_version
 from starmodel.core.errors import (
@@ -41,7 +41,7 @@ from starmodel.core.errors import (
     StarModelError,
     ValidationFailed,
 )
-from starmodel.core.events import EventSpec
+from starmodel.core.events import CANCEL_SUFFIX, EventSpec
 from starmodel.core.messages import EntityChanged, EventOutputs
 from starmodel.core.ports import EventBus
 
@@ -121,6 +121,7 @@ class WebApp:
         self._explicit = list(entities) if entities is not None else None
         self._table: dict[tuple[str, str], tuple[type[Entity], EventSpec]] | None = None
         self._table_version = -1
+        self._cancel_paths: set[str] = set()
         self.hub = LiveHub(
             self._state_for_session,
             extra_loader=self._resync_lists,
@@ -200,6 +201,10 @@ class WebApp:
                     )
                 for spec in cls.events().values():
                     table[(spec.method, spec.route_path(cls))] = (cls, spec)
+                    if spec.background:
+                        cancel = spec.route_path(cls) + CANCEL_SUFFIX
+                        table[("post", cancel)] = (cls, spec)
+                        self._cancel_paths.add(cancel)
             self._table, self._table_version = table, version
         return self._table
 
@@ -375,6 +380,8 @@ class WebApp:
                 "Method not allowed", status_code=405, headers={"Allow": ", ".join(allowed)}
             )
         entity_cls, spec = found
+        if request.path in self._cancel_paths:
+            return await self.handle_cancel(request, entity_cls, spec)
         refusal = self.refuse_cross_site(request)
         if refusal:
             return error_response(403, refusal)
@@ -423,6 +430,20 @@ class WebApp:
         except Exception as exc:
             log.exception("event %s.%s failed", entity_cls.__name__, result.spec.name)
             yield error_events(self._failure_message(exc, "the last step was not saved"))
+
+    async def handle_cancel(
+        self, request: EventRequest, entity_cls: type[Entity], spec: EventSpec
+    ) -> SSEAnswer:
+        """``POST <event path>/cancel``: stop that background event on the caller's entity."""
+        refusal = self.refuse_cross_site(request)
+        if refusal:
+            return error_response(403, refusal)
+        try:
+            _, args = await request.signals_and_args()
+            await self.dispatcher.cancel(entity_cls, spec, self.context(request), args)
+        except StarModelError as exc:
+            return error_response(exc.status_code, str(exc))
+        return SSEAnswer(200, render_outputs([toast(f"Stopping {spec.name}...", "info")]))
 
     def _failure_message(self, exc: Exception, consequence: str) -> str:
         """The toast for an unexpected error: its text only in debug mode (it may leak internals)."""

@@ -22,12 +22,13 @@ from starmodel.core.entity import Entity
 from starmodel.core.errors import (
     ConcurrencyError,
     EntityNotFound,
+    EventNotFound,
     PermissionDenied,
     StarModelError,
     ValidationFailed,
 )
 from starmodel.core.events import EventSpec
-from starmodel.core.messages import EventOutputs
+from starmodel.core.messages import CancelRequested, EventOutputs
 from starmodel.core.records import current_workspace
 from starmodel.core.store import StateStore
 
@@ -76,6 +77,9 @@ class Dispatcher:
         self.retries = retries
         self.locks = KeyedLocks()
         self._running: set[asyncio.Task[None]] = set()
+        # background events by (namespace, key, event), for cancelling; and those being cancelled
+        self._background: dict[tuple[str, str, str], set[asyncio.Task[None]]] = {}
+        self._cancelling: set[asyncio.Task[None]] = set()
 
     # --- identity and parameters -------------------------------------------------------
 
@@ -205,7 +209,42 @@ class Dispatcher:
             self._run_background(entity_cls, spec, viewer_ctx, key, params, prepare)
         )
         self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        slot = (entity_cls.namespace(), key, spec.name)
+        self._background.setdefault(slot, set()).add(task)
+
+        def forget(done: asyncio.Task[None]) -> None:
+            self._running.discard(done)
+            self._cancelling.discard(done)
+            tasks = self._background.get(slot)
+            if tasks is not None:
+                tasks.discard(done)
+                if not tasks:
+                    del self._background[slot]
+
+        task.add_done_callback(forget)
+
+    async def cancel(
+        self, entity_cls: type[Entity], spec: EventSpec, ctx: CallContext, args: Mapping[str, str]
+    ) -> None:
+        """Ask for the background event ``spec`` on the caller's entity to stop, wherever it
+        runs (the request goes over the bus; ``on_cancel_requested`` acts on it)."""
+        if not spec.background:
+            raise EventNotFound(f"{spec.name} is not a background event")
+        key = self.identity(entity_cls, ctx, args, spec)
+        async with self.uow_factory(entity_cls) as uow:
+            _authorize(spec, ctx, await _target(uow, entity_cls, spec, key, ctx))
+            bus = uow.bus
+        await bus.publish(CancelRequested(entity_cls.namespace(), key, spec.name))
+
+    def running(self, entity_cls: type[Entity], key: str, event_name: str) -> int:
+        """How many runs of a background event on one entity this process has going."""
+        return len(self._background.get((entity_cls.namespace(), key, event_name), ()))
+
+    async def on_cancel_requested(self, request: CancelRequested) -> None:
+        """Bus subscriber (in every process): cancel the matching runs held here."""
+        for task in list(self._background.get((request.namespace, request.key, request.event), ())):
+            self._cancelling.add(task)
+            task.cancel()
 
     async def _run_background(
         self,
@@ -227,6 +266,11 @@ class Dispatcher:
 
         try:
             await self._run_steps(entity_cls, spec, ctx, key, params, prepare, show)
+        except asyncio.CancelledError:
+            if asyncio.current_task() not in self._cancelling:
+                raise  # the app is stopping
+            await show({}, _prepare([toast(f"{spec.name} was cancelled", "warning")], prepare))
+            return
         except Exception as exc:
             log.exception("background event %s.%s failed", entity_cls.__name__, spec.name)
             message = str(exc) if isinstance(exc, StarModelError | ValueError) else "it failed"

@@ -129,6 +129,10 @@ class EventSpec:
         return {name: getattr(model, name) for name in self.params}
 
 
+CANCEL_SUFFIX = "/cancel"
+"""A background event's cancel route is its own path plus this."""
+
+
 class BoundEvent:
     """An event read from a class or an instance: call it to get the action expression."""
 
@@ -167,6 +171,19 @@ class BoundEvent:
         if instance_key is not None:
             values = {"_key": instance_key, **values}
         return _action_expression(self.spec.method, self.path, values)
+
+    def cancel(self) -> ActionExpr:
+        """The action that stops this background event while it runs (``LongJob.run.cancel()``):
+        the event gets ``asyncio.CancelledError`` at its current ``await``; what it changed
+        since its last ``yield`` is rolled back (it may catch the error, set a final state
+        and ``yield`` once more)."""
+        if not self.spec.background:
+            raise TypeError(f"{self.spec.name} is not a background event; only those can be cancelled")
+        values: dict[str, Any] = {}
+        instance_key = self.owner.route_key(self.instance) if self.instance is not None else None
+        if instance_key is not None:
+            values["_key"] = instance_key
+        return _action_expression("post", self.path + CANCEL_SUFFIX, values)
 
     def __str__(self) -> str:
         return self.action()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["DomainEvent", "EntityChanged", "EventOutputs"]
+__all__ = ["CancelRequested", "DomainEvent", "EntityChanged", "EventOutputs"]
 
 
 class DomainEvent:
@@ -67,3 +67,13 @@ class EventOutputs(DomainEvent):
     scope: str
     outputs: list[Any] = field(default_factory=list)
     session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CancelRequested(DomainEvent):
+    """Somebody asked to stop the background event ``event`` running on an entity; the
+    process running it (whichever it is) cancels it."""
+
+    namespace: str
+    key: str
+    event: str

@@ -112,3 +112,93 @@ async def test_a_refused_background_event_is_403_and_never_starts(sm):
         assert response.status_code == 403
         await asyncio.sleep(0.1)
         assert (await sm.load(Job)).status == "idle"
+
+
+class Importer(Entity):
+    model_config = {"scope": "global", "namespace": "bg_import"}
+    done: int = 0
+    status: str = "idle"
+
+    @event(background=True)
+    async def start(self, rows: int = 100):
+        self.status = "importing"
+        yield None
+        try:
+            for row in range(1, rows + 1):
+                await asyncio.sleep(0.03)
+                self.done = row
+                yield None
+        except asyncio.CancelledError:
+            self.status = "cancelled"
+            yield None
+            return
+        self.status = "imported"
+
+    @event(background=True)
+    async def stubborn(self):
+        self.status = "stubborn"
+        yield None
+        await asyncio.sleep(30)
+
+
+async def test_a_background_event_can_be_cancelled_by_any_viewer(sm):
+    app = StarModel(entities=[Importer], secret_key="test")
+    async with (
+        live_server(app) as url,
+        socket_client(url) as starter,
+        socket_client(url) as other,
+        open_stream(other, "GET", LIVE, headers=tab("viewer")) as live,
+    ):
+        await live.next()  # resync
+        assert (await post_event(starter, "/bg_import/start", rows=100)).status_code in (200, 204)
+        events = await collect_until(live, lambda e: e.event == "datastar-patch-signals"
+                                     and e.signals.get("bg_import", {}).get("done", 0) >= 2)
+        assert Importer.start.cancel() == "@post('/bg_import/start/cancel')"
+        answer = await post_event(other, "/bg_import/start/cancel")
+        assert answer.status_code == 200 and "Stopping start" in answer.text
+        events += await collect_until(live, lambda e: e.event == "datastar-patch-signals"
+                                      and e.signals.get("bg_import", {}).get("status") == "cancelled")
+        stopped_at = max(e.signals["bg_import"].get("done", 0) for e in events
+                         if e.event == "datastar-patch-signals")
+        assert 2 <= stopped_at < 100
+        async with asyncio.timeout(5):
+            while app.dispatcher.running(Importer, "global", "start"):
+                await asyncio.sleep(0.02)
+        assert await live.nothing_within(0.3)  # nothing more: it stopped
+
+
+async def test_a_cancelled_event_that_does_not_catch_it_is_rolled_back_and_reported(sm):
+    app = StarModel(entities=[Importer], secret_key="test")
+    async with (
+        live_server(app) as url,
+        socket_client(url) as browser,
+        open_stream(browser, "GET", LIVE, headers=tab("viewer")) as live,
+    ):
+        await live.next()
+        await post_event(browser, "/bg_import/stubborn")
+        await collect_until(live, lambda e: e.event == "datastar-patch-signals"
+                            and e.signals.get("bg_import", {}).get("status") == "stubborn")
+        assert (await post_event(browser, "/bg_import/stubborn/cancel")).status_code == 200
+        toast = await collect_until(live, lambda e: e.event == "datastar-patch-elements"
+                                    and "stubborn was cancelled" in e.elements)
+        assert toast
+
+
+class Plain(Entity):
+    model_config = {"scope": "global", "namespace": "bg_plain"}
+    ticks: int = 0
+
+    @event
+    def tick(self):
+        self.ticks += 1
+
+
+async def test_only_background_events_can_be_cancelled():
+    with pytest.raises(TypeError, match="not a background event"):
+        Plain.tick.cancel()
+    app = StarModel(entities=[Importer, Plain], secret_key="test")
+    async with live_server(app) as url, socket_client(url) as browser:
+        assert (await post_event(browser, "/bg_plain/tick/cancel")).status_code == 404
+        assert (await post_event(browser, "/bg_import/start/cancel")).status_code == 200  # idle: no-op
+        refused = await browser.post("/bg_import/start/cancel", json={})
+        assert refused.status_code == 403  # no Datastar header: refused like any event
