@@ -208,6 +208,8 @@ class StarModel(WebApp):
             title=title,
         )
 
+        if self.services._redis is not None:  # each tick of a periodic job runs in one process
+            self.jobs.claim = self.services._redis.claim_tick
         self.startup_hooks.append(self._prepare_database)
         self.startup_hooks.append(self._connect_redis)
         self.shutdown_hooks.append(self.services.close)

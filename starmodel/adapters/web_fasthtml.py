@@ -6,6 +6,7 @@ rule lives here.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
@@ -30,6 +31,7 @@ from starmodel.adapters.sessions import SignedCookieSessions
 from starmodel.adapters.sse_datastar import error_events, patch_signals_event, render_outputs
 from starmodel.adapters.web_requests import EventRequest, SSEAnswer, error_response
 from starmodel.app.dispatcher import Dispatcher, EventResult
+from starmodel.app.jobs import JobRunner
 from starmodel.app.settings import Settings
 from starmodel.core.actions import PatchSignals, toast
 from starmodel.core.context import CallContext
@@ -41,7 +43,7 @@ from starmodel.core.errors import (
     StarModelError,
     ValidationFailed,
 )
-from starmodel.core.events import CANCEL_SUFFIX, EventSpec
+from starmodel.core.events import CANCEL_SUFFIX, BoundEvent, EventSpec
 from starmodel.core.messages import EntityChanged, EventOutputs
 from starmodel.core.ports import EventBus
 
@@ -140,8 +142,9 @@ class WebApp:
             bus.subscribe(fact_type, handler, everywhere=True)
         self.hub.history = bus.history
         bus.on_resync(self.hub.resync_all)
-        self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
-        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.jobs = JobRunner()
+        self.startup_hooks: list[Callable[[], Awaitable[None]]] = [self.jobs.start]
+        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = [self.jobs.stop]
         headers = page_headers(settings.assets, settings.assets_dir, settings.theme)
         footers = [
             Div(id="starmodel-toasts", cls="toast toast-end toast-bottom z-50"),
@@ -306,6 +309,50 @@ class WebApp:
         if result.stream is None:
             return list(result.outputs)
         return [item async for step in result.stream for item in step]
+
+    def every(
+        self, seconds: float, target: BoundEvent | None = None, /, *, name: str | None = None, **params: Any
+    ) -> Any:
+        """Run something every ``seconds`` for as long as the app runs (runs never overlap;
+        an error is logged and the next tick runs anyway).
+
+        As a decorator, on a function (sync or async)::
+
+            @sm.every(1.0)
+            async def sample():
+                await sm.call(Chart, "add_point", value=read_sensor())
+
+        Or with an event of a global entity (or of one record): ``sm.every(60, Stats.refresh)``,
+        ``sm.every(5, Chart.add_point, value=0)``; it runs like ``sm.call``.
+        With Redis configured, each tick runs in one server process only.
+        """
+        if target is not None:
+            if not isinstance(target, BoundEvent):
+                raise TypeError("every(seconds, Entity.event): pass an event, or use it as a decorator")
+            entity_cls, spec = target.owner, target.spec
+            key = entity_cls.route_key(target.instance) if target.instance is not None else None
+            if entity_cls.options().scope == "session":
+                raise ConfigurationError(
+                    f"every(): {entity_cls.__name__} is per session; a job can run events of "
+                    "global entities or of records"
+                )
+
+            async def run_event() -> None:
+                await self.call(entity_cls, spec.name, key=key, **params)
+
+            self.jobs.add(name or f"{entity_cls.__name__}.{spec.name}", seconds, run_event)
+            return target
+
+        def register(fn: Callable[[], Any]) -> Callable[[], Any]:
+            async def run_function() -> None:
+                result = fn()
+                if inspect.isawaitable(result):
+                    await result
+
+            self.jobs.add(name or f"{fn.__module__}.{fn.__qualname__}", seconds, run_function)
+            return fn
+
+        return register
 
     async def find(self, entity_cls: type[E], key: Any, request: Request | None = None) -> E | None:
         """The record with this key, for rendering (``None`` if there is none, or if it is

@@ -202,3 +202,36 @@ async def test_only_background_events_can_be_cancelled():
         assert (await post_event(browser, "/bg_import/start/cancel")).status_code == 200  # idle: no-op
         refused = await browser.post("/bg_import/start/cancel", json={})
         assert refused.status_code == 403  # no Datastar header: refused like any event
+
+
+class Chart(Entity):
+    model_config = {"scope": "global", "namespace": "bg_chart"}
+    points: list[int] = []
+
+    @event
+    def add_point(self, value: int = 1):
+        self.points = [*self.points[-9:], value]
+
+
+async def test_a_periodic_job_feeds_every_tab():
+    app = StarModel(entities=[Chart], secret_key="test")
+    app.every(0.1, Chart.add_point, value=7)
+    samples: list[int] = []
+
+    @app.every(0.1)
+    def sample() -> None:  # a plain function works too
+        samples.append(1)
+
+    async with (
+        live_server(app) as url,
+        socket_client(url) as browser,
+        open_stream(browser, "GET", LIVE, headers=tab("viewer")) as live,
+    ):
+        await live.next()
+        events = await collect_until(live, lambda e: e.event == "datastar-patch-signals"
+                                     and len(e.signals.get("bg_chart", {}).get("points", [])) >= 3)
+        assert events[-1].signals["bg_chart"]["points"][-3:] == [7, 7, 7]
+    assert len(samples) >= 2
+    assert app.jobs.jobs["Chart.add_point"].runs >= 3
+    with pytest.raises(TypeError, match="pass an event"):
+        app.every(1, "Chart.add_point")  # type: ignore[arg-type]

@@ -233,3 +233,21 @@ async def test_a_tab_resumes_on_a_process_started_after_it_left(redis_url, redis
             assert [event.signals for event in missed] == [{"bus_pulse": {"count": n}} for n in (2, 3, 4)]
             epoch, seq = seen.id.split("-")
             assert [event.id for event in missed] == [f"{epoch}-{int(seq) + n}" for n in (1, 2, 3)]
+
+
+async def test_a_periodic_job_runs_once_per_tick_across_processes(redis_url, redis_prefix):
+    runs: list[str] = []
+
+    def make(name: str) -> StarModel:
+        app = StarModel(entities=[Pulse], secret_key="bus", redis_url=redis_url, redis_prefix=redis_prefix)
+
+        @app.every(0.1, name="sample")
+        def sample() -> None:
+            runs.append(name)
+
+        return app
+
+    a, b = make("a"), make("b")
+    async with a.app.router.lifespan_context(a.app), b.app.router.lifespan_context(b.app):
+        await asyncio.sleep(1.05)
+    assert 8 <= len(runs) <= 12  # ~10 ticks, each run by one process only, not ~20

@@ -134,6 +134,13 @@ class RedisConnection:
         except RedisError as exc:
             raise unavailable(self.url, exc) from None
 
+    async def claim_tick(self, job: str, tick: int, interval: float) -> bool:
+        """Whether this process runs tick ``tick`` of periodic job ``job`` (the first to ask
+        does; the claim expires on its own)."""
+        key = f"{self.prefix}:job:{job}:{tick}"
+        ttl_ms = max(1000, int(interval * 2000))
+        return bool(await self.client.set(key, "1", nx=True, px=ttl_ms))
+
     async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()
