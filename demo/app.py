@@ -23,6 +23,16 @@ from monsterui.all import (
 )
 
 from demo.activity import SHARED_STORE, Activity, activity_card, follow_activity
+from demo.batteries import (
+    Chart,
+    ImportJob,
+    Preferences,
+    Showcase,
+    chart_card,
+    import_card,
+    preferences_card,
+    showcase_card,
+)
 from demo.todos import Todo, database_url, todo_card, todo_row
 from starmodel import Entity, StarModel, StoreUnavailable, computed, event, toast
 
@@ -112,6 +122,7 @@ TODOS_SHOWN = 200
 sm = StarModel(title="StarModel demo", database_url=database_url())
 sm.row_view(Todo)(todo_row)  # rows created anywhere are drawn in every open todo list
 follow_activity(sm)
+sm.every(1.0, Chart.sample)  # the live chart gets a point a second, for as long as the app runs
 app = sm.app
 
 
@@ -193,5 +204,12 @@ async def index(request):
         H1("StarModel demo", cls="my-6"),
         Grid(counter_card(counter), shared_card(shared), task_card(task), cols_lg=3, cols=1),
         Grid(todo_card(sm, todos), activity_card(activity), cols_lg=2, cols=1),
+        Grid(
+            preferences_card(await sm.load(Preferences, request)),
+            import_card(await sm.load(ImportJob)),
+            chart_card(await sm.load(Chart)),
+            cols_lg=3, cols=1,
+        ),
+        showcase_card(await sm.load(Showcase, request)),
         cls="space-y-6",
     )
