@@ -16,10 +16,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import pytest
+
+if TYPE_CHECKING:
+    from redis_process_support import MakeServer, RedisOutage
 
 # the SSE helpers of tests/http (sm_http) serve these tests too, via integration_support
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "http"))
@@ -150,3 +153,51 @@ def redis_prefix() -> Iterator[str]:
         yield prefix
     finally:
         run_blocking(lambda: _drop_prefix(REDIS_URL, prefix), timeout=10)
+
+
+# --- real server processes sharing the real Redis ----------------------------------------------
+# (their helpers live in redis_process_support, imported here once tests/http is on sys.path)
+
+
+@pytest.fixture
+def app_servers(redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[MakeServer]:
+    """Makes server processes of ``redis_app.py`` on free ports, all with this test's Redis
+    prefix and one secret key; each is stopped after the test (started by the test).
+
+    ``make(name, database_url=None)``: without ``database_url`` the process gets a SQLite file
+    of its own; pass one URL to several processes to share a database.
+    """
+    from redis_process_support import ServerProcess, server_env
+    from sm_http import free_port
+
+    made: list[ServerProcess] = []
+    migrations = tmp_path / "no-migrations"  # no Alembic here: tables are created at start
+
+    def make(name: str, database_url: str | None = None) -> ServerProcess:
+        url = database_url or f"sqlite:///{tmp_path / f'{name}.db'}"
+        env = server_env(
+            redis_url=redis_url, redis_prefix=redis_prefix, database_url=url, migrations_dir=migrations
+        )
+        server = ServerProcess(name, free_port(), env, tmp_path / f"{name}.log", tmp_path)
+        made.append(server)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in made:
+            server.kill()
+
+
+@pytest.fixture
+def redis_outage(redis_prefix: str) -> Iterator[RedisOutage]:
+    """Lets a test stop the real Redis (``stop()``); whatever happens, Redis is started again
+    with the machine's start command and answers PONG before the test's other fixtures are
+    torn down (``redis_prefix`` cleans up after it) and before the next test runs."""
+    from redis_process_support import RedisOutage
+
+    outage = RedisOutage()
+    try:
+        yield outage
+    finally:
+        outage.start()
