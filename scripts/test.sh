@@ -11,8 +11,8 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt-get install -y -qq chromium >/dev/null
 fi
 
-echo "== installing starmodel with its test and dev extras"
-python -m pip install -q --disable-pip-version-check -e ".[dev]"
+echo "== installing starmodel with its test and dev extras, and the example plugin"
+python -m pip install -q --disable-pip-version-check -e ".[dev]" -e examples/starmodel-jsonfile
 
 if [ ! -f .assets/datastar.js ]; then
   echo "== fetching page assets from registry packages (Datastar client, theme files)"

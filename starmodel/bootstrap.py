@@ -26,6 +26,7 @@ from starmodel.adapters.persistence.redis import (
     check_redis_url,
 )
 from starmodel.adapters.persistence.sql import DEFAULT_URL, SqlDatabase, SqlRepository, normalize_url
+from starmodel.adapters.plugins import persistence_backend
 from starmodel.adapters.redis_bus import RedisBus
 from starmodel.adapters.web_fasthtml import WebApp
 from starmodel.app.bus import InProcessBus
@@ -59,10 +60,13 @@ class Services:
     factories: dict[StateStore, Callable[[], EntityRepository]] = field(default_factory=dict)
     _database: SqlDatabase | None = None
     _redis: RedisConnection | None = None
+    _backends: dict[str, Callable[[], EntityRepository]] = field(default_factory=dict)
 
     def repository_for(self, entity_cls: type[Entity]) -> EntityRepository:
         """A repository for ``entity_cls`` (a new one for stores with transactions)."""
         store = entity_cls.options().store
+        if store is StateStore.CUSTOM:
+            return self.backend(entity_cls.options().backend or "")()
         shared = self.repositories.get(store)
         if shared is not None:
             return shared
@@ -75,13 +79,14 @@ class Services:
 
     def unit_repositories(self) -> Callable[[type[Entity]], EntityRepository]:
         """Repositories for one unit of work: one per store, created on first use."""
-        chosen: dict[StateStore, EntityRepository] = {}
+        chosen: dict[tuple[StateStore, str | None], EntityRepository] = {}
 
         def repository_for(entity_cls: type[Entity]) -> EntityRepository:
-            store = entity_cls.options().store
-            repository = chosen.get(store)
+            options = entity_cls.options()
+            slot = (options.store, options.backend if options.store is StateStore.CUSTOM else None)
+            repository = chosen.get(slot)
             if repository is None:
-                repository = chosen[store] = self.repository_for(entity_cls)
+                repository = chosen[slot] = self.repository_for(entity_cls)
             return repository
 
         return repository_for
@@ -92,6 +97,23 @@ class Services:
         if self._database is None:
             self._database = SqlDatabase(self.settings.database_url or DEFAULT_URL)
         return self._database
+
+    def backend(self, name: str) -> Callable[[], EntityRepository]:
+        """The repository factory of the persistence plugin ``name`` (loaded on first use)."""
+        factory = self._backends.get(name)
+        if factory is None:
+            try:
+                made = persistence_backend(name)(self.settings)
+            except LookupError as exc:
+                raise ConfigurationError(str(exc)) from None
+            except Exception as exc:  # the plugin's own failure to start
+                raise ConfigurationError(f"persistence plugin {name!r} failed to start: {exc}") from None
+            if not callable(made):
+                raise ConfigurationError(
+                    f"persistence plugin {name!r} must return a repository factory, not {made!r}"
+                )
+            factory = self._backends[name] = made
+        return factory
 
     @property
     def redis(self) -> RedisConnection:
@@ -210,6 +232,7 @@ class StarModel(WebApp):
 
         if self.services._redis is not None:  # each tick of a periodic job runs in one process
             self.jobs.claim = self.services._redis.claim_tick
+        self.startup_hooks.append(self._check_backends)
         self.startup_hooks.append(self._prepare_database)
         self.startup_hooks.append(self._connect_redis)
         self.shutdown_hooks.append(self.services.close)
@@ -242,6 +265,23 @@ class StarModel(WebApp):
                 "created tables %s (no migrations yet; `starmodel db init` starts them)",
                 ", ".join(created),
             )
+
+    def custom_entities(self) -> list[type[Entity]]:
+        return [cls for cls in self.entities() if cls.options().store is StateStore.CUSTOM]
+
+    def check_backends(self) -> list[str]:
+        """Why entities on plugin stores cannot run (one line each; empty when all is well)."""
+        problems = []
+        for cls in self.custom_entities():
+            try:
+                self.services.backend(cls.options().backend or "")
+            except ConfigurationError as exc:
+                problems.append(f"{cls.__name__}: {exc}")
+        return problems
+
+    async def _check_backends(self) -> None:
+        for problem in self.check_backends():
+            log.error("%s (its events fail until the plugin is installed)", problem)
 
     def redis_entities(self) -> list[type[Entity]]:
         return [cls for cls in self.entities() if cls.options().store is StateStore.SERVER_REDIS]

@@ -173,6 +173,7 @@ class WebApp:
             app.hdrs = [*list(app.hdrs or []), *headers]
             app.ftrs = [*list(app.ftrs or []), *footers]
         self.app = app
+        app.state.starmodel = self  # `starmodel run` finds the StarModel behind an ASGI app
         self._install_routes()
         self._wrap_lifespan()
 

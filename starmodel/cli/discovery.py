@@ -115,6 +115,9 @@ def _found(import_string: str, value: Any, module: ModuleType) -> FoundApp:
     if not _is_app(value):
         raise click.ClickException(f"{import_string} is not an ASGI app or a StarModel")
     web = next((v for v in vars(module).values() if isinstance(v, WebApp) and v.app is value), None)
+    if web is None:  # `app = StarModel(...).app`: the app knows its StarModel
+        owner = getattr(getattr(value, "state", None), "starmodel", None)
+        web = owner if isinstance(owner, WebApp) else None
     return _checked(FoundApp(import_string, value, web))
 
 

@@ -7,6 +7,7 @@ import click
 from starmodel.cli.assets import assets_command
 from starmodel.cli.db import db_group, migrate_command
 from starmodel.cli.entities import entities_group
+from starmodel.cli.plugins import add_cli_plugins, plugins_group
 from starmodel.cli.run import run_command
 from starmodel.core.errors import StarModelError
 
@@ -24,6 +25,8 @@ cli.add_command(entities_group)
 cli.add_command(assets_command)
 cli.add_command(db_group)
 cli.add_command(migrate_command)
+cli.add_command(plugins_group)
+add_cli_plugins(cli)  # last: plugins never replace a built-in command
 
 
 def main() -> None:

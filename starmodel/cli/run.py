@@ -60,6 +60,13 @@ def _check_database(web: Any) -> None:
     # without migrations the app creates missing tables itself at start, and says so
 
 
+def _check_plugins(web: Any) -> None:
+    """Entities on plugin stores: a missing or broken plugin is one line, before serving."""
+    problems = web.check_backends() if hasattr(web, "check_backends") else []
+    if problems:
+        raise click.ClickException(problems[0])
+
+
 def _check_redis(web: Any) -> None:
     """Redis entities need Redis: unreachable at start is one line and no server. A Redis used
     only for the bus is a warning: the app serves, real time stays in-process until it is back."""
@@ -132,6 +139,7 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
     """Serve APP (module, module:attr or file.py; default: app.py in this folder)."""
     found = find_app(app)
     if found.starmodel is not None:
+        _check_plugins(found.starmodel)
         _check_database(found.starmodel)
         _check_redis(found.starmodel)
     if reload and workers > 1:

@@ -345,6 +345,11 @@ def _read_options(cls: type[Entity]) -> EntityOptions:
             raise ConfigurationError(f"{cls.__name__}: SQL entities are addressed by primary key")
     elif table:
         raise ConfigurationError(f"{cls.__name__}: table=True needs store SERVER_SQL (the default)")
+    if store is StateStore.CUSTOM and not isinstance(config.get("backend"), str):
+        raise ConfigurationError(
+            f"{cls.__name__}: store CUSTOM needs model_config['backend'], the name of an "
+            "installed persistence plugin (see `starmodel plugins list`)"
+        )
     if store.is_client:
         if scope != "session":
             raise ConfigurationError(

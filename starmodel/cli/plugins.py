@@ -1,0 +1,52 @@
+"""``starmodel plugins list``: what is installed, from which package, and whether it loaded."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from starmodel.adapters.plugins import GROUPS, discover
+
+__all__ = ["add_cli_plugins", "plugins_group"]
+
+
+@click.group("plugins")
+def plugins_group() -> None:
+    """Installed StarModel plugins (entry points)."""
+
+
+@plugins_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--group", type=click.Choice(GROUPS), default=None, help="Only this entry point group.")
+def list_command(as_json: bool, group: str | None) -> None:
+    """List plugins of the groups starmodel.persistence, starmodel.cli and starmodel.ui."""
+    plugins = discover((group,) if group else GROUPS)
+    if as_json:
+        click.echo(json.dumps([p.summary() for p in plugins], indent=2))
+        return
+    if not plugins:
+        click.echo("no plugins installed")
+        return
+    rows = [("GROUP", "NAME", "PACKAGE", "STATUS")] + [
+        (p.group, p.name, f"{p.package} {p.version}", "ok" if p.loaded else f"error: {p.error}")
+        for p in plugins
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
+
+
+def add_cli_plugins(cli: click.Group) -> None:
+    """Add the commands of ``starmodel.cli`` plugins; a broken one is skipped (and shown by
+    ``starmodel plugins list``), a name clash never replaces a built-in command."""
+    for plugin in discover(("starmodel.cli",)):
+        if not plugin.loaded:
+            continue
+        command: click.Command = plugin.obj
+        name = command.name or plugin.name
+        if name in cli.commands:
+            click.echo(f"warning: plugin command {name!r} from {plugin.package} clashes with an "
+                       "existing command; ignored", err=True)
+            continue
+        cli.add_command(command, name)
