@@ -92,12 +92,11 @@ class RedisBus(EventBus):
 
     async def publish(self, event: Any) -> None:
         await self.local.publish(event)
-        if not self.everywhere.handlers_for(event):
-            return
         body = _encode(event)
         if body is None:  # cannot cross processes: delivered here only
             await self.everywhere.publish(event)
             return
+        # sent even with no handler here: another process may subscribe everywhere
         self.start()
         if self._connected.is_set():
             try:

@@ -42,10 +42,15 @@ _LIST_BATCH = 100
 # KEYS: the hashes and index sets touched; ARGV[1]: the operations as JSON, each
 # {k: hash KEYS index, i: index KEYS index, m: index member, e: version expected in Redis
 # (-1: don't check), t: "s" save / "d" delete, v: new version, d: JSON, o: owner, x: ttl ms}.
-# Returns 0, or the 1-based number of the first operation whose version check failed.
+# Returns 0; the 1-based number of the first operation whose version check failed; or minus the
+# KEYS index of a key holding another type of value (checked before anything is written).
 _COMMIT = """
 local ops = cjson.decode(ARGV[1])
 for n, op in ipairs(ops) do
+  local kind = redis.call('TYPE', KEYS[op.k]).ok
+  if kind ~= 'hash' and kind ~= 'none' then return -op.k end
+  kind = redis.call('TYPE', KEYS[op.i]).ok
+  if kind ~= 'zset' and kind ~= 'none' then return -op.i end
   if op.e >= 0 then
     local v = tonumber(redis.call('HGET', KEYS[op.k], 'v') or '0')
     if v ~= op.e then return n end
@@ -182,7 +187,8 @@ class RedisRepository(EntityRepository):
             if pending.data is None:
                 return None
             return self._entity(entity_cls, key, pending.version, pending.data, pending.owner)
-        fields = await self._call(self.connection.client.hgetall(self.connection.record_key(*slot)))
+        redis_key = self.connection.record_key(*slot)
+        fields = await self._call(self.connection.client.hgetall(redis_key), redis_key)
         found = self._decode(entity_cls, key, fields)
         self._read[slot] = found._sm_version if found is not None else 0
         return found
@@ -195,7 +201,7 @@ class RedisRepository(EntityRepository):
         namespace = entity_cls.namespace()
         client = self.connection.client
         index = self.connection.index_key(namespace)
-        stored: list[str] = await self._call(client.zrange(index, 0, -1))
+        stored: list[str] = await self._call(client.zrange(index, 0, -1), index)
         mine = {k for (ns, k) in self._writes if ns == namespace}
         keys = sorted(set(stored) | mine)
         found: list[E] = []
@@ -207,7 +213,12 @@ class RedisRepository(EntityRepository):
             pipe = client.pipeline(transaction=False)
             for k in remote:
                 pipe.hgetall(self.connection.record_key(namespace, k))
-            values = dict(zip(remote, await self._call(pipe.execute()), strict=True))
+            answers = await self._call(pipe.execute(raise_on_error=False))
+            for k, answer in zip(remote, answers, strict=True):
+                if isinstance(answer, ResponseError):
+                    raise _corrupt(self.connection.record_key(namespace, k),
+                                   "it holds another type of Redis value, not a hash")
+            values = dict(zip(remote, answers, strict=True))
             for k in batch:
                 if k in values:
                     entity = self._decode(entity_cls, k, values[k])
@@ -277,7 +288,8 @@ class RedisRepository(EntityRepository):
         seen = self._read.get(slot)
         if seen is not None:  # read by this unit: the commit script checks it again
             return seen
-        raw = await self._call(self.connection.client.hget(self.connection.record_key(*slot), "v"))
+        redis_key = self.connection.record_key(*slot)
+        raw = await self._call(self.connection.client.hget(redis_key, "v"), redis_key)
         version = _int_or_none(raw)
         if raw is not None and version is None:
             raise _corrupt(self.connection.record_key(*slot), "its version is not a number")
@@ -314,6 +326,8 @@ class RedisRepository(EntityRepository):
             for w in writes
         ]
         failed = await self._call(self.connection.commit_script(keys=keys, args=[json.dumps(ops)]))
+        if failed and int(failed) < 0:
+            raise _corrupt(keys[-int(failed) - 1], "it holds another type of Redis value")
         if failed:
             w = writes[int(failed) - 1]
             raise ConcurrencyError(f"{w.namespace} {w.key!r} changed meanwhile in Redis")
@@ -324,15 +338,17 @@ class RedisRepository(EntityRepository):
 
     # --- helpers ------------------------------------------------------------------------
 
-    async def _call(self, pending: Any) -> Any:
+    async def _call(self, pending: Any, redis_key: str | None = None) -> Any:
         """Await a Redis call, turning outages into ``StoreUnavailable`` and foreign data
-        (a key of another type) into ``CorruptData``."""
+        (a key of another type, ``redis_key`` when known) into ``CorruptData``."""
         try:
             return await pending
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise unavailable(self.connection.url, exc) from None
         except ResponseError as exc:
             if "WRONGTYPE" in str(exc):
+                if redis_key is not None:
+                    raise _corrupt(redis_key, "it holds another type of Redis value, not a hash") from None
                 raise CorruptData(
                     "a Redis key of this entity holds data of another type "
                     f"(keys under {self.connection.prefix}: belong to StarModel): {exc}"
