@@ -126,8 +126,8 @@ class Dispatcher:
             if name in args:
                 raw = args[name]
                 values[name] = _decode_argument(raw)
-                if values[name] != raw:
-                    verbatim[name] = raw
+                if values[name] != raw and not isinstance(values[name], str):
+                    verbatim[name] = raw  # `?note=42` may mean the text "42"; `?note="x"` is "x"
             elif name in own:
                 values[name] = own[name]
         if not values and spec.all_defaults is not None:
