@@ -7,6 +7,8 @@ import click
 from starmodel.cli.assets import assets_command
 from starmodel.cli.db import db_group, migrate_command
 from starmodel.cli.entities import entities_group
+from starmodel.cli.init import init_command
+from starmodel.cli.make import make_group
 from starmodel.cli.plugins import add_cli_plugins, plugins_group
 from starmodel.cli.run import run_command
 from starmodel.core.errors import StarModelError
@@ -25,6 +27,8 @@ cli.add_command(entities_group)
 cli.add_command(assets_command)
 cli.add_command(db_group)
 cli.add_command(migrate_command)
+cli.add_command(init_command)
+cli.add_command(make_group)
 cli.add_command(plugins_group)
 add_cli_plugins(cli)  # last: plugins never replace a built-in command
 
