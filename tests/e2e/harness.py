@@ -293,3 +293,88 @@ def _hard_close(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
+
+
+# --- demo servers with settings of their own (Redis, a shared database) -------------------
+
+# The real Redis the multi-process tests share (``STARMODEL_E2E_REDIS_URL`` points them at
+# another one, e.g. to run them beside tests that stop and start the default one).
+REDIS_URL = os.environ.get("STARMODEL_E2E_REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+@dataclass
+class ConfiguredDemoServer(DemoServer):
+    """``python -m starmodel.cli.main run demo`` with extra settings in ``env`` (e.g.
+    ``REDIS_URL``, ``DATABASE_URL``), so several of them can share a Redis and a database.
+
+    ``start`` may be called again after ``stop``: same port, same log (appended to).
+    """
+
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None, "server already running"
+        self.killed = False
+        env = {k: v for k, v in os.environ.items() if k not in SERVER_SETTINGS}
+        env.update(
+            STARMODEL_ASSETS="local",
+            STARMODEL_ASSETS_DIR=str(self.assets_dir),
+            SECRET_KEY="e2e-secret",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.env)
+        command = [
+            sys.executable,
+            "-m",
+            "starmodel.cli.main",
+            "run",
+            "demo",
+            "--port",
+            str(self.port),
+            "--no-reload",
+        ]
+        self._log_file = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+        self.wait_answering()
+
+    def wait_answering(self) -> None:
+        """Until the port answers; fails the test (showing the log) if the process exits or
+        takes longer than ``START_TIMEOUT``."""
+        assert self.proc is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self._close_log()
+                pytest.fail(
+                    f"the demo server exited with code {self.proc.returncode} before answering "
+                    f"on port {self.port}; its output:\n{self.log()}"
+                )
+            if answers(self.port):
+                return
+            time.sleep(0.05)
+        self.stop()
+        pytest.fail(
+            f"the demo server did not answer on port {self.port} within {START_TIMEOUT}s; "
+            f"its output:\n{self.log()}"
+        )
+
+
+def drop_redis_prefix(prefix: str, url: str = REDIS_URL) -> int:
+    """Delete every key under ``<prefix>:``; returns how many there were."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
+        if keys:
+            client.delete(*keys)
+        return len(keys)
+    finally:
+        client.close()
