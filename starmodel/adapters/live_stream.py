@@ -309,6 +309,13 @@ class LiveHub:
             missed = self.missed_since(last_event_id, stream)
             if missed is None:
                 missed = await self.missed_in_history(last_event_id, stream)
+                if missed is not None:
+                    # the bus replays what crossed processes; state held in this process's
+                    # memory (after a restart, or for a tab coming from another process) is
+                    # sent as it is now
+                    state = await self.state_loader(stream.session_id)
+                    if state:
+                        missed.append(patch_signals_event(state))
             if missed is None:
                 marker = self.last_event_id
                 state = await self.state_loader(stream.session_id)

@@ -126,8 +126,14 @@ class SqlDatabase:
         """Create the missing tables (development without migrations); returns their names."""
         tables = self.tables_for(entities)
         missing = set(await self.missing_tables(entities))
-        async with self.engine.begin() as conn:
-            await conn.run_sync(lambda sync: self.metadata.create_all(sync, tables=tables))
+        try:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(lambda sync: self.metadata.create_all(sync, tables=tables))
+        except DBAPIError as exc:
+            # another process (a second worker starting at the same time) made them first
+            if "already exists" not in str(exc) or await self.missing_tables(entities):
+                raise
+            return []
         return [t.name for t in tables if t.name in missing]
 
     async def dispose(self) -> None:
