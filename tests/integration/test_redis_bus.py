@@ -15,9 +15,9 @@ import httpx
 import pytest
 from integration_support import serve
 from redis import asyncio as aioredis
-from sm_http import DATASTAR, open_stream
+from sm_http import DATASTAR, asgi_client, open_stream, parse_sse, post_event
 
-from starmodel import DomainEvent, Entity, EntityChanged, StarModel, event
+from starmodel import DomainEvent, Entity, EntityChanged, StarModel, StateStore, computed, event
 from starmodel.adapters.persistence.redis import RedisConnection
 from starmodel.adapters.redis_bus import RedisBus
 from starmodel.app.bus import delivery_position
@@ -251,3 +251,26 @@ async def test_a_periodic_job_runs_once_per_tick_across_processes(redis_url, red
     async with a.app.router.lifespan_context(a.app), b.app.router.lifespan_context(b.app):
         await asyncio.sleep(1.05)
     assert 8 <= len(runs) <= 12  # ~10 ticks, each run by one process only, not ~20
+
+
+class Bag(Entity):
+    model_config = {"store": StateStore.SERVER_REDIS, "namespace": "bus_bag"}
+    items: list[str] = []
+
+    @computed
+    def size(self) -> int:
+        return len(self.items)
+
+    @event
+    def put(self, item: str):
+        self.items = [*self.items, item]
+
+
+async def test_a_redis_entity_with_computed_values_keeps_working(redis_url, redis_prefix):
+    """Computed values are derived, not stored: reading the entity back must not refuse them."""
+    sm = StarModel(entities=[Bag], secret_key="bus", redis_url=redis_url, redis_prefix=redis_prefix)
+    async with sm.app.router.lifespan_context(sm.app), asgi_client(sm) as client:
+        for n, item in enumerate(["tea", "milk", "bread"], start=1):
+            answer = await post_event(client, "/bus_bag/put", item=item)
+            assert answer.status_code == 200, answer.text
+            assert parse_sse(answer.text)[0].signals["bus_bag"]["size"] == n

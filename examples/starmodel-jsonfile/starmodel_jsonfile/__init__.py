@@ -96,7 +96,8 @@ class JsonFileRepository(EntityRepository):
             )
         previous = self._writes.get((namespace, key))
         expected = previous.expected if previous is not None else current
-        document = {"version": current + 1, "owner": entity._sm_owner, "data": entity.model_dump(mode="json")}
+        fields = entity.model_dump(mode="json", exclude=set(cls.model_computed_fields) or None)
+        document = {"version": current + 1, "owner": entity._sm_owner, "data": fields}
         self._writes[(namespace, key)] = _Write(expected, document)
         entity._sm_version = current + 1
 

@@ -265,7 +265,7 @@ class RedisRepository(EntityRepository):
         expected = previous.expected if previous else self._read.get(slot, version)
         ttl = cls.options().ttl
         self._writes[slot] = _Write(
-            slot[0], key, expected, version + 1, entity.model_dump_json(),
+            slot[0], key, expected, version + 1, _stored_json(entity),
             entity._sm_owner or "", int(ttl * 1000) if ttl else 0,
         )
         identity["_sm_version"] = version + 1
@@ -381,6 +381,12 @@ class RedisRepository(EntityRepository):
         identity["_sm_version"] = version
         identity["_sm_owner"] = owner or None
         return entity
+
+
+def _stored_json(entity: Entity) -> str:
+    """The entity's fields as JSON (computed values are derived again when it is read)."""
+    computed = set(type(entity).model_computed_fields)
+    return entity.model_dump_json(exclude=computed or None)
 
 
 def _int_or_none(raw: Any) -> int | None:
