@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
 import math
 import os
@@ -88,6 +89,8 @@ _EVENT_LINE = f"event: {EVENT_NAME}".encode()
 P99_TARGET_MS = 300.0  # StarModel's p99 delivery latency at P99_TARGET_STREAMS streams
 P99_TARGET_STREAMS = 5000
 MEMORY_TARGET = 1.25  # StarModel's bytes per stream / the hand-written broadcaster's
+BUSY_WARNING = 0.8  # a round whose server got less of a core than this is flagged...
+BUSY_MIN_MS = 100.0  # ...if it lasted long enough for /proc's 10 ms CPU ticks to tell
 CLIENT_TIMEOUT = 900.0  # seconds one load process may take, whatever N
 
 
@@ -141,13 +144,19 @@ class ClientConfig:
 
 @dataclass
 class RoundStats:
-    """One change: its value, the writer's own answer time and the delivery latencies."""
+    """One change: its value, the writer's own answer time, the delivery latencies, and the
+    server's CPU time from the POST to the last delivery (``server_busy``: its share of that
+    wall time; well under 1 means the server waited for a core, e.g. on a busy machine;
+    ``client_busy``: the same share for the load process)."""
 
     value: int
     post_ms: float
     p50_ms: float
     p99_ms: float
     max_ms: float
+    server_cpu_ms: float | None
+    server_busy: float | None
+    client_busy: float
 
 
 @dataclass
@@ -492,6 +501,7 @@ async def run_client(cfg: ClientConfig) -> Measurement:
     for n in range(1, cfg.rounds + 1):
         value = base + n
         done = deliveries.expect(value)
+        cpu_before, own_before = cpu_seconds(cfg.server_pid), time.process_time()
         sent, answered, _ = await post_change(cfg.port, writer_cookie)
         try:
             await asyncio.wait_for(done.wait(), cfg.round_timeout)
@@ -501,11 +511,15 @@ async def run_client(cfg: ClientConfig) -> Measurement:
                 f"({cfg.key}) round {n}: {got} of {cfg.streams} streams received count={value} "
                 f"within {cfg.round_timeout}s"
             ) from None
+        cpu_ms = delta(cpu_before, cpu_seconds(cfg.server_pid))
+        own_ms = (time.process_time() - own_before) * 1000
         ms = [(c.received[value] - sent) * 1000 for c in clients]
         latencies += ms
+        cpu_ms = None if cpu_ms is None else round(cpu_ms * 1000, 1)
+        busy = None if cpu_ms is None else round(cpu_ms / max(ms), 2)
         rounds.append(RoundStats(
             value, round((answered - sent) * 1000, 2), round(percentile(ms, 50), 2),
-            round(percentile(ms, 99), 2), round(max(ms), 2),
+            round(percentile(ms, 99), 2), round(max(ms), 2), cpu_ms, busy, round(own_ms / max(ms), 2),
         ))  # fmt: skip
         _log(cfg, f"round {n}: p50 {rounds[-1].p50_ms:.1f} ms, p99 {rounds[-1].p99_ms:.1f} ms")
         await asyncio.sleep(0.5)  # the next change starts on a quiet server
@@ -514,10 +528,6 @@ async def run_client(cfg: ClientConfig) -> Measurement:
     check_streams(cfg.key, clients, [base + n for n in range(1, cfg.rounds + 1)])
     for client in clients:
         client.close()
-
-    def delta(a: float | None, b: float | None) -> float | None:
-        return None if a is None or b is None else round(b - a, 3)
-
     return Measurement(
         key=cfg.key,
         streams=cfg.streams,
@@ -535,6 +545,11 @@ async def run_client(cfg: ClientConfig) -> Measurement:
         client_cpu_rounds_s=round(client_cpu, 3),
         client_loop="asyncio",
     )
+
+
+def delta(before: float | None, after: float | None) -> float | None:
+    """``after - before`` of two CPU-time readings, ``None`` if either is missing."""
+    return None if before is None or after is None else round(after - before, 3)
 
 
 def client_main(cfg: ClientConfig) -> int:
@@ -578,15 +593,20 @@ def _load(app: FanoutApp, streams: int, opts: FanoutOptions, pid: int, port: int
         app.spec.key, port, pid, app.live_path, streams, opts.rounds, min(opts.warmup_streams, streams),
         opts.connect_concurrency, opts.round_timeout,
     )  # fmt: skip
-    proc = subprocess.run(
-        [sys.executable, __file__, "--client", json.dumps(asdict(cfg))],
-        stdout=subprocess.PIPE,
-        stderr=None,  # progress lines go straight to the terminal
-        text=True,
-        timeout=CLIENT_TIMEOUT,
-        check=False,
-        preexec_fn=pin_to(LOAD_CPU if opts.pin else None),  # we are single-threaded
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--client", json.dumps(asdict(cfg))],
+            stdout=subprocess.PIPE,
+            stderr=None,  # progress lines go straight to the terminal
+            text=True,
+            timeout=CLIENT_TIMEOUT,
+            check=False,
+            preexec_fn=pin_to(LOAD_CPU if opts.pin else None),  # we are single-threaded
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchError(
+            f"({app.spec.key}, N={streams}) the load process ran over {CLIENT_TIMEOUT}s"
+        ) from None
     if proc.returncode != 0:
         raise BenchError(f"({app.spec.key}, N={streams}) the load process failed (status {proc.returncode})")
     return parse_measurement(proc.stdout.strip().splitlines()[-1])
@@ -594,7 +614,7 @@ def _load(app: FanoutApp, streams: int, opts: FanoutOptions, pid: int, port: int
 
 def measure(app: FanoutApp, streams: int, opts: FanoutOptions) -> Measurement:
     """Start the app alone, measure it with N streams, stop it."""
-    return measure_app(app.spec, partial(_start, app.spec, opts), partial(_load, app, streams, opts))  # type: ignore[arg-type]
+    return measure_app(app.spec, partial(_start, app.spec, opts), partial(_load, app, streams, opts))  # type: ignore[type-var]  # RoundT: a wrk Round; any result works
 
 
 @dataclass
@@ -636,6 +656,20 @@ def _num(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
+def busy_warnings(cmp: Comparison) -> list[str]:
+    """Rounds whose server used less than ``BUSY_WARNING`` of a core between the POST and the
+    last delivery: it was waiting for a CPU, so those latencies overstate the app's own."""
+    found = []
+    for key, res in cmp.results.items():
+        for n, rnd in enumerate(res.rounds, 1):
+            if rnd.server_busy is not None and rnd.max_ms >= BUSY_MIN_MS and rnd.server_busy < BUSY_WARNING:
+                found.append(
+                    f"({key}) N={cmp.streams} round {n}: the server used {rnd.server_busy:.0%} of a "
+                    f"core (the load process {rnd.client_busy:.0%}) over its {rnd.max_ms:.0f} ms delivery"
+                )
+    return found
+
+
 def print_comparison(cmp: Comparison, opts: FanoutOptions) -> None:
     """One table per N: latencies, memory, CPU; then the ratios and the targets."""
     print(f"\nN = {cmp.streams} streams, {opts.rounds} changes each "
@@ -660,16 +694,49 @@ def print_comparison(cmp: Comparison, opts: FanoutOptions) -> None:
     for target in cmp.targets:
         verdict = "PASS" if target["passed"] else "FAIL"
         print(f"target {target['target']:<36} {_num(target['value'], '.2f'):>8}   {verdict}")
+    for warning in busy_warnings(cmp):
+        print(f"warning: {warning}; the machine was busy, latencies are overstated")
 
 
-def save_json(comparisons: list[Comparison], opts: FanoutOptions, limit: int) -> Path:
+def run_versions() -> dict[str, str]:
+    """``harness.versions()``, which also asks wrk for its version: this benchmark does not use
+    wrk, so a machine without it gets the Python packages' versions only."""
+    try:
+        return versions()
+    except OSError:
+        found = {"python": platform.python_version()}
+        for dist in ("starmodel", "python-fasthtml", "starlette", "datastar-py", "uvicorn", "httptools",
+                     "uvloop"):  # fmt: skip
+            try:
+                found[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                found[dist] = "not installed"
+        return found
+
+
+def loadavg() -> str | None:
+    try:
+        return Path("/proc/loadavg").read_text().strip()
+    except OSError:
+        return None
+
+
+def save_json(
+    comparisons: list[Comparison], opts: FanoutOptions, limit: int, load_before: str | None
+) -> Path:
     """Write the run to ``bench/results/fanout.json``."""
     return write_json(RESULTS_FILE, {
         "benchmark": "fanout",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "options": asdict(opts),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "nofile": limit},
-        "versions": versions(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "nofile": limit,
+            "loadavg_before": load_before,
+            "loadavg_after": loadavg(),
+        },
+        "versions": run_versions(),
         "apps": {a.spec.key: {"label": a.spec.label, "factory": a.spec.factory, "live_path": a.live_path}
                  for a in APPS},
         "streams": {
@@ -677,6 +744,7 @@ def save_json(comparisons: list[Comparison], opts: FanoutOptions, limit: int) ->
                 "apps": {key: res.summary() for key, res in c.results.items()},
                 "ratios_a_over_b": c.ratios,
                 "targets": c.targets,
+                "busy_warnings": busy_warnings(c),
             }
             for c in comparisons
         },
@@ -690,6 +758,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return client_main(opts)
     if opts.pin and not pinnable(opts.server_options()).pin:  # prints a note
         opts = replace(opts, pin=False)
+    load_before = loadavg()
+    if load_before and float(load_before.split()[0]) > (os.cpu_count() or 1) / 2:
+        print(f"note: load average {load_before.split()[0]} before the run: other programs share the cores")
     try:
         limit = raise_open_files(max(opts.streams) + opts.warmup_streams + 64)
         comparisons = []
@@ -705,7 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for cmp in comparisons:
         print_comparison(cmp, opts)
-    print(f"\nsaved {save_json(comparisons, opts, limit).relative_to(BENCH_DIR.parent)}")
+    print(f"\nsaved {save_json(comparisons, opts, limit, load_before).relative_to(BENCH_DIR.parent)}")
     return 0
 
 
