@@ -67,6 +67,22 @@
       waiting.add(ns);
     }
     const response = await nativeFetch(input, { ...init, headers });
+    if (restoring) {
+      // The answer holds the checked state (or the defaults): store it whole, even when it
+      // equals what the page shows (Datastar's patch event only carries what changed).
+      const ns = restoring[1];
+      const text = await response.text();
+      for (const line of text.split("\n")) {
+        if (!line.startsWith("data: signals ")) continue;
+        let patch = null;
+        try { patch = JSON.parse(line.slice("data: signals ".length)); } catch (_) { continue; }
+        const values = patch && patch[ns];
+        if (values && Object.keys(values).some((name) => !name.startsWith("_"))) write(ns, values, true);
+      }
+      waiting.delete(ns);
+      ready.add(ns);
+      return new Response(text, { status: 200, statusText: "OK", headers: response.headers });
+    }
     const type = response.headers.get("Content-Type") || "";
     if (response.status >= 400 && type.includes("text/event-stream")) {
       return new Response(response.body, { status: 200, statusText: "OK", headers: response.headers });
@@ -80,12 +96,7 @@
     for (const ns of Object.keys(patch)) {
       const values = patch[ns];
       if (!values || typeof values !== "object") continue;
-      if (waiting.has(ns)) {  // the checked state (or the defaults): it replaces what was kept
-        if (!Object.keys(values).some((name) => !name.startsWith("_"))) continue;
-        waiting.delete(ns);
-        ready.add(ns);
-        write(ns, values, true);
-      } else if (ready.has(ns)) {
+      if (ready.has(ns) && !waiting.has(ns)) {
         write(ns, values, false);
       }
     }
