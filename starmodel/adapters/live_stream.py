@@ -146,6 +146,8 @@ class LiveHub:
         # spans processes): a tab coming from another process is caught up from there
         self.fact_handlers: list[tuple[type, FactHandler]] = []
         self.history: History | None = None
+        self._reading: set[LiveStream] = set()  # streams whose body is being sent
+        self._beats: asyncio.Task[None] | None = None
         _HUBS.add(self)
 
     @property
@@ -216,6 +218,8 @@ class LiveHub:
 
     def close_all(self) -> None:
         self.closing = True
+        if self._beats is not None:
+            self._beats.cancel()
         for streams in list(self.streams.values()):
             for stream in list(streams):
                 stream.close("server stopping")
@@ -324,12 +328,10 @@ class LiveHub:
                 yield patch_signals_event(state, event_id=marker) + extra
             else:
                 yield "".join(missed) or sse_comment("ok")
+            self._reading.add(stream)
+            self._keep_alive()
             while True:
-                try:
-                    await asyncio.wait_for(stream.wakeup.wait(), self.heartbeat)
-                except TimeoutError:
-                    yield sse_comment("ping")
-                    continue
+                await stream.wakeup.wait()  # pings come from one hub task, not a timer per stream
                 stream.wakeup.clear()
                 if stream.closed:
                     return
@@ -337,4 +339,22 @@ class LiveHub:
                 stream.pending.clear()
                 yield batch
         finally:
+            self._reading.discard(stream)
             self._forget(stream)
+
+    def _keep_alive(self) -> None:
+        """Start the hub's heartbeat task if it is not running (one for all streams)."""
+        if self._beats is None or self._beats.done():
+            loop = asyncio.get_running_loop()
+            self._beats = loop.create_task(self._heartbeats(), name="starmodel-live-pings")
+
+    async def _heartbeats(self) -> None:
+        """Every ``heartbeat`` seconds, a comment to each idle stream (keeps proxies from
+        closing it, and finds tabs that left); ends when no stream is open."""
+        ping = sse_comment("ping")
+        while self._reading and not self.closing:
+            await asyncio.sleep(self.heartbeat)
+            for stream in list(self._reading):
+                if not stream.pending and not stream.closed:
+                    stream.pending.append(ping)
+                    stream.wakeup.set()
