@@ -6,6 +6,7 @@ rule lives here.
 
 from __future__ import annotations
 
+import gc
 import inspect
 import json
 import logging
@@ -235,6 +236,10 @@ class WebApp:
             async with inner(app) as state:
                 for hook in web.startup_hooks:
                     await hook()
+                # what exists now (modules, classes, the app) lives as long as the process:
+                # keep it out of the collector's full passes, which otherwise pause every
+                # live stream for a long moment when thousands are open
+                gc.freeze()
                 try:
                     yield state
                 finally:
