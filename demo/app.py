@@ -97,7 +97,7 @@ class LongTask(Entity):
             yield step
 
     @event(background=True)
-    async def run_in_background(self, steps: int = 20):
+    async def run_in_background(self, steps: int = 40):
         """Answers at once and runs on: progress reaches every tab of the session through the
         live stream, even a tab opened after it started."""
         async for step in self._work(steps):

@@ -164,7 +164,7 @@ def test_background_task_runs_on_after_its_tab_is_closed(
     expect(reopened.locator("#task-percent")).to_have_text(re.compile(r"^[1-9]\d?%$"))
     expect(reopened.locator("#task-percent")).to_have_text("100%")
     expect(reopened.locator("#task-status")).to_have_text("done")
-    expect(reopened.locator("#task-step")).to_have_text("Step 20 of 20")
+    expect(reopened.locator("#task-step")).to_have_text("Step 40 of 40")
 
 
 def test_tab_catches_up_after_its_live_stream_drops(
