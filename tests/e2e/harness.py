@@ -124,20 +124,26 @@ class DemoServer:
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
+        self.wait_answering()
+
+    def wait_answering(self) -> None:
+        """Until the port answers; fails the test (showing the log) if the process exits or
+        takes longer than ``START_TIMEOUT``."""
+        assert self.proc is not None
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self._close_log()
                 pytest.fail(
-                    f"`starmodel run demo` exited with code {self.proc.returncode} before "
-                    f"answering on port {self.port}; its output:\n{self.log()}"
+                    f"the demo server exited with code {self.proc.returncode} before answering "
+                    f"on port {self.port}; its output:\n{self.log()}"
                 )
             if answers(self.port):
                 return
             time.sleep(0.05)
         self.stop()
         pytest.fail(
-            f"`starmodel run demo` did not answer on port {self.port} within {START_TIMEOUT}s; "
+            f"the demo server did not answer on port {self.port} within {START_TIMEOUT}s; "
             f"its output:\n{self.log()}"
         )
 
@@ -344,26 +350,6 @@ class ConfiguredDemoServer(DemoServer):
         )
         self.wait_answering()
 
-    def wait_answering(self) -> None:
-        """Until the port answers; fails the test (showing the log) if the process exits or
-        takes longer than ``START_TIMEOUT``."""
-        assert self.proc is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self._close_log()
-                pytest.fail(
-                    f"the demo server exited with code {self.proc.returncode} before answering "
-                    f"on port {self.port}; its output:\n{self.log()}"
-                )
-            if answers(self.port):
-                return
-            time.sleep(0.05)
-        self.stop()
-        pytest.fail(
-            f"the demo server did not answer on port {self.port} within {START_TIMEOUT}s; "
-            f"its output:\n{self.log()}"
-        )
 
 
 def drop_redis_prefix(prefix: str, url: str = REDIS_URL) -> int:

@@ -159,6 +159,9 @@ async def test_a_tab_resumes_after_its_last_event_id_on_either_process(
             got = [await fresh.next() for _ in range(len(missed))]
             assert [(e.signals, seq_of(e.id)) for e in got] == missed
             assert {e.id.split("-")[0] for e in got if e.id} == {epoch}
+            # then what the new B holds now (its memory entities start afresh)
+            state = await fresh.next()
+            assert state.signals["hits"] == {"count": 4} and state.signals["clicks"] == {"count": 0}
             # and from now on the new B numbers facts as A does
             assert (await post(tab, a, "/hits/increment")).status_code == 200
             after = await change_of(fresh, "hits")
