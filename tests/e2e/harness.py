@@ -104,9 +104,8 @@ class DemoServer:
             fh.seek(offset)
             return fh.read().decode(errors="replace")
 
-    def start(self) -> None:
-        assert self.proc is None or self.proc.poll() is not None, "server already running"
-        self.killed = False
+    def server_env(self) -> dict[str, str]:
+        """The server's environment: the shell's, minus StarModel settings, plus the test's."""
         env = {k: v for k, v in os.environ.items() if k not in SERVER_SETTINGS}
         env.update(
             STARMODEL_ASSETS="local",
@@ -114,14 +113,21 @@ class DemoServer:
             SECRET_KEY="e2e-secret",
             PYTHONUNBUFFERED="1",
         )
-        log_file = self.log_path.open("ab")
-        self._log_file = log_file
+        return env
+
+    def command(self) -> list[str]:
+        return [starmodel_command(), "run", "demo", "--port", str(self.port), "--no-reload"]
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None, "server already running"
+        self.killed = False
+        self._log_file = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [starmodel_command(), "run", "demo", "--port", str(self.port), "--no-reload"],
+            self.command(),
             cwd=REPO,
-            env=env,
+            env=self.server_env(),
             stdin=subprocess.DEVNULL,
-            stdout=log_file,
+            stdout=self._log_file,
             stderr=subprocess.STDOUT,
         )
         self.wait_answering()
@@ -318,38 +324,12 @@ class ConfiguredDemoServer(DemoServer):
 
     env: dict[str, str] = field(default_factory=dict)
 
-    def start(self) -> None:
-        assert self.proc is None or self.proc.poll() is not None, "server already running"
-        self.killed = False
-        env = {k: v for k, v in os.environ.items() if k not in SERVER_SETTINGS}
-        env.update(
-            STARMODEL_ASSETS="local",
-            STARMODEL_ASSETS_DIR=str(self.assets_dir),
-            SECRET_KEY="e2e-secret",
-            PYTHONUNBUFFERED="1",
-        )
-        env.update(self.env)
-        command = [
-            sys.executable,
-            "-m",
-            "starmodel.cli.main",
-            "run",
-            "demo",
-            "--port",
-            str(self.port),
-            "--no-reload",
-        ]
-        self._log_file = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-        )
-        self.wait_answering()
+    def server_env(self) -> dict[str, str]:
+        return {**super().server_env(), **self.env}
 
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "starmodel.cli.main", "run", "demo", "--port", str(self.port),
+                "--no-reload"]
 
 
 def drop_redis_prefix(prefix: str, url: str = REDIS_URL) -> int:
