@@ -55,6 +55,7 @@ E = TypeVar("E", bound=Entity)
 
 LIVE_PATH = "/_starmodel/live"
 SESSION_KEY = "starmodel_sid"
+USER_SCOPE_KEY = "starmodel.user"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _TAB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _STATIC_DIR = Path(__file__).parent / "static"
@@ -122,8 +123,10 @@ class WebApp:
         self.dispatcher = dispatcher
         self.bus = bus
         self._explicit = list(entities) if entities is not None else None
+        self._included: list[type[Entity]] = []
+        self._included_version = 0
         self._table: dict[tuple[str, str], tuple[type[Entity], EventSpec]] | None = None
-        self._table_version = -1
+        self._table_version: tuple[int, int] = (-1, -1)
         self._cancel_paths: set[str] = set()
         self.hub = LiveHub(
             self._state_for_session,
@@ -143,6 +146,10 @@ class WebApp:
             bus.subscribe(fact_type, handler, everywhere=True)
         self.hub.history = bus.history
         bus.on_resync(self.hub.resync_all)
+        self.user_loader: Callable[[Request | EventRequest], Awaitable[Any]] | None = None
+        """Set by an auth plugin: the signed-in user of a request, or ``None``."""
+        self.login_url: str | None = None
+        """Set by an auth plugin: where pages that need a signed-in user send visitors."""
         self.jobs = JobRunner()
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = [self.jobs.start]
         self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = [self.jobs.stop]
@@ -183,15 +190,23 @@ class WebApp:
     def entities(self) -> list[type[Entity]]:
         """The entity classes this app serves."""
         if self._explicit is not None:
-            return list(self._explicit)
-        found = registered_entities()
-        if self.packages is None:
-            return found
-        return [cls for cls in found if _in_packages(cls.__module__, self.packages)]
+            found = list(self._explicit)
+        else:
+            found = registered_entities()
+            if self.packages is not None:
+                found = [cls for cls in found if _in_packages(cls.__module__, self.packages)]
+        return found + [cls for cls in self._included if cls not in found]
+
+    def include(self, *entity_classes: type[Entity]) -> None:
+        """Serve these entities too (e.g. a plugin's own ``User``), wherever they are defined."""
+        for cls in entity_classes:
+            if cls not in self._included:
+                self._included.append(cls)
+        self._included_version += 1
 
     def event_table(self) -> dict[tuple[str, str], tuple[type[Entity], EventSpec]]:
         """``(method, path) -> (entity class, event)``, rebuilt when new entities appear."""
-        version = registry_version() if self._explicit is None else 0
+        version = (registry_version() if self._explicit is None else 0, self._included_version)
         if self._table is None or version != self._table_version:
             entities = self.entities()
             table: dict[tuple[str, str], tuple[type[Entity], EventSpec]] = {}
@@ -273,6 +288,24 @@ class WebApp:
             tab_id=tab if tab and _TAB_ID.match(tab) else None,
             user=request.scope.get("user"),
         )
+
+    async def current_user(self, request: Request | EventRequest) -> Any:
+        """The signed-in user of a request (``None`` when nobody is signed in, or the app has
+        no auth plugin); looked up once per request."""
+        scope = request.scope
+        if USER_SCOPE_KEY in scope:
+            return scope[USER_SCOPE_KEY]
+        user = scope.get("user")
+        if self.user_loader is not None:
+            user = await self.user_loader(request)
+        scope[USER_SCOPE_KEY] = user
+        return user
+
+    async def call_context(self, request: Request | EventRequest) -> CallContext:
+        """``context(request)`` with the signed-in user filled in."""
+        ctx = self.context(request)
+        ctx.user = await self.current_user(request)
+        return ctx
 
     async def load(self, entity_cls: type[E], request: Request | None = None) -> E:
         """The entity instance a page request shows (session or global), for rendering."""
@@ -441,7 +474,7 @@ class WebApp:
         namespace = entity_cls.namespace()
         try:
             signals, args = await request.signals_and_args()
-            ctx = self.context(request)
+            ctx = await self.call_context(request)
             result = await self.dispatcher.dispatch(
                 entity_cls, spec, ctx, args, signals, prepare=partial(render_outputs, spec=spec)
             )
@@ -493,7 +526,7 @@ class WebApp:
             return error_response(403, refusal)
         try:
             _, args = await request.signals_and_args()
-            await self.dispatcher.cancel(entity_cls, spec, self.context(request), args)
+            await self.dispatcher.cancel(entity_cls, spec, await self.call_context(request), args)
         except StarModelError as exc:
             return error_response(exc.status_code, str(exc))
         return SSEAnswer(200, render_outputs([toast(f"Stopping {spec.name}...", "info")]))

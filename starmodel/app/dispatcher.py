@@ -450,8 +450,14 @@ async def _back_off(attempt: int) -> None:
 
 
 def _authorize(spec: EventSpec, ctx: CallContext, target: Entity | type[Entity]) -> None:
+    """The event's own ``allow`` decides; without one, the entity's policy for events."""
     ctx.entity = target if isinstance(target, Entity) else None
-    if spec.allow is not None and not spec.allow(ctx):
+    if spec.allow is not None:
+        allowed = spec.allow(ctx)
+    else:
+        entity_cls = target if isinstance(target, type) else type(target)
+        allowed = entity_cls.permits("events", ctx)
+    if not allowed:
         raise PermissionDenied(f"You may not run {spec.name}")
 
 

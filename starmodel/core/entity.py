@@ -6,15 +6,19 @@ import copy
 import html
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, computed_field
 
 from starmodel.core.errors import ConfigurationError
 from starmodel.core.events import EventDescriptor, EventSpec
+from starmodel.core.policy import Policy
 from starmodel.core.records import RecordsDescriptor
 from starmodel.core.signals import SignalDescriptor, check_namespace, snake_case
 from starmodel.core.store import StateStore
+
+if TYPE_CHECKING:
+    from starmodel.core.context import CallContext
 
 __all__ = [
     "Entity",
@@ -59,6 +63,7 @@ class EntityOptions:
     table: bool = False
     primary_key: str | None = None
     private: bool = False
+    policy: Policy | None = None
 
 
 _registry: dict[tuple[str, str], type[Entity]] = {}
@@ -224,6 +229,13 @@ class Entity(BaseModel, metaclass=EntityMeta):
         return dict(cls.__starmodel_events__)
 
     @classmethod
+    def permits(cls, action: str, ctx: CallContext) -> bool:
+        """Whether ``model_config["policy"]`` lets ``ctx`` do ``action`` (read, create, update,
+        delete, events); entities without a policy permit everything."""
+        policy = cls.__starmodel_options__.policy
+        return True if policy is None else policy.allows(action, ctx)
+
+    @classmethod
     def public_signal_names(cls) -> list[str]:
         """Fields and computed values the browser sees (server-only fields excluded)."""
         hidden = cls.__starmodel_server_only__
@@ -375,4 +387,5 @@ def _read_options(cls: type[Entity]) -> EntityOptions:
         table=table,
         primary_key=keys[0] if keys else None,
         private=bool(private),
+        policy=Policy.parse(config.get("policy"), cls.__name__),
     )
