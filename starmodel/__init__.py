@@ -23,6 +23,7 @@ from starmodel.core.errors import (
     ValidationFailed,
 )
 from starmodel.core.events import event
+from starmodel.core.fields import FieldUI
 from starmodel.core.messages import DomainEvent, EntityChanged
 from starmodel.core.store import StateStore
 
@@ -39,6 +40,7 @@ __all__ = [
     "EntityChanged",
     "EntityNotFound",
     "EventNotFound",
+    "FieldUI",
     "PermissionDenied",
     "ServerOnly",
     "Settings",

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from starmodel.adapters.persistence.client import ClientRepository
 from starmodel.adapters.persistence.memory import MemoryRepository
+from starmodel.adapters.persistence.queries import ScanRecordFinder, SqlRecordFinder
 from starmodel.adapters.persistence.redis import (
     DEFAULT_REDIS_URL,
     RedisConnection,
@@ -28,15 +29,21 @@ from starmodel.adapters.persistence.redis import (
 from starmodel.adapters.persistence.sql import DEFAULT_URL, SqlDatabase, SqlRepository, normalize_url
 from starmodel.adapters.plugins import persistence_backend
 from starmodel.adapters.redis_bus import RedisBus
+from starmodel.adapters.ui.admin import Admin
+from starmodel.adapters.ui.registry import UiRegistry
+from starmodel.adapters.ui.views import EntityViews
 from starmodel.adapters.web_fasthtml import WebApp
 from starmodel.app.bus import InProcessBus
 from starmodel.app.dispatcher import Dispatcher
+from starmodel.app.records import RecordService
 from starmodel.app.settings import Settings
 from starmodel.app.uow import UnitOfWork
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ConfigurationError, StoreUnavailable
 from starmodel.core.messages import CancelRequested
+from starmodel.core.policy import Rule
 from starmodel.core.ports import EntityRepository, EventBus
+from starmodel.core.queries import RecordFinder
 from starmodel.core.store import StateStore
 
 __all__ = ["Services", "StarModel", "build_services", "development_secret"]
@@ -61,6 +68,12 @@ class Services:
     _database: SqlDatabase | None = None
     _redis: RedisConnection | None = None
     _backends: dict[str, Callable[[], EntityRepository]] = field(default_factory=dict)
+
+    def finder_for(self, entity_cls: type[Entity]) -> RecordFinder:
+        """What answers list queries (search, sort, pages) for ``entity_cls``'s store."""
+        if entity_cls.options().store is StateStore.SERVER_SQL:
+            return SqlRecordFinder(self.database)
+        return ScanRecordFinder(lambda: self.repository_for(entity_cls))
 
     def repository_for(self, entity_cls: type[Entity]) -> EntityRepository:
         """A repository for ``entity_cls`` (a new one for stores with transactions)."""
@@ -230,12 +243,46 @@ class StarModel(WebApp):
             title=title,
         )
 
+        self._ui: UiRegistry | None = None
+        self._record_service = RecordService(self.services.dispatcher, self.services.finder_for)
         if self.services._redis is not None:  # each tick of a periodic job runs in one process
             self.jobs.claim = self.services._redis.claim_tick
         self.startup_hooks.append(self._check_backends)
         self.startup_hooks.append(self._prepare_database)
         self.startup_hooks.append(self._connect_redis)
         self.shutdown_hooks.append(self.services.close)
+
+    @property
+    def ui(self) -> UiRegistry:
+        """The generated UI of this app (views, CRUD pages, JSON APIs, admin)."""
+        if self._ui is None:
+            self._ui = UiRegistry(self)
+        return self._ui
+
+    def views(self, entity_cls: type[Entity], views_class: type[EntityViews] | None = None) -> EntityViews:
+        """The generated form, list and detail view of ``entity_cls``, to use in your own pages
+        (``views.form()``, ``await views.table_for(request)``, ``views.detail(record)``); its
+        create / update / delete routes follow the entity's policy."""
+        return self.ui.views(entity_cls, views_class)
+
+    def crud(
+        self,
+        entity_cls: type[Entity],
+        *,
+        path: str | None = None,
+        api: str | bool = True,
+        views_class: type[EntityViews] | None = None,
+    ) -> EntityViews:
+        """Generated pages for a record entity (list with search, sort and pages; new;
+        detail; edit; delete) at ``path`` (default ``/<plural>``, e.g. ``/products``), and a
+        JSON API at ``api`` (default ``/api/<plural>``; ``False`` for none), described at
+        ``/api/openapi.json``. Both follow the entity's ``policy``."""
+        return self.ui.crud(entity_cls, path=path, api=api, views_class=views_class)
+
+    def admin(self, *, path: str = "/admin", allow: Rule | None = None, title: str = "Admin") -> Admin:
+        """An admin area at ``path`` listing every entity of the app; only callers ``allow``
+        accepts may use it (default: a signed-in user with ``is_staff``)."""
+        return self.ui.admin(path=path, allow=allow, title=title)
 
     def sql_entities(self) -> list[type[Entity]]:
         return [cls for cls in self.entities() if cls.options().table]

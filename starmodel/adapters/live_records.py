@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -24,9 +25,19 @@ from starmodel.core.entity import Entity
 from starmodel.core.errors import ConfigurationError, StarModelError
 from starmodel.core.messages import EntityChanged
 
-__all__ = ["RESYNC_LIMIT", "WATCH_SIGNAL", "RecordViews", "record_topic"]
+__all__ = [
+    "LIVE_SIGNAL",
+    "RESYNC_LIMIT",
+    "WATCH_SIGNAL",
+    "RecordViews",
+    "record_topic",
+    "stamp_event",
+    "stamp_topic",
+]
 
 WATCH_SIGNAL = "smwatch"
+LIVE_SIGNAL = "smlive"
+"""``smlive.<namespace>`` changes whenever a record of that class changes (views refresh on it)."""
 RESYNC_LIMIT = 200
 """How many records a live list shows again after a full resync, unless it says otherwise."""
 Render = Callable[[Any], Any]
@@ -37,6 +48,17 @@ log = logging.getLogger("starmodel.live")
 def record_topic(namespace: str, owner: str | None = None) -> str:
     """Record changes of a class; a private class's go per owning session."""
     return f"entity:{namespace}" if owner is None else f"entity:{namespace}:{owner}"
+
+
+def stamp_topic(namespace: str, owner: str | None = None) -> str:
+    """Just "something changed" for a record class (what generated views watch)."""
+    return f"stamp:{namespace}" if owner is None else f"stamp:{namespace}:{owner}"
+
+
+def stamp_event(namespace: str) -> str:
+    """A new value of ``smlive.<namespace>``: generated lists and detail views of that class
+    fetch themselves again when it changes."""
+    return patch_signals_event({LIVE_SIGNAL: {namespace: secrets.token_hex(6)}})
 
 
 class RecordViews:
@@ -102,10 +124,13 @@ class RecordViews:
             return set()
         keyed = {cls.namespace(): cls for cls in self.entities() if cls.options().scope == "id"}
         topics = set()
-        for namespace in signals[WATCH_SIGNAL]:
+        for namespace, how in signals[WATCH_SIGNAL].items():
             cls = keyed.get(namespace)
             if cls is not None:
-                topics.add(record_topic(namespace, session_id if cls.options().private else None))
+                owner = session_id if cls.options().private else None
+                topics.add(
+                    stamp_topic(namespace, owner) if how == "stamp" else record_topic(namespace, owner)
+                )
         return topics
 
     async def on_entity_changed(self, change: EntityChanged) -> None:
@@ -122,10 +147,13 @@ class RecordViews:
                 row = self._row(namespace, key, change.changes)
                 if row is not None:
                     render, container = self.renderers[namespace]
-                    body += str(SSE.patch_elements(
-                        to_xml(render(row)), selector=f"#{container}", mode=ElementPatchMode.APPEND
-                    ))
+                    body += str(
+                        SSE.patch_elements(
+                            to_xml(render(row)), selector=f"#{container}", mode=ElementPatchMode.APPEND
+                        )
+                    )
         self.hub.publish(record_topic(namespace, change.owner), {}, raw=body)
+        self.hub.publish(stamp_topic(namespace, change.owner), {}, raw=stamp_event(namespace))
 
     async def resync_body(self, topics: Iterable[str], lister: Lister) -> str:
         """For a tab that needs a full resync: every watched record list redrawn as the store
@@ -133,6 +161,9 @@ class RecordViews:
         body = ""
         for topic in sorted(topics):
             kind, _, rest = topic.partition(":")
+            if kind == "stamp":  # generated views: they fetch themselves again
+                body += stamp_event(rest.partition(":")[0])
+                continue
             if kind != "entity":
                 continue
             namespace, _, owner = rest.partition(":")

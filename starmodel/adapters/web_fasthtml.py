@@ -33,6 +33,7 @@ from starmodel.adapters.sse_datastar import error_events, patch_signals_event, r
 from starmodel.adapters.web_requests import EventRequest, SSEAnswer, error_response
 from starmodel.app.dispatcher import Dispatcher, EventResult
 from starmodel.app.jobs import JobRunner
+from starmodel.app.records import RecordService
 from starmodel.app.settings import Settings
 from starmodel.core.actions import PatchSignals, toast
 from starmodel.core.context import CallContext
@@ -150,6 +151,9 @@ class WebApp:
         """Set by an auth plugin: the signed-in user of a request, or ``None``."""
         self.login_url: str | None = None
         """Set by an auth plugin: where pages that need a signed-in user send visitors."""
+        self.logout_url: str | None = None
+        """Set by an auth plugin: where a sign-out button posts."""
+        self._record_service: RecordService | None = None
         self.jobs = JobRunner()
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = [self.jobs.start]
         self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = [self.jobs.stop]
@@ -288,6 +292,14 @@ class WebApp:
             tab_id=tab if tab and _TAB_ID.match(tab) else None,
             user=request.scope.get("user"),
         )
+
+    @property
+    def record_service(self) -> RecordService:
+        """Generated CRUD (list / get / create / update / delete with policies), set up by the
+        composition root."""
+        if self._record_service is None:
+            raise ConfigurationError("this app has no record service; build it with StarModel(...)")
+        return self._record_service
 
     async def current_user(self, request: Request | EventRequest) -> Any:
         """The signed-in user of a request (``None`` when nobody is signed in, or the app has
@@ -442,9 +454,10 @@ class WebApp:
 
     # --- request checks ----------------------------------------------------------------
 
-    def refuse_cross_site(self, request: Request | EventRequest) -> str | None:
-        """Why this request may not run an event, or ``None`` if it may."""
-        if request.headers.get("datastar-request") != "true":
+    def refuse_cross_site(self, request: Request | EventRequest, *, datastar: bool = True) -> str | None:
+        """Why this request may not run an event, or ``None`` if it may (``datastar=False``:
+        for JSON API calls, which need no Datastar header)."""
+        if datastar and request.headers.get("datastar-request") != "true":
             return "Events need the Datastar-Request header (sent by the Datastar client)"
         site = request.headers.get("sec-fetch-site")
         if site is not None and site not in _SAFE_SITES:

@@ -168,7 +168,7 @@ class Dispatcher:
             return EventResult(spec, stream=stream)
         for attempt in range(self.retries):
             try:
-                async with self._turn(entity_cls, key), self.uow_factory(entity_cls) as uow:
+                async with self.turn(entity_cls, key), self.uow_factory(entity_cls) as uow:
                     target = await _target(uow, entity_cls, spec, key, ctx)
                     _authorize(spec, ctx, target)
                     returned = _prepare(flatten(await _call(spec, target, params, uow)), prepare)
@@ -182,7 +182,7 @@ class Dispatcher:
         outputs.extend(returned)
         return EventResult(spec, outputs=outputs)
 
-    def _turn(self, entity_cls: type[Entity], key: str) -> AbstractAsyncContextManager[Any]:
+    def turn(self, entity_cls: type[Entity], key: str) -> AbstractAsyncContextManager[Any]:
         """Events on one entity instance take turns. SQL records take them in the database
         (the record is read ``FOR UPDATE``), so no connection waits idle here; the other
         stores take them in this process (and check versions across processes)."""
@@ -288,7 +288,7 @@ class Dispatcher:
     ) -> None:
         """Run an event step by step (one step for a plain method, one per ``yield``),
         committing each and handing ``emit`` the signals patch and the step's outputs."""
-        async with self._turn(entity_cls, key), self.uow_factory(entity_cls) as uow:
+        async with self.turn(entity_cls, key), self.uow_factory(entity_cls) as uow:
             target = await _target(uow, entity_cls, spec, key, ctx)
             _authorize(spec, ctx, target)
             if spec.kind != "asyncgen":

@@ -42,7 +42,14 @@ from starmodel.core.errors import (
 )
 from starmodel.core.ports import EntityRepository
 
-__all__ = ["VERSION_COLUMN", "SqlDatabase", "SqlRepository", "normalize_url"]
+__all__ = [
+    "OWNER_COLUMN",
+    "VERSION_COLUMN",
+    "SqlDatabase",
+    "SqlRepository",
+    "entity_from_row",
+    "normalize_url",
+]
 
 E = TypeVar("E", bound=Entity)
 VERSION_COLUMN = "sm_version"
@@ -249,7 +256,7 @@ class SqlRepository(EntityRepository):
             return None
         query = self.db.statements(entity_cls).get
         row = (await self._run(query, params={"sm_key": typed})).mappings().first()
-        return None if row is None else _entity(entity_cls, row)
+        return None if row is None else entity_from_row(entity_cls, row)
 
     async def list(
         self, entity_cls: type[E], *, offset: int = 0, limit: int = 50, owner: str | None = None
@@ -260,7 +267,7 @@ class SqlRepository(EntityRepository):
         if owner is not None and entity_cls.options().private:
             query = query.where(table.c[OWNER_COLUMN] == owner)
         rows = (await self._run(query)).mappings().all()
-        return [_entity(entity_cls, row) for row in rows]
+        return [entity_from_row(entity_cls, row) for row in rows]
 
     async def save(self, entity: Entity) -> None:
         cls = type(entity)
@@ -344,7 +351,8 @@ def _key_adapter(entity_cls: type[Entity]) -> TypeAdapter[Any]:
     return adapter
 
 
-def _entity(entity_cls: type[E], row: Any) -> E:
+def entity_from_row(entity_cls: type[E], row: Any) -> E:
+    """The entity of a row of its table (version, owner and key set)."""
     values = {name: row[name] for name in entity_cls.model_fields}
     entity = entity_cls.model_validate(values)
     entity._sm_version = int(row[VERSION_COLUMN])
