@@ -1,0 +1,251 @@
+"""``Auth(sm)``: user accounts, sign-in pages and the signed-in user of every request."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
+
+from starmodel.adapters.live_records import record_topic
+from starmodel.adapters.web_fasthtml import SESSION_KEY, USER_SCOPE_KEY
+from starmodel.adapters.web_requests import EventRequest
+from starmodel.bootstrap import StarModel
+from starmodel.contrib.auth._redact import hide_password_hashes
+from starmodel.contrib.auth.forms import is_local_path, safe_next
+from starmodel.contrib.auth.pages import AuthPaths, logout_button
+from starmodel.contrib.auth.passwords import MAX_PASSWORD_BYTES, Passwords, password_problem
+from starmodel.contrib.auth.ratelimit import (
+    Attempts,
+    FallbackAttempts,
+    MemoryAttempts,
+    RateLimit,
+    RedisAttempts,
+)
+from starmodel.contrib.auth.store import UserStore
+from starmodel.contrib.auth.user import MAX_NAME, User, email_problem, normalize_email
+from starmodel.core.errors import ConfigurationError, ValidationFailed
+
+__all__ = ["AUTH_KEY", "DEFAULT_RATE_LIMIT", "EMAIL_TAKEN", "SINCE_KEY", "UID_KEY", "Auth"]
+
+UID_KEY = "starmodel_uid"
+"""Session key of the signed-in user's id."""
+AUTH_KEY = "starmodel_uauth"
+"""Session key of a keyed digest of the user's password hash: a new password signs out the
+sessions made with the old one."""
+SINCE_KEY = "starmodel_usince"
+"""Session key of the time of sign-in (Unix seconds): a sign-in lasts ``Auth(sign_in_for=...)``."""
+DEFAULT_RATE_LIMIT = RateLimit()
+EMAIL_TAKEN = "An account with this email exists already"
+_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+log = logging.getLogger("starmodel.auth")
+
+
+class Auth:
+    """Installs user accounts on a StarModel app.
+
+    It serves the ``User`` entity (table ``users``), makes the signed-in user the
+    ``ctx.user`` of every event, and adds the routes ``GET/POST {prefix}/login``,
+    ``GET/POST {prefix}/register`` (unless ``registration=False``) and ``POST {prefix}/logout``.
+
+    Args:
+        sm: the app.
+        prefix: where the routes live.
+        after_login: where a sign-in goes when the page asked for no ``next``.
+        after_logout: where signing out goes.
+        registration: whether visitors may create accounts themselves.
+        rate_limit: failed sign-ins allowed per client address and per email (``None``: no
+            limit). Counted in Redis when the app has ``REDIS_URL``, else in memory.
+        passwords: the password hasher (argon2id).
+        sign_in_for: seconds a sign-in lasts (default 14 days); then the user signs in again.
+
+    Example::
+
+        sm = StarModel()
+        auth = Auth(sm, after_login="/orders")
+    """
+
+    def __init__(
+        self,
+        sm: StarModel,
+        *,
+        prefix: str = "/auth",
+        after_login: str = "/",
+        after_logout: str = "/",
+        registration: bool = True,
+        rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
+        passwords: Passwords | None = None,
+        sign_in_for: float = 14 * 24 * 3600,
+    ) -> None:
+        if not isinstance(sm, StarModel):
+            raise ConfigurationError(f"Auth needs a StarModel app, not {type(sm).__name__}")
+        if Auth.of(sm) is not None:
+            raise ConfigurationError("Auth is installed on this app already")
+        prefix = prefix.rstrip("/")
+        if not _PREFIX.match(prefix):
+            raise ConfigurationError(f"Auth: prefix must be a path such as '/auth', not {prefix!r}")
+        for name, target in (("after_login", after_login), ("after_logout", after_logout)):
+            if not is_local_path(target):
+                raise ConfigurationError(
+                    f"Auth: {name} must be a path on this site, such as '/', not {target!r}"
+                )
+        if sign_in_for <= 0:
+            raise ConfigurationError("Auth: sign_in_for must be a positive number of seconds")
+        self.sm = sm
+        self.sign_in_for = sign_in_for
+        self.after_login = after_login
+        self.after_logout = after_logout
+        self.paths = AuthPaths(
+            login=f"{prefix}/login",
+            logout=f"{prefix}/logout",
+            register=f"{prefix}/register" if registration else None,
+        )
+        self.store = UserStore(sm)
+        self.passwords = passwords or Passwords()
+        self.attempts = self._attempts(rate_limit)
+
+        sm.include(User)
+        sm.user_loader = self.load_user
+        sm.login_url = self.paths.login
+        sm.startup_hooks.append(self.passwords.warm)
+        sm.shutdown_hooks.append(self._stop)
+        sm.app.state.starmodel_auth = self
+        _hide_users_from_live_lists(sm)
+        hide_password_hashes()
+        from starmodel.contrib.auth.routes import AuthRoutes
+
+        AuthRoutes(self).install()
+
+    @staticmethod
+    def of(sm: Any) -> Auth | None:
+        """The ``Auth`` installed on an app, if any."""
+        app = getattr(sm, "app", None)
+        found = getattr(getattr(app, "state", None), "starmodel_auth", None)
+        return found if isinstance(found, Auth) else None
+
+    def _attempts(self, limit: RateLimit | None) -> Attempts | None:
+        if limit is None:
+            return None
+        if not self.sm.settings.redis_url:
+            return MemoryAttempts(limit)
+        return FallbackAttempts(RedisAttempts(limit, self.sm.services.redis), MemoryAttempts(limit))
+
+    async def _stop(self) -> None:
+        self.passwords.close()
+
+    # --- the signed-in user --------------------------------------------------------------
+
+    async def load_user(self, request: Request | EventRequest) -> User | None:
+        """The user of a request's signed session; a deleted user, one whose password changed
+        since this session signed in, or a sign-in older than ``sign_in_for`` is signed out."""
+        session = request.scope.get("session")
+        if not isinstance(session, dict):
+            return None
+        user_id, since = session.get(UID_KEY), session.get(SINCE_KEY)
+        if type(user_id) is not int:
+            return None
+        user = None
+        if isinstance(since, int | float) and 0 <= time.time() - since <= self.sign_in_for:
+            user = await self.store.by_id(user_id)
+        if user is None or not hmac.compare_digest(str(session.get(AUTH_KEY, "")), self._fingerprint(user)):
+            for key in (UID_KEY, AUTH_KEY, SINCE_KEY):
+                session.pop(key, None)
+            return None
+        return user
+
+    async def user(self, request: Request | EventRequest) -> User | None:
+        """The signed-in user of a page request (``None`` for a visitor); looked up once."""
+        found = await self.sm.current_user(request)
+        return found if isinstance(found, User) else None
+
+    def login_redirect(self, request: Request) -> RedirectResponse:
+        """A 303 to the sign-in page that comes back to this page afterwards."""
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        target = safe_next(here, self.after_login)
+        return RedirectResponse(self.paths.with_next(self.paths.login, target, self.after_login), 303)
+
+    def logout_button(self, label: str = "Sign out", **attrs: Any) -> Any:
+        """A MonsterUI button that signs out (POST) and goes to ``after_logout``."""
+        return logout_button(self.paths.logout, label, **attrs)
+
+    def sign_in(self, request: Request, user: User) -> None:
+        """Sign ``user`` in on this request's session, under a new session id (an id
+        planted before sign-in is worth nothing after it): session-scoped entity state
+        starts fresh."""
+        session = request.scope["session"]
+        session[SESSION_KEY] = secrets.token_urlsafe(18)
+        session[UID_KEY] = user.id
+        session[AUTH_KEY] = self._fingerprint(user)
+        session[SINCE_KEY] = int(time.time())
+        request.scope[USER_SCOPE_KEY] = user
+
+    def sign_out(self, request: Request) -> None:
+        """Forget the session (everything in it) and start a new one."""
+        session = request.scope["session"]
+        session.clear()
+        session[SESSION_KEY] = secrets.token_urlsafe(18)
+        request.scope[USER_SCOPE_KEY] = None
+
+    def _fingerprint(self, user: User) -> str:
+        key = (self.sm.settings.secret_key or "").encode("utf-8")
+        message = f"starmodel-auth:{user.id}:{user.password_hash}".encode()
+        return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+
+    # --- accounts ------------------------------------------------------------------------
+
+    async def create_user(self, email: str, password: str, *, name: str = "", staff: bool = False) -> User:
+        """Create an account; ``ValidationFailed`` (one message per field) if the email is
+        invalid or taken, the password too short or too long, or the name too long."""
+        email, name = normalize_email(email), name.strip()
+        errors = {}
+        for field, problem in (("email", email_problem(email)), ("password", password_problem(password))):
+            if problem:
+                errors[field] = problem
+        if len(name) > MAX_NAME:
+            errors["name"] = f"A name has at most {MAX_NAME} characters"
+        if not errors and await self.store.by_email(email) is not None:
+            errors["email"] = EMAIL_TAKEN
+        if errors:
+            raise ValidationFailed(errors, "Account not created")
+        user = User(email=email, name=name, password_hash=await self.passwords.hash(password), is_staff=staff)
+        try:
+            return await self.store.add(user)
+        except ValidationFailed as exc:
+            if "email" in exc.errors:  # registered meanwhile by another request
+                raise ValidationFailed({"email": EMAIL_TAKEN}, "Account not created") from None
+            raise
+
+    async def authenticate(self, email: str, password: str) -> User | None:
+        """The user with this email and password, or ``None``. Takes as long for an unknown
+        email as for a wrong password; a hash made with older parameters is made again."""
+        email = normalize_email(email)
+        if len(password.encode("utf-8", "replace")) > MAX_PASSWORD_BYTES:
+            return None
+        user = None if email_problem(email) else await self.store.by_email(email)
+        if not await self.passwords.verify(user.password_hash if user else None, password) or user is None:
+            return None
+        if self.passwords.needs_rehash(user.password_hash) and user.id is not None:
+            user.password_hash = await self.passwords.hash(password)
+            await self.store.set_password_hash(user.id, user.password_hash)
+        return user
+
+
+def _hide_users_from_live_lists(sm: StarModel) -> None:
+    """Live streams may ask to watch any record class, and are not told who is asking: users
+    are taken out of what they watch, so no visitor is sent accounts' emails. (Once the live
+    stream checks an entity's ``read`` policy, the ``{"*": staff}`` policy of ``User`` does
+    this.)"""
+    records = sm.records
+    watched = records.watched_topics
+    users = record_topic(User.namespace())
+
+    def without_users(*args: Any, **kwargs: Any) -> set[str]:
+        return {t for t in watched(*args, **kwargs) if t != users and not t.startswith(users + ":")}
+
+    setattr(records, "watched_topics", without_users)  # noqa: B010 (an instance's method, on purpose)
