@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 import httpx
@@ -25,7 +25,7 @@ from tests.http.sm_http import DATASTAR, asgi_client, live_server, open_stream, 
 pytestmark = pytest.mark.asyncio
 
 
-class Shelf(str, Enum):
+class Shelf(StrEnum):
     top = "top"
     bottom = "bottom"
 
@@ -109,8 +109,11 @@ async def count(client: httpx.AsyncClient) -> int:
 
 
 async def test_api_round_trip(client: httpx.AsyncClient) -> None:
-    made = await client.post("/api/gadgets", headers=as_user("ann"),
-                             json={"name": "Lamp", "price": "12.50", "shelf": "bottom", "arrived": "2026-11-30"})
+    made = await client.post(
+        "/api/gadgets",
+        headers=as_user("ann"),
+        json={"name": "Lamp", "price": "12.50", "shelf": "bottom", "arrived": "2026-11-30"},
+    )
     assert made.status_code == 201, made.text
     body = made.json()
     assert body["name"] == "Lamp" and body["shelf"] == "bottom" and body["arrived"] == "2026-11-30"
@@ -126,7 +129,9 @@ async def test_api_round_trip(client: httpx.AsyncClient) -> None:
     assert changed.headers["etag"] == '"2"'
     assert (await client.get(f"/api/gadgets/{key}")).json()["stock"] == 4
 
-    replaced = await client.put(f"/api/gadgets/{key}", json={"name": "Big lamp", "stock": 5}, headers=as_user("ann"))
+    replaced = await client.put(
+        f"/api/gadgets/{key}", json={"name": "Big lamp", "stock": 5}, headers=as_user("ann")
+    )
     assert replaced.status_code == 200 and replaced.json()["name"] == "Big lamp"
 
     gone = await client.delete(f"/api/gadgets/{key}", headers=as_user("boss"))
@@ -146,8 +151,11 @@ async def test_api_never_shows_or_takes_server_only_fields(client: httpx.AsyncCl
 
 
 async def test_api_validation_errors_are_422_with_field_details(client: httpx.AsyncClient) -> None:
-    refused = await client.post("/api/gadgets", headers=as_user("ann"),
-                                json={"name": "x", "price": "-1", "shelf": "middle", "stock": "many"})
+    refused = await client.post(
+        "/api/gadgets",
+        headers=as_user("ann"),
+        json={"name": "x", "price": "-1", "shelf": "middle", "stock": "many"},
+    )
     assert refused.status_code == 422
     errors = refused.json()["errors"]
     assert set(errors) == {"name", "price", "shelf", "stock"}
@@ -155,7 +163,9 @@ async def test_api_validation_errors_are_422_with_field_details(client: httpx.As
     missing = await client.post("/api/gadgets", json={}, headers=as_user("ann"))
     assert missing.status_code == 422 and missing.json()["errors"]["name"] == "Field required"
     unknown = await client.post("/api/gadgets", json={"name": "ok", "colour": "red"}, headers=as_user("ann"))
-    assert unknown.status_code == 422 and unknown.json()["errors"] == {"colour": "This field cannot be set here"}
+    assert unknown.status_code == 422 and unknown.json()["errors"] == {
+        "colour": "This field cannot be set here"
+    }
     made = await create(client, name="Valid")
     bad_patch = await client.patch(f"/api/gadgets/{made['id']}", json={"stock": -3}, headers=as_user("ann"))
     assert bad_patch.status_code == 422 and "stock" in bad_patch.json()["errors"]
@@ -199,11 +209,17 @@ async def test_api_refuses_unauthorised_calls_and_changes_nothing(client: httpx.
 async def test_api_if_match_refuses_a_stale_version(client: httpx.AsyncClient) -> None:
     made = await create(client, name="Shared")
     key = made["id"]
-    first = await client.patch(f"/api/gadgets/{key}", json={"stock": 1}, headers={**as_user("ann"), "if-match": '"1"'})
+    first = await client.patch(
+        f"/api/gadgets/{key}", json={"stock": 1}, headers={**as_user("ann"), "if-match": '"1"'}
+    )
     assert first.status_code == 200
-    stale = await client.patch(f"/api/gadgets/{key}", json={"stock": 2}, headers={**as_user("ann"), "if-match": '"1"'})
+    stale = await client.patch(
+        f"/api/gadgets/{key}", json={"stock": 2}, headers={**as_user("ann"), "if-match": '"1"'}
+    )
     assert stale.status_code == 412 and "changed by someone else" in stale.json()["detail"]
-    bad = await client.patch(f"/api/gadgets/{key}", json={"stock": 2}, headers={**as_user("ann"), "if-match": "abc"})
+    bad = await client.patch(
+        f"/api/gadgets/{key}", json={"stock": 2}, headers={**as_user("ann"), "if-match": "abc"}
+    )
     assert bad.status_code == 400
     assert (await client.get(f"/api/gadgets/{key}")).json()["stock"] == 1
 
@@ -216,8 +232,11 @@ async def test_concurrent_api_updates_lose_no_write(client: httpx.AsyncClient) -
         while True:
             current = await client.get(f"/api/gadgets/{key}")
             version = current.headers["etag"]
-            answer = await client.patch(f"/api/gadgets/{key}", json={"stock": current.json()["stock"] + 1},
-                                        headers={**as_user("ann"), "if-match": version})
+            answer = await client.patch(
+                f"/api/gadgets/{key}",
+                json={"stock": current.json()["stock"] + 1},
+                headers={**as_user("ann"), "if-match": version},
+            )
             if answer.status_code == 200:
                 return
             assert answer.status_code == 412, answer.text
@@ -240,8 +259,13 @@ async def test_api_lists_search_sort_and_pages(client: httpx.AsyncClient) -> Non
     assert [i["stock"] for i in last["items"]] == [0]
     percent = (await client.get("/api/gadgets", params={"q": "%"})).json()
     assert percent["total"] == 0  # LIKE wildcards are searched for, not obeyed
-    for params, field in [({"sort": "secret"}, "sort"), ({"page": "0"}, "page"), ({"per_page": "1000"}, "per_page"),
-                          ({"page": "two"}, "page"), ({"colour": "red"}, "colour")]:
+    for params, field in [
+        ({"sort": "secret"}, "sort"),
+        ({"page": "0"}, "page"),
+        ({"per_page": "1000"}, "per_page"),
+        ({"page": "two"}, "page"),
+        ({"colour": "red"}, "colour"),
+    ]:
         refused = await client.get("/api/gadgets", params=params)
         assert refused.status_code == 422 and field in refused.json()["errors"], (params, refused.text)
 
@@ -262,8 +286,11 @@ async def test_openapi_document_is_valid(client: httpx.AsyncClient) -> None:
 
 
 def form_post(path: str, values: dict[str, Any], form: str = "gadget_new") -> dict[str, Any]:
-    return {"url": path, "content": json.dumps({"smform": {form: values}}),
-            "headers": {**DATASTAR, "content-type": "application/json", "x-test-user": "ann"}}
+    return {
+        "url": path,
+        "content": json.dumps({"smform": {form: values}}),
+        "headers": {**DATASTAR, "content-type": "application/json", "x-test-user": "ann"},
+    }
 
 
 async def test_generated_pages_render(client: httpx.AsyncClient) -> None:
@@ -294,8 +321,12 @@ async def test_pages_need_the_policy(client: httpx.AsyncClient) -> None:
 
 
 async def test_form_create_shows_errors_inline_and_saves_nothing(client: httpx.AsyncClient) -> None:
-    refused = await client.post(**form_post("/_starmodel/ui/gadget/create?then=detail",
-                                            {"name": "x", "price": "-2", "stock": "", "shelf": "top"}))
+    refused = await client.post(
+        **form_post(
+            "/_starmodel/ui/gadget/create?then=detail",
+            {"name": "x", "price": "-2", "stock": "", "shelf": "top"},
+        )
+    )
     assert refused.status_code == 422
     events = parse_sse(refused.text)
     errors = events[0].signals["smform"]["gadget_new"]["_errors"]
@@ -303,22 +334,42 @@ async def test_form_create_shows_errors_inline_and_saves_nothing(client: httpx.A
     assert errors["stock"] == "" and errors["shelf"] == ""
     assert await count(client) == 0
 
-    saved = await client.post(**form_post("/_starmodel/ui/gadget/create?then=detail",
-                                          {"name": "Kettle", "price": "20", "stock": "3", "shelf": "bottom",
-                                           "fragile": True, "arrived": "", "notes": ""}))
+    saved = await client.post(
+        **form_post(
+            "/_starmodel/ui/gadget/create?then=detail",
+            {
+                "name": "Kettle",
+                "price": "20",
+                "stock": "3",
+                "shelf": "bottom",
+                "fragile": True,
+                "arrived": "",
+                "notes": "",
+            },
+        )
+    )
     assert saved.status_code == 200, saved.text
     assert "window.location.assign" in saved.text and "/gadgets/" in saved.text
     item = (await client.get("/api/gadgets")).json()["items"][0]
-    assert item["name"] == "Kettle" and item["stock"] == 3 and item["fragile"] is True and item["arrived"] is None
+    assert (
+        item["name"] == "Kettle"
+        and item["stock"] == 3
+        and item["fragile"] is True
+        and item["arrived"] is None
+    )
 
 
 async def test_live_validation_reports_one_field(client: httpx.AsyncClient) -> None:
-    answer = await client.post(**form_post("/_starmodel/ui/gadget/validate?form=new&field=name", {"name": "y"}))
+    answer = await client.post(
+        **form_post("/_starmodel/ui/gadget/validate?form=new&field=name", {"name": "y"})
+    )
     assert answer.status_code == 200
     assert parse_sse(answer.text)[0].signals == {
         "smform": {"gadget_new": {"_errors": {"name": "String should have at least 2 characters"}}}
     }
-    fine = await client.post(**form_post("/_starmodel/ui/gadget/validate?form=new&field=name", {"name": "yes"}))
+    fine = await client.post(
+        **form_post("/_starmodel/ui/gadget/validate?form=new&field=name", {"name": "yes"})
+    )
     assert parse_sse(fine.text)[0].signals["smform"]["gadget_new"]["_errors"] == {"name": ""}
     unknown = await client.post(**form_post("/_starmodel/ui/gadget/validate?form=new&field=secret", {}))
     assert unknown.status_code == 422
@@ -328,11 +379,17 @@ async def test_form_update_checks_the_version(client: httpx.AsyncClient) -> None
     made = await create(client, name="Drawn")
     key = made["id"]
     await client.patch(f"/api/gadgets/{key}", json={"stock": 5}, headers=as_user("ann"))  # someone else
-    stale = await client.post(**form_post(f"/_starmodel/ui/gadget/update?key={key}&version=1&then=detail",
-                                          {"name": "Mine"}, "gadget_edit"))
+    stale = await client.post(
+        **form_post(
+            f"/_starmodel/ui/gadget/update?key={key}&version=1&then=detail", {"name": "Mine"}, "gadget_edit"
+        )
+    )
     assert stale.status_code == 409 and "changed by someone else" in stale.text
-    current = await client.post(**form_post(f"/_starmodel/ui/gadget/update?key={key}&version=2&then=detail",
-                                            {"name": "Mine"}, "gadget_edit"))
+    current = await client.post(
+        **form_post(
+            f"/_starmodel/ui/gadget/update?key={key}&version=2&then=detail", {"name": "Mine"}, "gadget_edit"
+        )
+    )
     assert current.status_code == 200
     record = (await client.get(f"/api/gadgets/{key}")).json()
     assert record["name"] == "Mine" and record["stock"] == 5
@@ -354,15 +411,25 @@ async def test_form_actions_refuse_bad_requests(client: httpx.AsyncClient, path:
 
 
 async def test_form_actions_refuse_cross_site_and_unknown_entities(client: httpx.AsyncClient) -> None:
-    no_header = await client.post("/_starmodel/ui/gadget/create", json={"smform": {"gadget_new": {"name": "Xx"}}})
+    no_header = await client.post(
+        "/_starmodel/ui/gadget/create", json={"smform": {"gadget_new": {"name": "Xx"}}}
+    )
     assert no_header.status_code == 403
-    evil = await client.post(**{**form_post("/_starmodel/ui/gadget/create", {"name": "Xx"}),
-                                "headers": {**DATASTAR, "origin": "https://evil.example", "x-test-user": "ann"}})
+    evil = await client.post(
+        **{
+            **form_post("/_starmodel/ui/gadget/create", {"name": "Xx"}),
+            "headers": {**DATASTAR, "origin": "https://evil.example", "x-test-user": "ann"},
+        }
+    )
     assert evil.status_code == 403
     unknown = await client.post(**form_post("/_starmodel/ui/nothing/create", {"name": "Xx"}))
     assert unknown.status_code == 404
-    anonymous = await client.post(**{**form_post("/_starmodel/ui/gadget/create", {"name": "Xx"}),
-                                     "headers": {**DATASTAR, "content-type": "application/json"}})
+    anonymous = await client.post(
+        **{
+            **form_post("/_starmodel/ui/gadget/create", {"name": "Xx"}),
+            "headers": {**DATASTAR, "content-type": "application/json"},
+        }
+    )
     assert anonymous.status_code == 403
     assert await count(client) == 0
 
@@ -385,8 +452,11 @@ async def test_admin_needs_staff(client: httpx.AsyncClient) -> None:
     assert (await client.get("/admin")).status_code == 403
     assert (await client.get("/admin", headers={"x-test-user": "ann"})).status_code == 403
     assert (await client.get("/admin/gadget", headers={"x-test-user": "ann"})).status_code == 403
-    refused = await client.post("/admin/_ui/gadget/create?then=list", headers={**DATASTAR, "x-test-user": "ann"},
-                                json={"smform": {"gadget_new": {"name": "Sneaky"}}})
+    refused = await client.post(
+        "/admin/_ui/gadget/create?then=list",
+        headers={**DATASTAR, "x-test-user": "ann"},
+        json={"smform": {"gadget_new": {"name": "Sneaky"}}},
+    )
     assert refused.status_code == 403
     assert await count(client) == 0
     await create(client, name="Listed")
@@ -403,13 +473,17 @@ async def test_admin_needs_staff(client: httpx.AsyncClient) -> None:
 
 async def test_generated_views_refresh_when_a_record_changes_elsewhere(database_url: str) -> None:
     sm = make_app(database_url)
-    async with live_server(sm) as base, httpx.AsyncClient(base_url=base) as viewer, \
-            httpx.AsyncClient(base_url=base) as editor:
+    async with (
+        live_server(sm) as base,
+        httpx.AsyncClient(base_url=base) as viewer,
+        httpx.AsyncClient(base_url=base) as editor,
+    ):
         page = await viewer.get("/gadgets")
         assert '"smwatch": {"gadget": "stamp"}' in page.text
         watch = json.dumps({"smwatch": {"gadget": "stamp"}})
-        async with open_stream(viewer, "GET", "/_starmodel/live", params={"datastar": watch},
-                               headers=DATASTAR) as stream:
+        async with open_stream(
+            viewer, "GET", "/_starmodel/live", params={"datastar": watch}, headers=DATASTAR
+        ) as stream:
             await asyncio.sleep(0.2)  # the stream is registered once its answer started
             made = await editor.post("/api/gadgets", json={"name": "Fresh"}, headers=as_user("ann"))
             assert made.status_code == 201
