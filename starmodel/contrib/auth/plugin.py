@@ -9,6 +9,7 @@ import re
 import secrets
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
@@ -168,7 +169,7 @@ class Auth:
         """A 303 to the sign-in page that comes back to this page afterwards."""
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         target = safe_next(here, self.after_login)
-        return RedirectResponse(self.paths.with_next(self.paths.login, target, self.after_login), 303)
+        return RedirectResponse(f"{self.paths.login}?{urlencode({'next': target})}", 303)
 
     def logout_button(self, label: str = "Sign out", **attrs: Any) -> Any:
         """A MonsterUI button that signs out (POST) and goes to ``after_logout``."""
