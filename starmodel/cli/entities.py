@@ -17,6 +17,7 @@ from starmodel.bootstrap import StarModel
 from starmodel.cli.discovery import find_app
 from starmodel.core.entity import Entity
 from starmodel.core.errors import StarModelError
+from starmodel.core.policy import ACTIONS
 from starmodel.core.store import StateStore
 
 __all__ = ["describe_entity", "entities_group", "table_status"]
@@ -119,6 +120,7 @@ def describe_entity(cls: type[Entity]) -> dict[str, Any]:
             "selector": spec.selector,
             "mode": spec.mode,
             "background": spec.background,
+            "allow": _rule_name(spec.allow) if spec.allow is not None else None,
             "params": params,
         })
     return {
@@ -132,9 +134,26 @@ def describe_entity(cls: type[Entity]) -> dict[str, Any]:
         "computed": computed,
         "events": events,
         "signals": [f"${namespace}.{name}" for name in cls.public_signal_names()],
+        "policy": describe_policy(cls),
         "table": describe_table(cls),
         "redis": describe_redis_keys(cls),
     }
+
+
+def _rule_name(rule: Any) -> str:
+    if rule is True:
+        return "anyone"
+    if rule is False:
+        return "nobody"
+    return str(getattr(rule, "__name__", None) or type(rule).__name__)
+
+
+def describe_policy(cls: type[Entity]) -> dict[str, str] | None:
+    """Who may do what (``model_config["policy"]``), by rule name; ``None``: no policy."""
+    policy = cls.options().policy
+    if policy is None:
+        return None
+    return {action: _rule_name(policy.rule(action)) for action in ACTIONS}
 
 
 def describe_redis_keys(cls: type[Entity], prefix: str = "sm") -> dict[str, str] | None:
@@ -222,7 +241,10 @@ def inspect_command(name: str, app: str | None, as_json: bool) -> None:
             f"{p['name']}: {p['type']}" + ("" if p["required"] else f" = {p['default']!r}")
             for p in e["params"]
         )
-        click.echo(f"    {e['name']}({params})  {e['method']} {e['route']}  [{e['kind']}]")
+        allow = f"  allow: {e['allow']}" if e["allow"] else ""
+        click.echo(f"    {e['name']}({params})  {e['method']} {e['route']}  [{e['kind']}]{allow}")
+    if info["policy"] is not None:
+        click.echo("  policy: " + ", ".join(f"{action} {rule}" for action, rule in info["policy"].items()))
     click.echo("  signals: " + ", ".join(info["signals"]))
 
 

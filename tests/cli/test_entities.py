@@ -47,6 +47,18 @@ def test_inspect_text(runner: CliRunner) -> None:
     assert "signals: $counter.count, $counter.doubled" in out
 
 
+def test_inspect_shows_policies_and_allow_rules(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["entities", "inspect", "Product", "--app", "demo", "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["policy"] == {"read": "anyone", "create": "signed_in", "update": "signed_in",
+                              "delete": "staff", "events": "signed_in"}
+    assert {e["name"]: e["allow"] for e in info["events"]} == {"adjust_stock": None, "discount": "staff"}
+    text = runner.invoke(cli, ["entities", "inspect", "Product", "--app", "demo"]).output
+    assert "policy: read anyone, create signed_in, update signed_in, delete staff" in text
+    assert "allow: staff" in text
+
+
 def test_inspect_json_by_namespace(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["entities", "inspect", "long_task", "--app", "demo", "--json"])
     assert result.exit_code == 0, result.output
@@ -55,9 +67,10 @@ def test_inspect_json_by_namespace(runner: CliRunner) -> None:
     run = next(e for e in info["events"] if e["name"] == "run")
     assert run == {
         "name": "run", "method": "POST", "route": "/long_task/run", "kind": "asyncgen",
-        "selector": None, "mode": None, "background": False,
+        "selector": None, "mode": None, "background": False, "allow": None,
         "params": [{"name": "steps", "type": "int", "default": 10, "required": False}],
     }
+    assert info["policy"] is None
     assert info["signals"] == ["$long_task.progress", "$long_task.status"]
     assert [f["name"] for f in info["fields"]] == ["progress", "status"]
 
