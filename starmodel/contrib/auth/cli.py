@@ -40,11 +40,15 @@ def _auth(app: str | None) -> Auth:
 
 def _run(auth: Auth, work: Callable[[], Awaitable[T]]) -> T:
     """Run ``work`` once the users table is ready; StarModel errors become one line."""
+    from starmodel.adapters.redis_bus import RedisBus
     from starmodel.core.errors import StarModelError, ValidationFailed
 
     async def main() -> T:
         try:
             await auth.store.prepare()
+            bus = auth.sm.services.bus
+            if isinstance(bus, RedisBus):  # the app's running processes hear of the change
+                await bus.wait_connected(3.0)
             return await work()
         finally:
             auth.passwords.close()
