@@ -3,6 +3,8 @@ the current user in events, and what is refused."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from auth_kit import PASSWORD, Browser, make_app, patched, redirect_target, running
 from fasthtml.common import Div
@@ -222,3 +224,16 @@ async def test_login_redirect_and_user_for_pages(app, browser):
     answer = await browser.login("p@example.com", next="/private?page=2")
     assert redirect_target(answer) == "/private?page=2"
     assert "hello p@example.com" in (await browser.http.get("/private?page=2")).text
+
+
+async def test_a_sign_in_lasts_sign_in_for(tmp_path):
+    sm, auth = make_app(tmp_path, sign_in_for=1)
+    async with running(sm):
+        await auth.create_user("brief@example.com", PASSWORD)
+        browser = Browser(sm)
+        await browser.login("brief@example.com")
+        assert "signed in as" in (await browser.http.get("/auth/login")).text
+        await asyncio.sleep(1.2)
+        assert "signed in as" not in (await browser.http.get("/auth/login")).text
+        assert UID_KEY not in browser.session()
+        await browser.aclose()

@@ -17,7 +17,7 @@ from starmodel.contrib.auth.passwords import (
     Passwords,
     password_problem,
 )
-from starmodel.contrib.auth.plugin import AUTH_KEY, UID_KEY, Auth
+from starmodel.contrib.auth.plugin import AUTH_KEY, EMAIL_TAKEN, SINCE_KEY, UID_KEY, Auth
 from starmodel.contrib.auth.policies import signed_in, staff
 from starmodel.contrib.auth.ratelimit import RateLimit
 from starmodel.contrib.auth.routes import WRONG_CREDENTIALS
@@ -25,8 +25,10 @@ from starmodel.contrib.auth.user import User
 
 __all__ = [
     "AUTH_KEY",
+    "EMAIL_TAKEN",
     "MAX_PASSWORD_BYTES",
     "MIN_PASSWORD_LENGTH",
+    "SINCE_KEY",
     "UID_KEY",
     "WRONG_CREDENTIALS",
     "Auth",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from fasthtml.common import A, Div, Input, P, Span, Title
+from fasthtml.common import A, Div, Input, Noscript, P, Span, Title
 from monsterui.all import (
     H2,
     Alert,
@@ -88,8 +88,9 @@ def error_slots(form: str, fields: tuple[str, ...], message: str | None = None,
 
 
 def _page(title: str, *content: Any) -> tuple[Any, ...]:
+    no_script = Noscript(P("This page needs JavaScript to sign you in.", cls=TextPresets.muted_sm))
     return Title(title), Container(
-        Card(*content, header=H2(title)), cls=(ContainerT.sm, "my-12")
+        Card(no_script, *content, header=H2(title)), cls=(ContainerT.sm, "my-12")
     )
 
 

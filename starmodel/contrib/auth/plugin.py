@@ -29,6 +29,7 @@ from starmodel.contrib.auth.ratelimit import (
     RateLimit,
     RedisAttempts,
 )
+from starmodel.contrib.auth.routes import AuthRoutes
 from starmodel.contrib.auth.store import UserStore
 from starmodel.contrib.auth.user import MAX_NAME, User, email_problem, normalize_email
 from starmodel.core.errors import ConfigurationError, ValidationFailed
@@ -44,6 +45,7 @@ SINCE_KEY = "starmodel_usince"
 """Session key of the time of sign-in (Unix seconds): a sign-in lasts ``Auth(sign_in_for=...)``."""
 DEFAULT_RATE_LIMIT = RateLimit()
 EMAIL_TAKEN = "An account with this email exists already"
+_CLOCK_SKEW = 300  # seconds another server process's clock may be ahead of this one's
 _PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 log = logging.getLogger("starmodel.auth")
 
@@ -114,13 +116,11 @@ class Auth:
         sm.include(User)
         sm.user_loader = self.load_user
         sm.login_url = self.paths.login
-        sm.startup_hooks.append(self.passwords.warm)
+        sm.startup_hooks.append(self._start)
         sm.shutdown_hooks.append(self._stop)
         sm.app.state.starmodel_auth = self
         _hide_users_from_live_lists(sm)
         hide_password_hashes()
-        from starmodel.contrib.auth.routes import AuthRoutes
-
         AuthRoutes(self).install()
 
     @staticmethod
@@ -137,6 +137,9 @@ class Auth:
             return MemoryAttempts(limit)
         return FallbackAttempts(RedisAttempts(limit, self.sm.services.redis), MemoryAttempts(limit))
 
+    async def _start(self) -> None:
+        await self.passwords.warm()
+
     async def _stop(self) -> None:
         self.passwords.close()
 
@@ -152,7 +155,8 @@ class Auth:
         if type(user_id) is not int:
             return None
         user = None
-        if isinstance(since, int | float) and 0 <= time.time() - since <= self.sign_in_for:
+        age = time.time() - since if isinstance(since, int | float) else None
+        if age is not None and -_CLOCK_SKEW <= age <= self.sign_in_for:
             user = await self.store.by_id(user_id)
         if user is None or not hmac.compare_digest(str(session.get(AUTH_KEY, "")), self._fingerprint(user)):
             for key in (UID_KEY, AUTH_KEY, SINCE_KEY):
