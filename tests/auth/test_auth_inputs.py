@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from auth_kit import DATASTAR, PASSWORD, Browser, make_app, patched, running
 
@@ -122,3 +124,26 @@ async def test_bad_configuration_is_one_clear_error(tmp_path):
     Auth(sm)
     with pytest.raises(ConfigurationError, match="installed on this app already"):
         Auth(sm)
+
+
+async def test_a_database_that_is_down_is_a_clear_503(tmp_path):
+    sm, _ = make_app(tmp_path, database_url="postgresql://postgres@127.0.0.1:1/nothing")
+    async with running(sm):
+        browser = Browser(sm)
+        assert (await browser.http.get("/auth/login")).status_code == 200
+        for answer in (await browser.login("a@example.com"), await browser.register("a@example.com")):
+            assert answer.status_code == 503
+            assert "not possible right now" in patched(answer)
+        await browser.aclose()
+
+
+async def test_two_registrations_racing_for_one_email(app):
+    sm, auth = app
+    first, second = Browser(sm), Browser(sm)
+    answers = await asyncio.gather(first.register("race@example.com"), second.register("race@example.com"))
+    assert sorted(a.status_code for a in answers) == [200, 422]
+    refused = next(a for a in answers if a.status_code == 422)
+    assert "An account with this email exists already" in patched(refused)
+    assert [u.email for u in await auth.store.page()].count("race@example.com") == 1
+    for browser in (first, second):
+        await browser.aclose()
