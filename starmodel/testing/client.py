@@ -872,7 +872,11 @@ def _set_session_cookie(http: httpx.AsyncClient, sm: WebApp, session_id: str) ->
     if not secret or not isinstance(name, str):
         return None  # no known session middleware: the server starts a session on first call
     payload = base64.b64encode(json.dumps({SESSION_KEY: session_id}).encode("utf-8"))
-    http.cookies.set(name, itsdangerous.TimestampSigner(str(secret)).sign(payload).decode("latin-1"))
+    # stored as the server's own cookie would be (a dotless host is "<host>.local" in the
+    # cookie jar), so the one the server sets later, at a sign-in for instance, replaces it
+    host = http.base_url.host or ""
+    signed = itsdangerous.TimestampSigner(str(secret)).sign(payload).decode("latin-1")
+    http.cookies.set(name, signed, domain=host if "." in host else f"{host}.local")
     return name
 
 
