@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from auth_kit import PASSWORD, Browser, make_app, patched, redirect_target, running
+from auth_kit import COOKIE, PASSWORD, Browser, make_app, patched, redirect_target, running
 from fasthtml.common import Div
 
 from starmodel import CallContext, Entity, event
@@ -158,11 +158,13 @@ async def test_events_see_the_signed_in_user(app):
         assert (await client.call(Vault.look)).ok
         assert SEEN == [None]
         await sign_in(client, "ada@example.com", PASSWORD)
+        assert [c.name for c in client.http.cookies.jar] == [COOKIE]  # the server's, alone
         assert (await client.call(Vault.look)).ok
         assert isinstance(SEEN[-1], User) and SEEN[-1].id == ada.id
         assert (await client.call(Vault.write, text="hello")).ok
         await sign_out(client)
         assert (await client.call(Vault.write, text="again")).status == 403
+        assert [c.name for c in client.http.cookies.jar] == [COOKIE]
 
 
 async def test_who_may_not_call_an_event_gets_403_and_nothing_changes(app):

@@ -47,16 +47,18 @@ def _headers(session: BrowserSession) -> dict[str, str]:
 
 
 def _keep_cookie(session: BrowserSession, response: httpx.Response) -> None:
-    """Keep only the session cookie the server just set (the one the client set before its
-    first request would otherwise go along with it), and follow its new session id."""
+    """Keep only the session cookie the server just set (a cookie the client stored under
+    another domain before its first request would otherwise go along with it), and follow
+    the new session id."""
     name = getattr(session.sm.app, "session_cookie", None)
-    value = response.cookies.get(name) if isinstance(name, str) else None
-    if not isinstance(name, str) or not value:
+    fresh = next((c for c in response.cookies.jar if c.name == name), None)
+    if fresh is None or not fresh.value:
         return
-    session.http.cookies.delete(name)
-    session.http.cookies.set(name, value)
+    jar = session.http.cookies.jar
+    for stale in [c for c in jar if c.name == name and c.domain != fresh.domain]:
+        jar.clear(stale.domain, stale.path, stale.name)
     try:
-        data = json.loads(base64.b64decode(value.split(".", 1)[0]))
+        data = json.loads(base64.b64decode(fresh.value.split(".", 1)[0]))
     except ValueError:
         return
     if isinstance(data, dict) and isinstance(data.get(SESSION_KEY), str):
