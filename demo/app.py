@@ -35,6 +35,7 @@ from demo.batteries import (
 )
 from demo.todos import Todo, database_url, todo_card, todo_row
 from starmodel import Entity, StarModel, StoreUnavailable, computed, event, toast
+from starmodel.adapters.ui_theme import theme_picker
 
 
 class Counter(Entity):
@@ -201,6 +202,7 @@ async def index(request):
     except StoreUnavailable:  # Redis down: the rest of the page still works
         activity = None
     return Title("StarModel demo"), Container(
+        theme_picker(cls="float-right mt-6"),
         H1("StarModel demo", cls="my-6"),
         Grid(counter_card(counter), shared_card(shared), task_card(task), cols_lg=3, cols=1),
         Grid(todo_card(sm, todos), activity_card(activity), cols_lg=2, cols=1),

@@ -15,8 +15,12 @@ echo "== installing starmodel with its test and dev extras, and the example plug
 python -m pip install -q --disable-pip-version-check -e ".[dev]" -e examples/starmodel-jsonfile
 
 if [ ! -f .assets/datastar.js ]; then
-  echo "== fetching page assets from registry packages (Datastar client, theme files)"
+  echo "== fetching page assets from registry packages (Datastar client, theme files, compiled Tailwind CSS)"
   starmodel assets --dir .assets
+else
+  # Every run: the compiled CSS must hold the classes the sources use now (about 3 s).
+  echo "== compiling the Tailwind CSS of the app's classes (.assets/tailwind/app.css)"
+  starmodel assets --dir .assets --css-only || echo "   (going on without a fresh compiled CSS)"
 fi
 
 echo "== running the tests"

@@ -1,5 +1,6 @@
 """``starmodel assets``: put the Datastar client and theme files in the app's assets folder,
-taken from registry packages (PyPI, npm), so pages work without a CDN."""
+taken from registry packages (PyPI, npm), and compile the app's Tailwind CSS there, so pages
+work without a CDN."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import zipfile
 from pathlib import Path
 
 import click
+
+from starmodel.adapters.assets import COMPILED_CSS
+from starmodel.cli.tailwind_css import CssBuildError, build_css, default_cache_dir
 
 __all__ = ["assets_command"]
 
@@ -76,17 +80,60 @@ def fetch_npm(target: Path, workdir: Path) -> list[str]:
 
 @click.command("assets")
 @click.option("--dir", "directory", default=".assets", show_default=True,
-              type=click.Path(file_okay=False), help="Where to put the files.")
+              help="Where to put the files.")
+@click.option("--source", "sources", multiple=True, default=["."], show_default=True,
+              help="The app's files or folders whose Tailwind classes go into the compiled CSS "
+                   "(repeatable).")
+@click.option("--cache-dir", envvar="STARMODEL_CACHE_DIR", default=None,
+              help="Where the Tailwind CLI is kept between runs [default: ~/.cache/starmodel].")
 @click.option("--datastar-only", is_flag=True, help="Fetch only the Datastar client.")
-def assets_command(directory: str, datastar_only: bool) -> None:
-    """Fetch the Datastar client and MonsterUI theme files for STARMODEL_ASSETS=local."""
-    target = Path(directory)
-    target.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        fetch_datastar(target, Path(tmp))
-        notes = [] if datastar_only else fetch_npm(target, Path(tmp))
+@click.option("--no-css", is_flag=True, help="Do not build the compiled Tailwind CSS.")
+@click.option("--css-only", is_flag=True,
+              help="Only (re)build the compiled Tailwind CSS, e.g. after adding classes.")
+def assets_command(directory: str, sources: tuple[str, ...], cache_dir: str | None,
+                   datastar_only: bool, no_css: bool, css_only: bool) -> None:
+    """Fetch the Datastar client and MonsterUI theme files for STARMODEL_ASSETS=local, and
+    build the Tailwind CSS of the app's classes."""
+    if css_only and (no_css or datastar_only):
+        raise click.ClickException("--css-only cannot be combined with --no-css or --datastar-only")
+    source_paths = [Path(s) for s in sources]
+    missing = [p for p in source_paths if not p.exists()]
+    if missing:
+        raise click.ClickException(f"--source {missing[0]} does not exist")
+    target = _assets_folder(Path(directory))
+    notes: list[str] = []
+    if not css_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            fetch_datastar(target, Path(tmp))
+            notes = [] if datastar_only else fetch_npm(target, Path(tmp))
+    if not (datastar_only or no_css):
+        cache = Path(cache_dir) if cache_dir else default_cache_dir()
+        try:
+            build_css(target, source_paths, cache)
+        except CssBuildError as exc:
+            if css_only:
+                raise click.ClickException(f"no compiled CSS: {exc}") from None
+            notes.append(f"compiled Tailwind CSS not built ({exc}); {_css_fallback(target)}")
     for note in notes:
         click.echo(f"warning: {note}", err=True)
     files = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
     click.echo(f"assets in {target}: {', '.join(files)}")
     click.echo(f"serve them with STARMODEL_ASSETS=local STARMODEL_ASSETS_DIR={target}")
+
+
+def _assets_folder(folder: Path) -> Path:
+    if folder.exists() and not folder.is_dir():
+        raise click.ClickException(f"--dir {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot create --dir {folder}: {exc.strerror}") from None
+    return folder
+
+
+def _css_fallback(target: Path) -> str:
+    if (target / COMPILED_CSS).is_file():
+        return f"the previous {COMPILED_CSS} is kept"
+    if (target / "tailwind" / "tailwind.js").is_file():
+        return "pages use the in-browser Tailwind build (tailwind/tailwind.js) instead"
+    return "pages get no Tailwind utilities"
