@@ -90,7 +90,8 @@ async def test_email_taken_is_a_field_error(app, browser):
 
 
 async def test_sign_in_then_out(app, browser):
-    auth = app[1]
+    sm, auth = app
+    assert (sm.login_url, sm.logout_url) == ("/auth/login", "/auth/logout")
     user = await auth.create_user("bob@example.com", PASSWORD, name="Bob")
     signed = await browser.login(" BOB@example.com ", next="/reports?week=2")
     assert signed.status_code == 200, signed.text

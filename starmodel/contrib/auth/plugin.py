@@ -54,7 +54,8 @@ class Auth:
     """Installs user accounts on a StarModel app.
 
     It serves the ``User`` entity (table ``users``), makes the signed-in user the
-    ``ctx.user`` of every event, and adds the routes ``GET/POST {prefix}/login``,
+    ``ctx.user`` of every event (``sm.user_loader``), sets ``sm.login_url`` and
+    ``sm.logout_url``, and adds the routes ``GET/POST {prefix}/login``,
     ``GET/POST {prefix}/register`` (unless ``registration=False``) and ``POST {prefix}/logout``.
 
     Args:
@@ -116,6 +117,7 @@ class Auth:
         sm.include(User)
         sm.user_loader = self.load_user
         sm.login_url = self.paths.login
+        sm.logout_url = self.paths.logout
         sm.startup_hooks.append(self._start)
         sm.shutdown_hooks.append(self._stop)
         sm.app.state.starmodel_auth = self
