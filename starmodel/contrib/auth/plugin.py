@@ -244,10 +244,11 @@ class Auth:
 
 
 def _hide_users_from_live_lists(sm: StarModel) -> None:
-    """Live streams may ask to watch any record class, and are not told who is asking: users
-    are taken out of what they watch, so no visitor is sent accounts' emails. (Once the live
-    stream checks an entity's ``read`` policy, the ``{"*": staff}`` policy of ``User`` does
-    this.)"""
+    """Live streams may ask to watch any record class, and are not told who is asking: the
+    records of users are taken out of what they watch, so no visitor is sent accounts' emails
+    (the bare "something changed" stamps stay: generated views then refetch through their
+    policy-checked routes). Once the live stream checks an entity's ``read`` policy, the
+    ``{"*": staff}`` policy of ``User`` does this and this wrapper can go."""
     records = sm.records
     watched = records.watched_topics
     users = record_topic(User.namespace())
