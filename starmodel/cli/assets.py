@@ -79,12 +79,12 @@ def fetch_npm(target: Path, workdir: Path) -> list[str]:
 
 
 @click.command("assets")
-@click.option("--dir", "directory", default=".assets", show_default=True,
+@click.option("--dir", "directory", default=".assets", show_default=True, metavar="PATH",
               help="Where to put the files.")
-@click.option("--source", "sources", multiple=True, default=["."], show_default=True,
+@click.option("--source", "sources", multiple=True, default=["."], show_default=True, metavar="PATH",
               help="The app's files or folders whose Tailwind classes go into the compiled CSS "
                    "(repeatable).")
-@click.option("--cache-dir", envvar="STARMODEL_CACHE_DIR", default=None,
+@click.option("--cache-dir", envvar="STARMODEL_CACHE_DIR", default=None, metavar="PATH",
               help="Where the Tailwind CLI is kept between runs [default: ~/.cache/starmodel].")
 @click.option("--datastar-only", is_flag=True, help="Fetch only the Datastar client.")
 @click.option("--no-css", is_flag=True, help="Do not build the compiled Tailwind CSS.")
