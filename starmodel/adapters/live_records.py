@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from starmodel.adapters.live_stream import LiveHub
 from starmodel.adapters.sse_datastar import patch_signals_event
+from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ConfigurationError, StarModelError
 from starmodel.core.messages import EntityChanged
@@ -117,20 +118,26 @@ class RecordViews:
         watch = json.dumps({WATCH_SIGNAL: {namespace: True}})
         return tag(*(render(record) for record in records), id=container, data_signals=watch, **attrs)
 
-    def watched_topics(self, signals: Any, session_id: str) -> set[str]:
-        """The record topics a live stream asked for (only known record classes count; for a
-        private class, only the records of the stream's own session)."""
+    def watched_topics(self, signals: Any, session_id: str, user: Any = None) -> set[str]:
+        """The record topics a live stream asked for: only known record classes count; a class's
+        values only for a caller its ``read`` policy admits (``user``: the signed-in user, if
+        any), and a private class's only for the stream's own session. The bare "something
+        changed" stamps (``"stamp"``) carry no data and are given to anybody: generated views
+        then fetch through their own policy-checked routes."""
         if not isinstance(signals, dict) or not isinstance(signals.get(WATCH_SIGNAL), dict):
             return set()
         keyed = {cls.namespace(): cls for cls in self.entities() if cls.options().scope == "id"}
+        caller = CallContext(session_id=session_id, user=user)
         topics = set()
         for namespace, how in signals[WATCH_SIGNAL].items():
             cls = keyed.get(namespace)
-            if cls is not None:
-                owner = session_id if cls.options().private else None
-                topics.add(
-                    stamp_topic(namespace, owner) if how == "stamp" else record_topic(namespace, owner)
-                )
+            if cls is None:
+                continue
+            owner = session_id if cls.options().private else None
+            if how == "stamp":
+                topics.add(stamp_topic(namespace, owner))
+            elif cls.permits("read", caller):
+                topics.add(record_topic(namespace, owner))
         return topics
 
     async def on_entity_changed(self, change: EntityChanged) -> None:

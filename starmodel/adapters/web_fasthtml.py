@@ -560,7 +560,11 @@ class WebApp:
             signals = json.loads(request.query_params.get("datastar") or "{}")
         except ValueError:
             signals = {}
-        watch = self.records.watched_topics(signals, ctx.session_id)
+        try:
+            user = await self.current_user(request)
+        except StarModelError:  # the user store is down: the stream goes on for a visitor
+            user = None
+        watch = self.records.watched_topics(signals, ctx.session_id, user)
         stream = self.hub.open(ctx.session_id, ctx.tab_id, join=False, watch=watch)
         last_id = request.headers.get("last-event-id")
         return StreamingResponse(

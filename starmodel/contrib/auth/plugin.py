@@ -14,7 +14,6 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
-from starmodel.adapters.live_records import record_topic
 from starmodel.adapters.web_fasthtml import SESSION_KEY, USER_SCOPE_KEY
 from starmodel.adapters.web_requests import EventRequest
 from starmodel.bootstrap import StarModel
@@ -121,7 +120,6 @@ class Auth:
         sm.startup_hooks.append(self._start)
         sm.shutdown_hooks.append(self._stop)
         sm.app.state.starmodel_auth = self
-        _hide_users_from_live_lists(sm)
         hide_password_hashes()
         AuthRoutes(self).install()
 
@@ -241,19 +239,3 @@ class Auth:
             user.password_hash = await self.passwords.hash(password)
             await self.store.set_password_hash(user.id, user.password_hash)
         return user
-
-
-def _hide_users_from_live_lists(sm: StarModel) -> None:
-    """Live streams may ask to watch any record class, and are not told who is asking: the
-    records of users are taken out of what they watch, so no visitor is sent accounts' emails
-    (the bare "something changed" stamps stay: generated views then refetch through their
-    policy-checked routes). Once the live stream checks an entity's ``read`` policy, the
-    ``{"*": staff}`` policy of ``User`` does this and this wrapper can go."""
-    records = sm.records
-    watched = records.watched_topics
-    users = record_topic(User.namespace())
-
-    def without_users(*args: Any, **kwargs: Any) -> set[str]:
-        return {t for t in watched(*args, **kwargs) if t != users and not t.startswith(users + ":")}
-
-    setattr(records, "watched_topics", without_users)  # noqa: B010 (an instance's method, on purpose)

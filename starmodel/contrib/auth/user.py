@@ -56,14 +56,15 @@ class User(Entity, table=True):
     """A user account. ``password_hash`` (argon2id) and ``is_staff`` are server-only: they
     never reach the browser and no request can set them.
 
-    Only staff may act on users through the app's generic screens (policy ``{"*": staff}``);
-    the auth plugin itself reads and writes them from the server.
+    Only staff may act on users through the app's generic screens (policy ``{"*": staff}``),
+    and nobody creates one there (an account needs a password: registration, the CLI or
+    ``Auth.create_user``); the auth plugin itself reads and writes them from the server.
     """
 
     model_config = {  # type: ignore[typeddict-unknown-key]
         "namespace": "sm_user",
         "table_name": "users",
-        "policy": {"*": staff},
+        "policy": {"create": False, "*": staff},
     }
 
     id: int | None = Field(default=None, primary_key=True)
