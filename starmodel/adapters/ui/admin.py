@@ -103,7 +103,8 @@ class Admin:
     async def index(self, request: Request) -> Any:
         ctx: CallContext | None = None
         try:
-            ctx = await self.mount.context(request)
+            ctx = await self.web.call_context(request)
+            self.mount.check_gate(ctx)
         except PermissionDenied as exc:
             return self.pages.refused(request, ctx, str(exc))
         rows = []

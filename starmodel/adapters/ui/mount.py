@@ -78,13 +78,18 @@ class UiMount:
     async def context(self, request: Request) -> CallContext:
         """The caller, refused with ``PermissionDenied`` if the gate says no."""
         ctx = await self.web.call_context(request)
+        self.check_gate(ctx)
+        return ctx
+
+    def check_gate(self, ctx: CallContext) -> None:
+        """``PermissionDenied`` if the gate refuses ``ctx`` (pages keep ``ctx`` to tell an
+        anonymous visitor, sent to sign in, from a signed-in one, refused)."""
         if self.gate is not None and not (self.gate if isinstance(self.gate, bool) else self.gate(ctx)):
             raise PermissionDenied(
                 "Sign in with an account allowed here first"
                 if ctx.user is None
                 else "You may not use this area"
             )
-        return ctx
 
     # --- dispatch ----------------------------------------------------------------------
 

@@ -61,9 +61,6 @@ class RecordPages:
         self.mount = mount
         self.layout = layout
 
-    async def _context(self, request: Request) -> CallContext:
-        return await self.mount.context(request)
-
     def refused(self, request: Request, ctx: CallContext | None, message: str) -> Response:
         """Anonymous visitors go to the login page (and come back); others get a 403 page."""
         if (ctx is None or ctx.user is None) and self.web.login_url:
@@ -90,7 +87,8 @@ class RecordPages:
         """Run ``draw(ctx)`` if the caller passes the gate and may ``action`` the entity."""
         ctx: CallContext | None = None
         try:
-            ctx = await self._context(request)
+            ctx = await self.web.call_context(request)
+            self.mount.check_gate(ctx)
             if not views.entity_cls.permits(action, ctx):
                 raise PermissionDenied(f"You may not {action} {views.title_plural}")
             return await draw(ctx)
