@@ -1,6 +1,7 @@
 """StarModel demo: a per-session counter, a counter shared by everybody, a long task that
-streams its progress, a todo list kept in SQL (``demo/todos.py``) and a recent-activity feed
-kept in Redis (``demo/activity.py``). Open it in two tabs (same session) and two browsers (two
+streams its progress, a todo list kept in SQL (``demo/todos.py``), a recent-activity feed
+kept in Redis (``demo/activity.py``), and a product catalogue with generated pages, a JSON API
+and an admin behind sign-in (``demo/products.py``). Open it in two tabs (same session) and two browsers (two
 sessions); with ``REDIS_URL`` set, run it as several processes and they share everything."""
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from demo.batteries import (
     preferences_card,
     showcase_card,
 )
+from demo.products import install_shop, shop_links
 from demo.todos import Todo, database_url, todo_card, todo_row
 from starmodel import Entity, StarModel, StoreUnavailable, computed, event, toast
 from starmodel.adapters.ui_theme import theme_picker
@@ -122,6 +124,7 @@ TODOS_SHOWN = 200
 # Arguments override the environment, so DATABASE_URL is read here: it still wins when set.
 sm = StarModel(title="StarModel demo", database_url=database_url())
 sm.row_view(Todo)(todo_row)  # rows created anywhere are drawn in every open todo list
+auth = install_shop(sm)  # accounts, /products (generated CRUD + JSON API), /admin
 follow_activity(sm)
 sm.every(1.0, Chart.sample)  # the live chart gets a point a second, for as long as the app runs
 app = sm.app
@@ -204,6 +207,7 @@ async def index(request):
     return Title("StarModel demo"), Container(
         theme_picker(cls="float-right mt-6"),
         H1("StarModel demo", cls="my-6"),
+        shop_links(await auth.user(request)),
         Grid(counter_card(counter), shared_card(shared), task_card(task), cols_lg=3, cols=1),
         Grid(todo_card(sm, todos), activity_card(activity), cols_lg=2, cols=1),
         Grid(
