@@ -171,6 +171,8 @@ class UiMount:
         return SSEAnswer(200, patch_signals_event({FORM_SIGNAL: {signal: {"_errors": {name: message}}}}))
 
     async def create(self, views: EntityViews, ctx: CallContext, signals: Any, args: Any) -> SSEAnswer:
+        if not views.can_create():
+            raise PermissionDenied(f"{views.title} records are not created here")
         then = _then(args)
         fields = views.form_fields(creating=True)
         signal = f"{views.namespace}_new"
@@ -190,6 +192,7 @@ class UiMount:
         return SSEAnswer(200, render_outputs(outputs))
 
     async def update(self, views: EntityViews, ctx: CallContext, signals: Any, args: Any) -> SSEAnswer:
+        _check_editable(views)
         then = _then(args)
         key = _required(args, "key")
         fields = views.form_fields(creating=False)
@@ -209,6 +212,8 @@ class UiMount:
         return SSEAnswer(200, render_outputs([_clear_errors(signal, names), redirect(target or "/")]))
 
     async def delete(self, views: EntityViews, ctx: CallContext, signals: Any, args: Any) -> SSEAnswer:
+        if not views.deletable():
+            raise PermissionDenied(f"{views.title} cannot be deleted here")
         then = _then(args)
         key = _required(args, "key")
         await self.web.record_service.delete(views.entity_cls, key, ctx, version=_version(args))
@@ -228,6 +233,11 @@ _POSTS = {
     "update": UiMount.update,
     "delete": UiMount.delete,
 }
+
+
+def _check_editable(views: EntityViews) -> None:
+    if not views.editable():
+        raise PermissionDenied(f"{views.title} cannot be changed here")
 
 
 def _patch(component: Any) -> SSEAnswer:

@@ -145,7 +145,7 @@ class RecordPages:
                         data_testid="sm-edit",
                     )
                 )
-            if views.editable() and views.entity_cls.permits("delete", _with(ctx, record)):
+            if views.deletable() and views.entity_cls.permits("delete", _with(ctx, record)):
                 buttons.append(delete_button(views, record))
             content = (
                 Div(*buttons, cls="flex gap-2"),

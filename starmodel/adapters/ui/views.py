@@ -88,6 +88,10 @@ class EntityViews:
         to their sessions: shown, never changed from another one)."""
         return self.entity_cls.options().scope != "session" and bool(self.form_fields(creating=False))
 
+    def deletable(self) -> bool:
+        """Whether records can be deleted here (records only; not a session's instance)."""
+        return self.entity_cls.options().scope == "id"
+
     def list_columns(self) -> list[FieldView]:
         if self.columns is not None:
             return [self.field(name) for name in self.columns]
@@ -316,7 +320,11 @@ class EntityViews:
     # --- detail ------------------------------------------------------------------------
 
     def detail(self, record: Entity | None, *, key: str = "") -> Any:
-        """Every public field of a record, refreshed live (and a notice once it is deleted)."""
+        """Every public field of a record, refreshed live (and a notice once it is deleted).
+        A session or global instance shows its values through its signals, which its live
+        stream keeps current."""
+        if record is not None and self.entity_cls.options().scope != "id":
+            return self.instance_detail(record)
         key = self.key_of(record) if record is not None else key
         body: Any
         if record is None:
@@ -339,6 +347,30 @@ class EntityViews:
                 )
             body = Div(*lines, cls="divide-y divide-border")
         return Div(body, id=f"sm-detail-{self.namespace}", **self.live_attrs(self.url("detail", key=key)))
+
+    def instance_detail(self, record: Entity) -> Any:
+        lines = []
+        for name in public_fields(self.entity_cls):
+            view = self.field(name)
+            signal = f"${self.namespace}.{name}"
+            shown = (
+                f"{signal} ? 'Yes' : 'No'"
+                if view.kind == "checkbox"
+                else (f"JSON.stringify({signal})" if view.kind == "json" else signal)
+            )
+            custom = name in self.cells
+            lines.append(
+                Div(
+                    Span(view.label, cls="font-medium text-muted-foreground"),
+                    Span(
+                        self.cell(record, view),
+                        data_testid=f"value-{name}",
+                        **({} if custom else {"data-text": shown}),
+                    ),
+                    cls="grid grid-cols-3 gap-4 py-2",
+                )
+            )
+        return Div(record, Div(*lines, cls="divide-y divide-border"), id=f"sm-detail-{self.namespace}")
 
     def notice(self, record: Entity, *, version: int | None = None, deleted: bool = False) -> Any:
         """Shown above an edit form when somebody else changed or deleted the record meanwhile."""
