@@ -126,11 +126,44 @@ class EntityMeta(_ModelMeta):
             )
         # pydantic's metaclass by name, not super(): a metaclass combining this one with an
         # ORM's (see adapters/persistence/sql_entity.py) must not run the ORM's class builder
-        return _ModelMeta.__new__(mcs, name, bases, body, **kwargs)
+        cls = _ModelMeta.__new__(mcs, name, bases, body, **kwargs)
+        _speed_up_private_init(cls)
+        return cls
 
     def __init__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> None:
         kwargs.pop("table", None)
         super().__init__(name, bases, namespace, **kwargs)
+
+
+_PRIVATE_DEFAULTS: dict[str, Any] = {
+    "_sm_key": None,
+    "_sm_version": 0,
+    "_sm_pending": None,
+    "_sm_owner": None,
+}
+
+
+def _init_private(self: Any, context: Any, /) -> None:
+    """StarModel's private attributes, set in one step (pydantic's generic initialisation of
+    them costs several times the validation of a small entity, on every load)."""
+    if getattr(self, "__pydantic_private__", None) is None:
+        object.__setattr__(self, "__pydantic_private__", _PRIVATE_DEFAULTS.copy())
+
+
+def _speed_up_private_init(cls: Any) -> None:
+    """Use ``_init_private`` when the class has no private attributes or ``model_post_init``
+    of its own (then pydantic's initialisation is kept, and calls theirs)."""
+    if set(getattr(cls, "__private_attributes__", {})) != set(_PRIVATE_DEFAULTS):
+        return
+    for klass in cls.__mro__:
+        method = vars(klass).get("model_post_init")
+        while method is not None and hasattr(method, "__wrapped__"):
+            method = method.__wrapped__  # pydantic wraps an inherited post-init in each subclass
+        if method is not None and method is not _init_private and getattr(method, "__module__", "").split(
+            ".", 1
+        )[0] != "pydantic":
+            return
+    cls.model_post_init = _init_private
 
 
 def _adopt_table_bases(bases: tuple[type, ...], body: dict[str, Any]) -> tuple[type, ...]:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import Enum
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 if TYPE_CHECKING:
@@ -90,6 +91,25 @@ def editable_fields(entity_cls: type[Entity], *, creating: bool) -> list[str]:
     """Fields a form or an API call may set: not server-only, not read-only (``created_at``,
     ``updated_at``, frozen, ``json_schema_extra={"ui": {"readonly": True}}``), and the primary
     key only when creating a record whose key has no default."""
+    return list(_editable(entity_cls, creating))
+
+
+def sortable_fields(entity_cls: type[Entity]) -> list[str]:
+    """Public fields with values that order naturally (text, numbers, dates, enums)."""
+    return list(_sortable(entity_cls))
+
+
+def searchable_fields(entity_cls: type[Entity]) -> list[str]:
+    """``model_config["search"]`` if given, else every public text field."""
+    return list(_searchable(entity_cls))
+
+
+# A class's fields never change once it is built: work them out once (lists are asked for on
+# every list query and form action).
+
+
+@lru_cache(maxsize=1024)
+def _editable(entity_cls: type[Entity], creating: bool) -> tuple[str, ...]:
     pk = entity_cls.options().primary_key
     names = []
     for name in public_fields(entity_cls):
@@ -103,26 +123,23 @@ def editable_fields(entity_cls: type[Entity], *, creating: bool) -> list[str]:
         if name in _READ_ONLY_NAMES and not info.is_required():
             continue
         names.append(name)
-    return names
+    return tuple(names)
 
 
-def sortable_fields(entity_cls: type[Entity]) -> list[str]:
-    """Public fields with values that order naturally (text, numbers, dates, enums)."""
+@lru_cache(maxsize=1024)
+def _sortable(entity_cls: type[Entity]) -> tuple[str, ...]:
     found = []
     for name in public_fields(entity_cls):
         kind = plain_type(entity_cls.model_fields[name].annotation)
         if inspect.isclass(kind) and issubclass(kind, _SORTABLE):
             found.append(name)
-    return found
+    return tuple(found)
 
 
-def searchable_fields(entity_cls: type[Entity]) -> list[str]:
-    """``model_config["search"]`` if given, else every public text field."""
+@lru_cache(maxsize=1024)
+def _searchable(entity_cls: type[Entity]) -> tuple[str, ...]:
     configured = entity_cls.__sm_raw_config__.get("search")
     if configured is not None:
-        return [str(name) for name in configured]
-    return [
-        name
-        for name in public_fields(entity_cls)
-        if plain_type(entity_cls.model_fields[name].annotation) is str
-    ]
+        return tuple(str(name) for name in configured)
+    fields = entity_cls.model_fields
+    return tuple(name for name in public_fields(entity_cls) if plain_type(fields[name].annotation) is str)

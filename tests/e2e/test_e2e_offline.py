@@ -160,3 +160,35 @@ def test_every_monsterui_theme_colours_the_page_in_light_and_dark_mode(demo: Ope
             seen[mode].add(primary)
     assert len(seen["light"]) == len(Theme)  # every theme has a colour of its own
     assert seen["light"] != seen["dark"]
+
+
+@pytest.mark.parametrize("path", ["/products", "/products/new", "/admin", "/auth/register"])
+def test_generated_and_account_pages_stay_local_too(
+    demo_server: DemoServer,
+    new_context: Callable[[], BrowserContext],
+    external_requests: ExternalRequests,
+    path: str,
+) -> None:
+    """The generated product pages, the admin (its sign-in page, for a visitor) and the account
+    pages load everything from the app, with no failed request and no console error."""
+    page = new_context().new_page()
+    requests: list[Request] = []
+    bad: list[str] = []
+    page.on("request", lambda r: requests.append(r))
+    page.on("requestfailed", lambda r: bad.append(f"{r.url} {r.failure}"))
+    page.on("response", lambda r: r.status >= 400 and bad.append(f"{r.url} {r.status}"))
+    page.on("pageerror", lambda e: bad.append(str(e)))
+    page.on("console", lambda m: m.type == "error" and bad.append(m.text))
+    page.goto(demo_server.url + path, wait_until="load")
+    expect(page.locator("[data-starmodel-theme-picker]").first).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    assert requests and all(r.url.startswith(demo_server.url + "/") or r.url.startswith("data:")
+                            for r in requests), [r.url for r in requests]
+    names = {r.url.split("/_starmodel/assets/")[-1].split("?")[0] for r in requests
+             if r.resource_type in ("stylesheet", "script")}
+    assert {"datastar.js", "tailwind/app.css", "franken-ui/core.min.css"} <= names, names
+    assert bad == []
+    assert external_requests.urls == []
+    button = page.locator("button[type=submit]").first
+    assert button.evaluate("e => getComputedStyle(e).backgroundColor") not in TRANSPARENT or \
+        button.evaluate("e => getComputedStyle(e).borderTopWidth") != "0px"

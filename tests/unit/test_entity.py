@@ -249,3 +249,29 @@ def test_abstract_base_is_not_registered_but_its_concrete_subclass_is():
     registered = registered_entities()
     assert AbstractThing not in registered
     assert ConcreteThing in registered
+
+
+def test_private_state_is_fresh_per_instance_and_own_private_attributes_still_work() -> None:
+    from pydantic import PrivateAttr
+
+    class Plain(Entity):
+        x: int = 0
+
+    class WithOwn(Entity):
+        x: int = 0
+        _cache: list[int] = PrivateAttr(default_factory=list)
+
+    class WithPostInit(Entity):
+        x: int = 0
+
+        def model_post_init(self, context: object) -> None:
+            self.x = 42
+
+    first, second = Plain.model_validate({"x": 1}), Plain()
+    first._sm_key, first._sm_version = "a", 3
+    assert (second._sm_key, second._sm_version, second._sm_owner) == (None, 0, None)
+    assert Plain.model_construct(x=2)._sm_version == 0
+    one, two = WithOwn(), WithOwn()
+    one._cache.append(1)
+    assert two._cache == [] and one._sm_version == 0
+    assert WithPostInit().x == 42 and WithPostInit()._sm_key is None

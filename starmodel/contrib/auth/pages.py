@@ -26,6 +26,7 @@ from monsterui.all import (
     TextPresets,
 )
 
+from starmodel.adapters.ui_theme import theme_picker
 from starmodel.contrib.auth.forms import FORM_TYPE
 from starmodel.contrib.auth.passwords import MIN_PASSWORD_LENGTH
 
@@ -90,7 +91,9 @@ def error_slots(form: str, fields: tuple[str, ...], message: str | None = None,
 def _page(title: str, *content: Any) -> tuple[Any, ...]:
     no_script = Noscript(P("This page needs JavaScript to sign you in.", cls=TextPresets.muted_sm))
     return Title(title), Container(
-        Card(no_script, *content, header=H2(title)), cls=(ContainerT.sm, "my-12")
+        Div(theme_picker(), cls="flex justify-end"),
+        Card(no_script, *content, header=H2(title)),
+        cls=(ContainerT.sm, "my-12 space-y-4"),
     )
 
 
