@@ -6,7 +6,8 @@ The UI and JSON adapters call this; nothing here knows about HTTP or HTML.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -124,11 +125,7 @@ class RecordService:
     async def _update_once(
         self, entity_cls: type[E], key: str, values: Mapping[str, Any], ctx: CallContext, version: int | None
     ) -> E:
-        async with self.dispatcher.turn(entity_cls, key), self.dispatcher.uow_factory(entity_cls) as uow:
-            uow.owner = ctx.session_id
-            record = await self._find(uow, entity_cls, key)
-            self._require(entity_cls, "update", ctx, record)
-            _check_version(record, version, "saving")
+        async with self._record(entity_cls, key, ctx, "update", version) as (uow, record):
             current = {name: getattr(record, name) for name in entity_cls.model_fields}
             try:
                 checked = entity_cls.model_validate({**current, **values})
@@ -143,15 +140,28 @@ class RecordService:
     async def delete(
         self, entity_cls: type[Entity], key: str, ctx: CallContext, *, version: int | None = None
     ) -> None:
-        async with self.dispatcher.turn(entity_cls, key), self.dispatcher.uow_factory(entity_cls) as uow:
-            uow.owner = ctx.session_id
-            record = await self._find(uow, entity_cls, key)
-            self._require(entity_cls, "delete", ctx, record)
-            _check_version(record, version, "deleting it")
+        async with self._record(entity_cls, key, ctx, "delete", version) as (uow, record):
             uow.remove(record)
             await uow.commit(ctx)
 
     # --- helpers -----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _record(
+        self, entity_cls: type[E], key: str, ctx: CallContext, action: str, version: int | None
+    ) -> AsyncIterator[tuple[UnitOfWork, E]]:
+        """The record to change, in its own unit of work and turn, once the caller may
+        ``action`` it and it is still at ``version`` (when given)."""
+        async with self.dispatcher.turn(entity_cls, key), self.dispatcher.uow_factory(entity_cls) as uow:
+            uow.owner = ctx.session_id
+            record = await self._find(uow, entity_cls, key)
+            self._require(entity_cls, action, ctx, record)
+            if version is not None and record._sm_version != version:
+                raise ConcurrencyError(
+                    f"This {entity_cls.__name__} was changed by someone else since you opened it; "
+                    "reload to see their version (nothing was changed)"
+                )
+            yield uow, record
 
     @staticmethod
     async def _find(uow: UnitOfWork, entity_cls: type[E], key: str) -> E:
@@ -177,12 +187,3 @@ class RecordService:
                 {name: "This field cannot be set here" for name in unknown},
                 f"{entity_cls.__name__} not saved",
             )
-
-
-def _check_version(record: Entity, version: int | None, doing: str) -> None:
-    """Refuse to act on a record that changed since the caller read it (version ``version``)."""
-    if version is not None and record._sm_version != version:
-        raise ConcurrencyError(
-            f"This {type(record).__name__} was changed by someone else since you opened it; "
-            f"reload to see their version before {doing} (nothing was changed)"
-        )

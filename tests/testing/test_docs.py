@@ -4,12 +4,11 @@ project and run by pytest in a subprocess, as a user would), and so does the REA
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import types
 from pathlib import Path
+
+from tests.docs.example_project import run_example_project
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "testing.md"
@@ -24,18 +23,7 @@ def example_files() -> dict[str, str]:
 def test_the_docs_example_project_passes(tmp_path: Path) -> None:
     files = example_files()
     assert set(files) == {"myapp.py", "pyproject.toml", "test_myapp.py"}, "the example lost a file"
-    for name, body in files.items():
-        (tmp_path / name).write_text(body)
-    tests = len(re.findall(r"^async def test_", files["test_myapp.py"], flags=re.M))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STARMODEL_", "PYTEST_"))}
-    for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL"):
-        env.pop(name, None)
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", "test_myapp.py"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert f"{tests} passed" in run.stdout, run.stdout
+    run_example_project(tmp_path, files, "test_myapp.py")
 
 
 def readme_snippet() -> str:

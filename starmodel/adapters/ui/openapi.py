@@ -80,6 +80,20 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(code): {"description": texts[code], **_json(_ref("Error"))} for code in codes}
 
 
+def _change(
+    name: str, verb: str, summary: str, one: dict[str, Any], if_match: dict[str, Any]
+) -> dict[str, Any]:
+    """A PATCH or PUT operation on one record."""
+    return {
+        "tags": [name],
+        "summary": summary,
+        "operationId": f"{verb}{name}",
+        "parameters": [if_match],
+        "requestBody": {"required": True, **_json(_ref(f"{name}Update"))},
+        "responses": {"200": one, **_errors(400, 401, 403, 404, 409, 412, 415, 422, 503)},
+    }
+
+
 def _paths(api: JsonApi, components: dict[str, Any]) -> dict[str, Any]:
     entity_cls = api.entity_cls
     name = entity_cls.__name__
@@ -168,22 +182,8 @@ def _paths(api: JsonApi, components: dict[str, Any]) -> dict[str, Any]:
                 "operationId": f"get{name}",
                 "responses": {"200": one, **_errors(401, 403, 404, 503)},
             },
-            "patch": {
-                "tags": tag,
-                "summary": f"Change some fields of a {name}",
-                "operationId": f"update{name}",
-                "parameters": [if_match],
-                "requestBody": {"required": True, **_json(_ref(f"{name}Update"))},
-                "responses": {"200": one, **_errors(400, 401, 403, 404, 409, 412, 415, 422, 503)},
-            },
-            "put": {
-                "tags": tag,
-                "summary": f"Replace the fields of a {name}",
-                "operationId": f"replace{name}",
-                "parameters": [if_match],
-                "requestBody": {"required": True, **_json(_ref(f"{name}Update"))},
-                "responses": {"200": one, **_errors(400, 401, 403, 404, 409, 412, 415, 422, 503)},
-            },
+            "patch": _change(name, "update", f"Change some fields of a {name}", one, if_match),
+            "put": _change(name, "replace", f"Replace the fields of a {name}", one, if_match),
             "delete": {
                 "tags": tag,
                 "summary": f"Delete a {name}",
