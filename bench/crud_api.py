@@ -68,7 +68,8 @@ class Item(Entity, table=True):
 
 metadata = MetaData()
 items = Table(
-    "item", metadata,
+    "item",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("name", String(80), nullable=False),
     Column("price", Numeric(10, 2), nullable=False),
@@ -100,10 +101,28 @@ def build_handwritten(url: str) -> Starlette:
         order = column.desc() if sort.startswith("-") else column.asc()
         async with engine.connect() as conn:
             total = (await conn.execute(select(func.count()).select_from(items).where(where))).scalar_one()
-            rows = (await conn.execute(select(items).where(where).order_by(order, items.c.id)
-                                       .offset((page - 1) * per_page).limit(per_page))).mappings().all()
-        return JSONResponse({"items": [_row(r) for r in rows], "total": total, "page": page,
-                             "per_page": per_page, "pages": max(1, -(-total // per_page))})
+            rows = (
+                (
+                    await conn.execute(
+                        select(items)
+                        .where(where)
+                        .order_by(order, items.c.id)
+                        .offset((page - 1) * per_page)
+                        .limit(per_page)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return JSONResponse(
+            {
+                "items": [_row(r) for r in rows],
+                "total": total,
+                "page": page,
+                "per_page": per_page,
+                "pages": max(1, -(-total // per_page)),
+            }
+        )
 
     async def patch_item(request: Request) -> JSONResponse:
         try:
@@ -113,15 +132,23 @@ def build_handwritten(url: str) -> Starlette:
         values = change.model_dump(exclude_unset=True)
         key = int(request.path_params["key"])
         async with engine.begin() as conn:
-            row = (await conn.execute(select(items).where(items.c.id == key).with_for_update())).mappings().first()
+            row = (
+                (await conn.execute(select(items).where(items.c.id == key).with_for_update()))
+                .mappings()
+                .first()
+            )
             if row is None:
                 return JSONResponse({"detail": "not found"}, 404)
-            await conn.execute(update(items).where(items.c.id == key, items.c.sm_version == row["sm_version"])
-                               .values(**values, sm_version=row["sm_version"] + 1))
+            await conn.execute(
+                update(items)
+                .where(items.c.id == key, items.c.sm_version == row["sm_version"])
+                .values(**values, sm_version=row["sm_version"] + 1)
+            )
         return JSONResponse(_row({**row, **values}), headers={"ETag": f'"{row["sm_version"] + 1}"'})
 
-    return Starlette(routes=[Route("/api/items", list_items), Route("/api/items/{key}", patch_item,
-                                                                     methods=["PATCH"])])
+    return Starlette(
+        routes=[Route("/api/items", list_items), Route("/api/items/{key}", patch_item, methods=["PATCH"])]
+    )
 
 
 def build_starmodel(url: str) -> Any:
@@ -134,15 +161,31 @@ def build_starmodel(url: str) -> Any:
 
 
 def scope(method: str, path: str, query: bytes = b"", body: bytes = b"") -> dict[str, Any]:
-    headers = [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
-               (b"content-length", str(len(body)).encode())]
-    return {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-            "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000), "scheme": "http",
-            "method": method, "root_path": "", "path": path, "raw_path": path.encode(),
-            "query_string": query, "headers": headers, "state": {}}
+    headers = [
+        (b"host", b"127.0.0.1:8000"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "scheme": "http",
+        "method": method,
+        "root_path": "",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "headers": headers,
+        "state": {},
+    }
 
 
-async def call(app: AsgiApp, method: str, path: str, query: bytes = b"", body: bytes = b"") -> tuple[int, bytes]:
+async def call(
+    app: AsgiApp, method: str, path: str, query: bytes = b"", body: bytes = b""
+) -> tuple[int, bytes]:
     sent: list[dict[str, Any]] = []
     given = False
 
@@ -183,7 +226,9 @@ async def measure(app: Any, operation: str, requests: int, concurrency: int) -> 
     async with app.router.lifespan_context(app):
         status, body = await call(app, "GET", "/api/items", LIST_QUERY)
         found = json.loads(body)
-        if status != 200 or found["total"] != 111 or len(found["items"]) != 20:  # item-1, item-10.., item-100..
+        if (
+            status != 200 or found["total"] != 111 or len(found["items"]) != 20
+        ):  # item-1, item-10.., item-100..
             raise SystemExit(f"wrong list answer {status}: {body[:300]!r}")
         await run(app, operation, min(300, requests), concurrency)
         cpu, wall = time.process_time(), time.perf_counter()
@@ -194,11 +239,15 @@ async def measure(app: Any, operation: str, requests: int, concurrency: int) -> 
 async def prepare(url: str) -> None:
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"), timeout=10)
     try:
-        await conn.execute("CREATE TABLE item (id serial PRIMARY KEY, name varchar(80) NOT NULL, "
-                           "price numeric(10,2) NOT NULL, stock integer NOT NULL, "
-                           "sm_version integer NOT NULL DEFAULT 1)")
-        await conn.executemany("INSERT INTO item (name, price, stock) VALUES ($1, $2, $3)",
-                               [(f"item-{n}", Decimal(n % 97) + Decimal("0.5"), n % 50) for n in range(ITEMS)])
+        await conn.execute(
+            "CREATE TABLE item (id serial PRIMARY KEY, name varchar(80) NOT NULL, "
+            "price numeric(10,2) NOT NULL, stock integer NOT NULL, "
+            "sm_version integer NOT NULL DEFAULT 1)"
+        )
+        await conn.executemany(
+            "INSERT INTO item (name, price, stock) VALUES ($1, $2, $3)",
+            [(f"item-{n}", Decimal(n % 97) + Decimal("0.5"), n % 50) for n in range(ITEMS)],
+        )
     finally:
         await conn.close()
 
@@ -230,7 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for key, build in (("a", build_starmodel), ("b", build_handwritten)):
                 cpu, wall = asyncio.run(measure(build(url), operation, args.requests, args.concurrency))
                 results[key] = cpu
-                print(f"  {operation:5} ({key}) {cpu * 1e6:6.0f} us CPU, {wall * 1e6:6.0f} us wall per request")
+                print(
+                    f"  {operation:5} ({key}) {cpu * 1e6:6.0f} us CPU, {wall * 1e6:6.0f} us wall per request"
+                )
             print(f"  {operation:5} a/b requests per CPU-second: {results['b'] / results['a']:.2f}")
     finally:
         asyncio.run(admin(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)", args.database))
