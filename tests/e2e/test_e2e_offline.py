@@ -179,9 +179,10 @@ def test_generated_and_account_pages_stay_local_too(
     page.on("response", lambda r: r.status >= 400 and bad.append(f"{r.url} {r.status}"))
     page.on("pageerror", lambda e: bad.append(str(e)))
     page.on("console", lambda m: m.type == "error" and bad.append(m.text))
-    page.goto(demo_server.url + path, wait_until="load")
+    # the page opens its live stream once Datastar and the page's assets are loaded
+    with page.expect_request(lambda r: "/_starmodel/live" in r.url):
+        page.goto(demo_server.url + path, wait_until="load")
     expect(page.locator("[data-starmodel-theme-picker]").first).to_be_visible()
-    page.wait_for_load_state("networkidle")
     assert requests and all(r.url.startswith(demo_server.url + "/") or r.url.startswith("data:")
                             for r in requests), [r.url for r in requests]
     names = {r.url.split("/_starmodel/assets/")[-1].split("?")[0] for r in requests
