@@ -138,6 +138,10 @@ class LiveHub:
         # ids after ``floor`` (in ``epoch``) are all in ``replay``: a tab that saw one of them
         # can be caught up from it; an older id (or another epoch) gets a full resync
         self.floor = 0
+        # the first id this process gave in ``epoch``: a tab whose last id is older saw its
+        # messages from another process (or from this app before a restart), so it may hold
+        # session/global state other than what this process's memory holds
+        self.epoch_start = 0
         self.replay_size = replay_size
         self.replay: deque[tuple[int, str, tuple[str | None, str] | None, _Message]] = deque()
         self.streams: dict[str, set[LiveStream]] = {}
@@ -204,7 +208,7 @@ class LiveHub:
         else:
             epoch, seq = position
         if epoch != self.epoch:  # another numbering: what came before cannot be replayed
-            self.epoch, self.floor = epoch, seq - 1
+            self.epoch, self.floor, self.epoch_start = epoch, seq - 1, seq
             self.replay.clear()
         self.seq = seq
 
@@ -271,6 +275,12 @@ class LiveHub:
             and (origin is None or origin != stream.origin)
         ]
 
+    def came_from_elsewhere(self, last_event_id: str | None) -> bool:
+        """Whether a tab's last message came before this process numbered any in the bus's
+        epoch (then another process, or this app before a restart, sent it)."""
+        _, _, raw_seq = (last_event_id or "").partition("-")
+        return raw_seq.isdigit() and int(raw_seq) < self.epoch_start
+
     async def missed_in_history(self, last_event_id: str | None, stream: LiveStream) -> list[str] | None:
         """Events after ``last_event_id`` for this stream, rebuilt from the bus's history (the
         tab saw them on another process, or before this one started), or ``None``."""
@@ -311,15 +321,16 @@ class LiveHub:
         self._join(stream)
         try:
             missed = self.missed_since(last_event_id, stream)
+            from_elsewhere = missed is not None and self.came_from_elsewhere(last_event_id)
             if missed is None:
                 missed = await self.missed_in_history(last_event_id, stream)
-                if missed is not None:
-                    # the bus replays what crossed processes; state held in this process's
-                    # memory (after a restart, or for a tab coming from another process) is
-                    # sent as it is now
-                    state = await self.state_loader(stream.session_id)
-                    if state:
-                        missed.append(patch_signals_event(state))
+                from_elsewhere = missed is not None
+            if missed is not None and from_elsewhere:
+                # the bus replays what crossed processes; state held in this process's memory
+                # (after a restart, or for a tab coming from another process) is sent as it is now
+                state = await self.state_loader(stream.session_id)
+                if state:
+                    missed.append(patch_signals_event(state))
             if missed is None:
                 marker = self.last_event_id
                 state = await self.state_loader(stream.session_id)

@@ -160,6 +160,24 @@ async def test_ids_from_before_the_hub_heard_of_them_get_a_resync():
     assert hub.missed_since("e1-11", hub.open("a", "t")) is None  # ahead of it: resync
 
 
+async def test_a_tab_from_before_this_process_also_gets_its_memory_state():
+    """A restarted (or another) process joined the bus at fact 10; a tab whose last message was
+    fact 9 is caught up from the replay, and gets the session state this process holds now
+    (memory entities start afresh after a restart), not only the facts."""
+
+    async def state(session_id: str) -> dict:
+        return {"counter": {"count": 0}}
+
+    hub = LiveHub(state)
+    await delivered(hub, ("e1", 10), count=10)
+    await delivered(hub, ("e1", 11), count=11)
+    came_back = parse_sse(await next_body(hub.events(hub.open("alice", "a1"), "e1-9")))
+    assert [e.signals for e in came_back] == [{"thing": {"count": 10}}, {"thing": {"count": 11}},
+                                              {"counter": {"count": 0}}]
+    stayed = parse_sse(await next_body(hub.events(hub.open("alice", "a2"), "e1-10")))
+    assert [e.signals for e in stayed] == [{"thing": {"count": 11}}]  # it saw this process's own
+
+
 async def test_a_new_bus_epoch_means_resync():
     hub = LiveHub(no_state)
     await delivered(hub, ("e1", 3), count=3)
