@@ -13,14 +13,22 @@ Message = dict[str, Any]
 
 def make_scope(path: str, query_string: bytes, cookie: str | None) -> dict[str, Any]:
     """An HTTP scope like uvicorn's for the benchmark's event request ``POST path?query``."""
-    headers = [
-        (b"host", b"127.0.0.1:8000"),
-        (b"datastar-request", b"true"),
-        (b"content-type", b"application/json"),
-        (b"content-length", b"2"),
-    ]
+    headers = [(b"datastar-request", b"true")]
     if cookie:
         headers.append((b"cookie", cookie.encode()))
+    return http_scope("POST", path, query_string, headers, body=b"{}")
+
+
+def http_scope(
+    method: str, path: str, query_string: bytes, headers: list[tuple[bytes, bytes]], *, body: bytes = b""
+) -> dict[str, Any]:
+    """An HTTP scope like uvicorn's, with a JSON body of ``len(body)`` bytes."""
+    headers = [
+        (b"host", b"127.0.0.1:8000"),
+        *headers,
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -28,7 +36,7 @@ def make_scope(path: str, query_string: bytes, cookie: str | None) -> dict[str, 
         "server": ("127.0.0.1", 8000),
         "client": ("127.0.0.1", 50000),
         "scheme": "http",
-        "method": "POST",
+        "method": method,
         "root_path": "",
         "path": path,
         "raw_path": path.encode(),
@@ -38,8 +46,10 @@ def make_scope(path: str, query_string: bytes, cookie: str | None) -> dict[str, 
     }
 
 
-async def call_scope(app: AsgiApp, scope: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-    """One request (body ``{}``) through ``app``: status, headers and body of its answer."""
+async def call_scope(
+    app: AsgiApp, scope: dict[str, Any], body: bytes = b"{}"
+) -> tuple[int, dict[str, str], bytes]:
+    """One request (with ``body``) through ``app``: status, headers and body of its answer."""
     sent: list[Message] = []
     done = asyncio.Event()
     requested = False
@@ -48,7 +58,7 @@ async def call_scope(app: AsgiApp, scope: dict[str, Any]) -> tuple[int, dict[str
         nonlocal requested
         if not requested:
             requested = True
-            return {"type": "http.request", "body": b"{}", "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": False}
         await done.wait()
         return {"type": "http.disconnect"}
 

@@ -47,7 +47,7 @@ from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from asgi_calls import AsgiApp
+from asgi_calls import AsgiApp, call_scope, http_scope
 
 from starmodel import Entity, StarModel
 
@@ -160,48 +160,11 @@ def build_starmodel(url: str) -> Any:
 # --- driving ------------------------------------------------------------------------------
 
 
-def scope(method: str, path: str, query: bytes = b"", body: bytes = b"") -> dict[str, Any]:
-    headers = [
-        (b"host", b"127.0.0.1:8000"),
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "scheme": "http",
-        "method": method,
-        "root_path": "",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query,
-        "headers": headers,
-        "state": {},
-    }
-
-
 async def call(
     app: AsgiApp, method: str, path: str, query: bytes = b"", body: bytes = b""
 ) -> tuple[int, bytes]:
-    sent: list[dict[str, Any]] = []
-    given = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope(method, path, query, body), receive, send)
-    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+    status, _, answer = await call_scope(app, http_scope(method, path, query, [], body=body), body)
+    return status, answer
 
 
 async def run(app: AsgiApp, operation: str, requests: int, concurrency: int) -> None:

@@ -15,6 +15,7 @@ from monsterui.all import H1, Button, ButtonT, Card, Container, TextPresets
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from starmodel.adapters.ui.chrome import account_menu, theme_control
 from starmodel.adapters.ui.fields import input_value, render_control, view_of
 from starmodel.adapters.ui.mount import UiMount
 from starmodel.adapters.ui.views import EntityViews, _words, parse_list_query
@@ -42,8 +43,6 @@ def page_layout(web: WebApp, request: Request, title: str, content: tuple[Any, .
 
 def header_bar(web: WebApp, request: Request) -> Any:
     """Theme choice and who is signed in (with a sign-out button), right-aligned."""
-    from starmodel.adapters.ui.chrome import account_menu, theme_control
-
     return Div(theme_control(), account_menu(web, request), cls="flex justify-end items-center gap-3 pt-4")
 
 

@@ -3,7 +3,7 @@ action routes, generated pages and JSON APIs."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starmodel.adapters.ui.admin import Admin
 from starmodel.adapters.ui.mount import UiMount
@@ -106,6 +106,3 @@ class UiRegistry:
             views_class=lambda entity_cls: self.classes.get(entity_cls, EntityViews),
         )
         return self.admin_area
-
-    def describe(self) -> dict[str, Any]:
-        return {"apis": [api.path for api in self.apis]}

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode
 
 from fasthtml.common import A, Div, Form, Input, Label, Li, Nav, P, Span, Table, Tbody, Td, Th, Thead, Tr, Ul
-from monsterui.all import Button, ButtonT, Card, TextPresets
+from monsterui.all import Button, ButtonT, TextPresets
 
 from starmodel.adapters.live_records import LIVE_SIGNAL, WATCH_SIGNAL
 from starmodel.adapters.ui.fields import FieldView, field_view, format_value, input_value, render_control
@@ -130,8 +130,7 @@ class EntityViews:
         creating = record is None
         views = self.form_fields(creating=creating)
         name = self.form_signal(record)
-        source = record if record is not None else None
-        values = {v.name: input_value(v, _initial(self.entity_cls, v.name, source)) for v in views}
+        values = {v.name: input_value(v, _initial(self.entity_cls, v.name, record)) for v in views}
         signals = {FORM_SIGNAL: {name: {**values, "_errors": dict.fromkeys(values, "")}}}
         if creating:
             submit = self.url("create", then=then)
@@ -388,8 +387,6 @@ class EntityViews:
         inner = Div(text, cls="alert alert-warning", role="alert") if text else ""
         return Div(inner, id=f"sm-notice-{self.namespace}", data_testid="sm-notice", **attrs)
 
-    def card(self, *content: Any, title: str | None = None) -> Any:
-        return Card(*content, header=Div(title, cls="uk-h3") if title else None)
 
 
 def parse_list_query(params: Any, per_page: int) -> ListQuery:
