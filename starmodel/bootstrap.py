@@ -208,7 +208,7 @@ class StarModel(WebApp):
         settings: a full ``Settings``; otherwise read from the environment plus ``options``.
         **options: setting overrides, e.g. ``secret_key=...``, ``assets="local"``.
 
-    Example::
+    Example:
 
         sm = StarModel()
         app, rt = sm.app, sm.app.route

@@ -1,7 +1,7 @@
 """Generated views: an entity's form, list and detail view (MonsterUI), usable in your own pages
 and overridable per field or per entity; ``sm.crud(...)`` and ``sm.admin()`` build pages on them.
 
-Example::
+Example:
 
     from starmodel.ui import EntityViews
 

@@ -11,7 +11,7 @@ Groups:
 - ``starmodel.cli``: extra ``starmodel`` commands (a ``click`` command or group).
 - ``starmodel.ui``: UI components and field renderers, listed here and used by the UI adapter.
 
-A package declares them in its ``pyproject.toml``::
+A package declares them in its ``pyproject.toml``:
 
     [project.entry-points."starmodel.persistence"]
     jsonfile = "starmodel_jsonfile:backend"

@@ -367,7 +367,7 @@ class WebApp:
         """Run something every ``seconds`` for as long as the app runs (runs never overlap;
         an error is logged and the next tick runs anyway).
 
-        As a decorator, on a function (sync or async)::
+        As a decorator, on a function (sync or async):
 
             @sm.every(1.0)
             async def sample():

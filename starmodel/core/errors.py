@@ -19,7 +19,11 @@ __all__ = [
 
 
 class StarModelError(Exception):
-    """Root of every error StarModel raises on purpose."""
+    """Root of every error StarModel raises on purpose.
+
+    Attributes:
+        status_code: the HTTP status of the answer to an event that raises it.
+    """
 
     status_code: int = 500
 

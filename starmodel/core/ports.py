@@ -12,12 +12,14 @@ __all__ = ["EntityRepository", "EventBus", "Handler"]
 
 E = TypeVar("E", bound=Entity)
 Handler = Callable[[Any], Awaitable[None]]
+"""``async handler(fact)``: what ``EventBus.subscribe`` runs for each published fact."""
 
 
 class EntityRepository(ABC):
     """Stores entities by class and key, with a version for optimistic concurrency.
 
     Contract (checked by ``starmodel.testing.RepositoryContract``):
+
     - ``get`` returns a detached copy (changing it changes nothing stored) with
       ``_sm_key`` and ``_sm_version`` set, or ``None``.
     - ``save`` writes only if the stored version still equals ``entity._sm_version``
@@ -29,18 +31,23 @@ class EntityRepository(ABC):
     """
 
     @abstractmethod
-    async def get(self, entity_cls: type[E], key: str) -> E | None: ...
+    async def get(self, entity_cls: type[E], key: str) -> E | None:
+        """A detached copy of the entity stored under ``key``, or ``None``."""
 
     @abstractmethod
-    async def save(self, entity: Entity) -> None: ...
+    async def save(self, entity: Entity) -> None:
+        """Insert or update ``entity`` if its version is still the stored one, else raise
+        ``ConcurrencyError``; an entity of a keyed class without a key gets one."""
 
     @abstractmethod
-    async def delete(self, entity_cls: type[Entity], key: str) -> bool: ...
+    async def delete(self, entity_cls: type[Entity], key: str) -> bool:
+        """Remove the entity stored under ``key``; ``True`` if there was one."""
 
     @abstractmethod
     async def list(
         self, entity_cls: type[E], *, offset: int = 0, limit: int = 50, owner: str | None = None
-    ) -> list[E]: ...
+    ) -> list[E]:
+        """Detached copies in key order (with ``owner``: only that owner's records)."""
 
     async def begin(self) -> None:  # noqa: B027 - optional hook
         """Start a transaction (stores without transactions ignore it)."""
@@ -65,10 +72,12 @@ class EventBus(ABC):
     """
 
     @abstractmethod
-    def subscribe(self, event_type: type, handler: Handler, *, everywhere: bool = False) -> None: ...
+    def subscribe(self, event_type: type, handler: Handler, *, everywhere: bool = False) -> None:
+        """Run ``handler`` for every published fact of ``event_type`` (subclasses included)."""
 
     @abstractmethod
-    async def publish(self, event: Any) -> None: ...
+    async def publish(self, event: Any) -> None:
+        """Deliver ``event`` to its subscribers; one failing handler never stops the others."""
 
     async def history(self, epoch: str, after: int, limit: int) -> list[tuple[tuple[str, int], Any]] | None:
         """The facts this process has delivered since position ``(epoch, after)``, with their

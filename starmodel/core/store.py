@@ -8,7 +8,16 @@ __all__ = ["StateStore"]
 
 
 class StateStore(StrEnum):
-    """The persistence strategies an entity can declare in ``model_config["store"]``."""
+    """The persistence strategies an entity can declare in ``model_config["store"]``.
+
+    Attributes:
+        SERVER_MEMORY: the server process's memory (the default).
+        SERVER_SQL: a row of a SQL table (SQLite or PostgreSQL); for ``table=True`` classes.
+        SERVER_REDIS: a Redis hash, shared by every server process.
+        CLIENT_SESSION: the browser tab's sessionStorage; nothing is kept on the server.
+        CLIENT_LOCAL: the browser's localStorage, shared by its tabs.
+        CUSTOM: a persistence plugin, named by ``model_config["backend"]``.
+    """
 
     SERVER_MEMORY = "server_memory"
     SERVER_SQL = "server_sql"

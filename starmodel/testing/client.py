@@ -291,7 +291,8 @@ class LiveView(_Outputs):
 
     Attributes:
         initial: the signals the tab was given when its stream opened (the current state).
-        session_id, tab_id: the tab's identity.
+        session_id: the session of the tab.
+        tab_id: the tab's id.
     """
 
     def __init__(self, stream: LiveStream, first: str) -> None:

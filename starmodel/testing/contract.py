@@ -2,7 +2,7 @@
 
 Subclass ``RepositoryContract`` in a test module (name the subclass ``Test...`` so pytest
 collects it) and provide two fixtures; every inherited ``test_*`` method then runs against
-your store::
+your store:
 
     import pytest
     from starmodel import Entity
@@ -79,6 +79,7 @@ from starmodel.core.ports import EntityRepository
 __all__ = ["RepositoryContract", "RepositoryFactory"]
 
 RepositoryFactory = Callable[[], "EntityRepository | Awaitable[EntityRepository]"]
+"""What the ``repository_factory`` fixture returns: the repository of one unit of work (may be async)."""
 Clock = Callable[[float], Awaitable[Any]]
 Record = type[Any]
 """An entity class with the fields ``title: str``, ``count: int`` and ``tags: list[str]``."""

@@ -26,6 +26,20 @@ class SqlCompatibleMeta(EntityMeta, SQLModelMetaclass):  # type: ignore[misc]
 
 
 class Entity(DomainEntity, metaclass=SqlCompatibleMeta):
-    """Base class of every StarModel entity (see ``starmodel.core.entity.Entity``)."""
+    """Base class of every StarModel entity: typed fields (pydantic) and ``@event`` methods.
+
+    StarModel reads these keys of ``model_config`` (all optional):
+
+    - ``store``: a ``StateStore``; ``SERVER_MEMORY`` by default, ``SERVER_SQL`` for a class
+      declared with ``table=True``.
+    - ``scope``: ``session`` (one instance per browser session, the default), ``global`` (one
+      instance shared by everybody) or ``id`` (records addressed by key, as SQL entities are).
+    - ``ttl``: seconds after its last change an instance is forgotten (its defaults come back).
+    - ``namespace``: the name of its signals (default: the class name in snake_case).
+    - ``private``: ``True`` for records that belong to the browser session that created them.
+    - ``policy``: who may ``read``, ``create``, ``update``, ``delete`` or run ``events``
+      (``"*"``: the rest); each rule is ``True``, ``False`` or a function of the ``CallContext``.
+    - ``backend``: with ``StateStore.CUSTOM``, the name of the persistence plugin to use.
+    """
 
     model_config = {"abstract": True}  # type: ignore[typeddict-unknown-key]

@@ -36,7 +36,23 @@ _WORDS = re.compile(r"_+")
 
 @dataclass
 class FieldView:
-    """What a form, a list column or a detail line needs to know about one field."""
+    """What a form, a list column or a detail line needs to know about one field.
+
+    Attributes:
+        name: the field's name.
+        label: its label (``FieldUI.label``, the field's ``title``, else its name in words).
+        kind: the input kind: ``text``, ``textarea``, ``number``, ``checkbox``, ``select``,
+            ``date``, ``datetime-local``, ``time``, ``email``...
+        required: a value must be given (the field has no default).
+        optional: ``None`` is a valid value.
+        help: the help line under the input.
+        placeholder: the input's placeholder.
+        choices: ``(value, label)`` pairs of a select (enums and literals).
+        attrs: the input's constraint attributes (``min``, ``max``, ``step``, ``minlength``,
+            ``maxlength``).
+        annotation: the field's type.
+        in_list: shown as a column of generated lists.
+    """
 
     name: str
     label: str

@@ -54,10 +54,13 @@ class EntityViews:
     """
 
     per_page: ClassVar[int] = 20
+    """Records per page of a generated list."""
     columns: ClassVar[tuple[str, ...] | None] = None
     """List columns (default: the public fields shown in lists, at most eight)."""
     inputs: ClassVar[Mapping[str, InputRenderer]] = {}
+    """Field name -> ``render(view, signal_path, input_id)``: the input drawn for that field in forms."""
     cells: ClassVar[Mapping[str, CellRenderer]] = {}
+    """Field name -> ``render(record)``: how that field's value is shown in lists and detail views."""
 
     def __init__(self, entity_cls: type[Entity], mount: UiMount, *, page_path: str | None = None) -> None:
         self.entity_cls = entity_cls
@@ -71,9 +74,11 @@ class EntityViews:
     # --- facts -------------------------------------------------------------------------
 
     def field(self, name: str) -> FieldView:
+        """The view of one field (its label, input kind, constraints)."""
         return field_view(self.entity_cls, name)
 
     def form_fields(self, *, creating: bool) -> list[FieldView]:
+        """The fields a create (``creating=True``) or edit form sets."""
         return [self.field(name) for name in editable_fields(self.entity_cls, creating=creating)]
 
     def can_create(self) -> bool:
@@ -93,6 +98,7 @@ class EntityViews:
         return self.entity_cls.options().scope == "id"
 
     def list_columns(self) -> list[FieldView]:
+        """The fields shown as columns of the list (``columns``, else the default ones)."""
         if self.columns is not None:
             return [self.field(name) for name in self.columns]
         shown = [self.field(name) for name in public_fields(self.entity_cls)]
@@ -108,12 +114,15 @@ class EntityViews:
         return f"{self.title} {self.key_of(record)}"
 
     def key_of(self, record: Entity) -> str:
+        """The record's key as it appears in URLs."""
         return record.record_key() or record._sm_key or ""
 
     def url(self, action: str, **params: Any) -> str:
+        """The URL of one of the views' routes (``create``, ``update``, ``validate``, ``list``...)."""
         return self.mount.url(self.namespace, action, **params)
 
     def record_url(self, record: Entity, suffix: str = "") -> str | None:
+        """The record's generated page (``/products/3``, plus ``suffix``), if the entity has pages."""
         if self.page_path is None:
             return None
         return f"{self.page_path}/{self.key_of(record)}{suffix}"
@@ -121,6 +130,7 @@ class EntityViews:
     # --- forms -------------------------------------------------------------------------
 
     def form_signal(self, record: Entity | None) -> str:
+        """The name of the signal holding a create or an edit form's values."""
         return f"{self.namespace}_{'new' if record is None else 'edit'}"
 
     def form(self, record: Entity | None = None, *, then: str = "stay") -> Any:
@@ -157,6 +167,7 @@ class EntityViews:
         )
 
     def form_row(self, view: FieldView, form_name: str, form_key: str) -> Any:
+        """One field of a form: label, input (``inputs`` or the generated one), help and error line."""
         signal = f"{FORM_SIGNAL}.{form_name}.{view.name}"
         input_id = f"sm-{self.namespace}-{form_key}-{view.name}"
         validate = f"@post('{self.url('validate', form=form_key, field=view.name)}')"
@@ -240,6 +251,7 @@ class EntityViews:
         }
 
     def header(self, view: FieldView, query: ListQuery, link: Callable[[ListQuery], str]) -> Any:
+        """A column's header cell, a sort link when the column can be sorted."""
         if view.name not in sortable_fields(self.entity_cls):
             return Th(view.label)
         active = query.sort == view.name
@@ -257,6 +269,7 @@ class EntityViews:
         )
 
     def row(self, record: Entity, columns: list[FieldView]) -> Any:
+        """One record's row of the list: its cells and a link to its page."""
         cells = [Td(self.cell(record, view)) for view in columns]
         target = self.record_url(record)
         actions = A("Open", href=target, cls="uk-btn uk-btn-ghost uk-btn-sm") if target else ""
@@ -268,12 +281,14 @@ class EntityViews:
         )
 
     def cell(self, record: Entity, view: FieldView) -> Any:
+        """One value of a record, for lists and detail views (``cells``, else formatted by type)."""
         custom = self.cells.get(view.name)
         if custom is not None:
             return custom(record)
         return format_value(view, getattr(record, view.name))
 
     def search_box(self, query: ListQuery, link: Callable[[ListQuery], str]) -> Any:
+        """The list's search input (it keeps the current sort)."""
         hidden = {} if query.sort is None else {"sort": query.sort, "desc": "1" if query.descending else ""}
         return Form(
             *(_hidden(name, value) for name, value in hidden.items() if value),
@@ -288,6 +303,7 @@ class EntityViews:
         )
 
     def pager(self, page: ResultPage[Any], link: Callable[[ListQuery], str]) -> Any:
+        """The list's count (``1-20 of 45``) and links to the other pages."""
         query = page.query
         first = query.offset + 1 if page.total else 0
         last = min(query.offset + query.per_page, page.total)
@@ -348,6 +364,7 @@ class EntityViews:
         return Div(body, id=f"sm-detail-{self.namespace}", **self.live_attrs(self.url("detail", key=key)))
 
     def instance_detail(self, record: Entity) -> Any:
+        """The public fields of a session or global instance, shown through its live signals."""
         lines = []
         for name in public_fields(self.entity_cls):
             view = self.field(name)
