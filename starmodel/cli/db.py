@@ -5,11 +5,13 @@ The migrations folder is the app's ``migrations_dir`` (``migrations`` by default
 (``starmodel_app = ...``), so later commands and plain ``alembic -c <folder>/alembic.ini ...``
 find it. Which app a command works on: ``--app``, else the recorded one, else
 ``STARMODEL_APP`` / ``app.py`` / ``main.py``.
+
+``migration_target`` stays importable from here for the ``env.py`` files written by earlier
+versions; new ones import ``starmodel.migrations``.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import subprocess
@@ -21,30 +23,25 @@ from pathlib import Path
 from typing import Any
 
 import click
-from alembic.config import Config
-from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from starmodel.adapters.persistence.migrations import (
-    APP_OPTION,
-    TARGET_ATTRIBUTE,
+    AppliedMigration,
     Migrations,
     MigrationStatus,
-    MigrationTarget,
-    Step,
     display_url,
     first_line,
     read_app_target,
     run_async,
 )
-from starmodel.adapters.persistence.sql import normalize_url
 from starmodel.app.settings import Settings
 from starmodel.bootstrap import StarModel
-from starmodel.cli.discovery import FoundApp, find_app
+from starmodel.cli.discovery import FoundApp
 from starmodel.core.errors import StarModelError
+from starmodel.migrations import find_starmodel, migration_target
 
 __all__ = ["db_group", "load_project", "migrate_command", "migration_target"]
 
@@ -93,66 +90,23 @@ def _record_target(found: FoundApp, given: str | None) -> str:
     return f"{module}:{attr.removesuffix('.app')}" if attr.endswith(".app") else found.import_string
 
 
-def _check_database_url() -> None:
-    """A bad ``DATABASE_URL`` is said as such (the app would fail on it while importing)."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        with _one_line():
-            normalize_url(url)
-
-
 def load_project(app: str | None) -> Project:
     """Import the app and set up its migrations (nothing is connected yet)."""
-    _check_database_url()
     target = _recorded(app)
-    found = find_app(target)
-    sm = found.starmodel
-    if not isinstance(sm, StarModel):
-        raise click.ClickException(
-            f"{found.import_string} is not a StarModel app: migrations need `sm = StarModel(...)`"
-        )
     with _one_line():
+        found, sm = find_starmodel(target)
         migrations = Migrations(sm.settings.migrations_dir, sm.services.database, sm.sql_entities())
     return Project(found, sm, migrations, _record_target(found, target or os.environ.get("STARMODEL_APP")))
-
-
-def migration_target(config: Config) -> MigrationTarget:
-    """For ``env.py``: the target the CLI prepared, or (plain ``alembic``) the recorded app's."""
-    prepared = config.attributes.get(TARGET_ATTRIBUTE)
-    if isinstance(prepared, MigrationTarget):
-        return prepared
-    try:
-        _check_database_url()
-        found = find_app(config.get_main_option(APP_OPTION) or None)
-        _alembic_logging()
-        sm = found.starmodel
-        if not isinstance(sm, StarModel):
-            raise click.ClickException(f"{found.import_string} is not a StarModel app")
-        return MigrationTarget.for_entities(sm.services.database, sm.sql_entities())
-    except click.ClickException as exc:
-        raise CommandError(exc.message) from None
-    except StarModelError as exc:
-        raise CommandError(str(exc)) from None
-
-
-def _alembic_logging() -> None:
-    """Plain ``alembic`` runs show what they do (our alembic.ini has no logging sections)."""
-    logger = logging.getLogger("alembic")
-    if all(isinstance(h, logging.NullHandler) for h in logger.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)-5.5s [%(name)s] %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
 
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _echo_steps(steps: list[Step]) -> None:
-    for step in steps:
-        verb = "applied" if step.upgrade else "rolled back"
-        click.echo(f"{verb} {step.revision}  {step.message}")
+def _echo_applied(applied: list[AppliedMigration]) -> None:
+    for migration in applied:
+        verb = "applied" if migration.upgrade else "rolled back"
+        click.echo(f"{verb} {migration.revision}  {migration.message}")
 
 
 def _status(project: Project) -> MigrationStatus:
@@ -193,7 +147,7 @@ def _apply(project: Project, status: MigrationStatus) -> None:
                 f"marked {adopted.revision} ({adopted.message}) as applied: its tables already "
                 "existed (created at start without migrations)"
             )
-        _echo_steps(project.migrations.upgrade("heads"))
+        _echo_applied(project.migrations.upgrade("heads"))
 
 
 def _upgrade(project: Project) -> None:
@@ -288,7 +242,7 @@ def rollback_command(steps: int, app: str | None) -> None:
             f"cannot roll back {_plural(steps, 'migration')}: only {applied} applied"
         )
     with _one_line():
-        _echo_steps(project.migrations.downgrade(f"-{steps}"))
+        _echo_applied(project.migrations.downgrade(f"-{steps}"))
 
 
 @db_group.command("history")
@@ -353,7 +307,7 @@ def reset_command(yes: bool, app: str | None) -> None:
         click.echo("no migrations yet: run `starmodel db makemigrations -m MESSAGE`")
         return
     with _one_line():
-        _echo_steps(project.migrations.upgrade("heads"))
+        _echo_applied(project.migrations.upgrade("heads"))
 
 
 @db_group.command("shell")

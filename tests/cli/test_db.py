@@ -1,12 +1,17 @@
 """`starmodel db ...` on SQLite, in this process: every user mistake is one line (exit 1),
-the status texts, the folder setting, `db shell`'s built-in prompt, and what
-`starmodel entities inspect` says about a SQL entity's table and migrations."""
+the status texts, the folder setting, `db shell`'s built-in prompt, what
+`starmodel entities inspect` says about a SQL entity's table and migrations, and the imports
+of the `env.py` written now and of the one earlier versions wrote."""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
+import os
 import secrets
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +21,9 @@ from alembic.config import Config
 from alembic.util import CommandError
 from click.testing import CliRunner
 
-from starmodel.cli.db import migration_target, split_statements
+from starmodel.cli.db import split_statements
 from starmodel.cli.main import cli
+from starmodel.migrations import migration_target
 
 APP = '''\
 from sqlmodel import Field
@@ -38,6 +44,16 @@ sm = StarModel()
 app = sm.app
 '''
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/nothing"
+EARLIER_ENV_PY = '''\
+"""Alembic environment of a StarModel app (written by `starmodel db init`)."""
+
+from alembic import context
+
+from starmodel.adapters.persistence.migrations import run_env
+from starmodel.cli.db import migration_target
+
+run_env(context, migration_target(context.config))
+'''
 
 
 class Project:
@@ -287,3 +303,54 @@ def test_entities_inspect_shows_the_table(project: Project, monkeypatch: pytest.
     info = json.loads(project.cli("entities", "inspect", "Note", "--json"))["table"]
     assert info["exists"] is None and info["migrations"] == "unknown" and info["pending"] is None
     assert info["error"].startswith("cannot connect to the database")
+
+
+def _imports(source: str) -> dict[str, set[str]]:
+    """``{module: names imported from it}`` of a Python source (``import m`` gives no names)."""
+    imported: dict[str, set[str]] = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            imported.setdefault("." * node.level + (node.module or ""), set()).update(
+                alias.name for alias in node.names
+            )
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                imported.setdefault(alias.name, set())
+    return imported
+
+
+def test_written_env_py_imports_no_cli_and_no_adapter(project: Project) -> None:
+    """The generated env.py keeps the adapters' rule (nothing from `starmodel.cli`): it imports
+    Alembic and the one entry point `starmodel.migrations`, and every name it imports exists."""
+    project.cli("db", "init")
+    imported = _imports((project.path / "migrations" / "env.py").read_text())
+    assert imported == {"alembic": {"context"}, "starmodel.migrations": {"migration_target", "run_env"}}
+    starmodel_modules = [m for m in imported if m.split(".")[0] == "starmodel"]
+    assert not [m for m in starmodel_modules if m.startswith(("starmodel.cli", "starmodel.adapters"))]
+    for module, names in imported.items():
+        loaded = importlib.import_module(module)
+        assert all(hasattr(loaded, name) for name in names), (module, names)
+
+
+def test_env_py_written_by_earlier_versions_still_migrates(project: Project) -> None:
+    """Existing projects keep the env.py an earlier `db init` wrote (run_env from the adapter,
+    migration_target from the CLI): the commands and plain Alembic still run it."""
+    assert _imports(EARLIER_ENV_PY) == {
+        "alembic": {"context"},
+        "starmodel.adapters.persistence.migrations": {"run_env"},
+        "starmodel.cli.db": {"migration_target"},
+    }
+    project.cli("db", "init")
+    (project.path / "migrations" / "env.py").write_text(EARLIER_ENV_PY)
+    out = project.cli("migrate")
+    assert "create table note" in out and "applied " in out
+    assert "up to date" in project.cli("db", "current")
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STARMODEL_")}  # the recorded app
+    plain = subprocess.run(
+        [shutil.which("alembic") or "alembic", "-c", "migrations/alembic.ini", "downgrade", "-1"],
+        cwd=project.path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert "Running downgrade" in plain.stderr
+    assert "1 migration pending" in project.cli("db", "current")
