@@ -27,6 +27,7 @@ from sqlalchemy import (
     bindparam,
     inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, NoSuchModuleError
@@ -55,6 +56,7 @@ E = TypeVar("E", bound=Entity)
 VERSION_COLUMN = "sm_version"
 OWNER_COLUMN = "sm_owner"
 DEFAULT_URL = "sqlite:///starmodel.db"
+_CHECK_DEFERRED = text("SET CONSTRAINTS ALL IMMEDIATE")
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "postgresql": "postgresql+asyncpg",
@@ -304,10 +306,21 @@ class SqlRepository(EntityRepository):
         result = await self._run(self.db.statements(entity_cls).delete, params={"sm_key": typed})
         return bool(result.rowcount)
 
+    async def prepare(self) -> None:
+        """Check now what PostgreSQL would otherwise check at ``COMMIT`` (deferred
+        constraints), so that a refusal comes before another store commits. Version checks
+        and unique constraints refused at ``save`` already, and the open transaction holds the
+        rows it wrote until it ends. (SQLite checks nothing more at commit unless deferred
+        foreign keys are switched on, which StarModel does not do.)"""
+        if self._tx is not None and not self.db.is_sqlite:
+            await self._run(_CHECK_DEFERRED)
+
     async def commit(self) -> None:
         try:
             if self._tx is not None:
                 await self._tx.commit()
+        except IntegrityError as exc:  # a deferred constraint
+            raise _integrity_error(exc, None) from None
         except DBAPIError as exc:
             raise _database_error(exc) from None
         finally:
