@@ -319,12 +319,25 @@ class SqlRepository(EntityRepository):
         try:
             if self._tx is not None:
                 await self._tx.commit()
-        except IntegrityError as exc:  # a deferred constraint
-            raise _integrity_error(exc, None) from None
-        except DBAPIError as exc:
-            raise _database_error(exc) from None
+        except (DBAPIError, OSError) as exc:
+            # SQLite keeps the transaction open after a refused COMMIT: the connection must
+            # not go back to the pool with it (a later commit there would apply it)
+            await self._discard_connection()
+            if isinstance(exc, IntegrityError):  # a deferred constraint
+                raise _integrity_error(exc, None) from None
+            if isinstance(exc, DBAPIError):
+                raise _database_error(exc) from None
+            raise StoreUnavailable(f"the database cannot be reached ({exc})") from None
         finally:
             await self._release()
+
+    async def _discard_connection(self) -> None:
+        conn = self._conn
+        if conn is not None:
+            try:
+                await conn.invalidate()
+            except (DBAPIError, OSError):
+                pass  # gone already
 
     async def rollback(self) -> None:
         try:
