@@ -74,6 +74,7 @@ class UnitOfWork:
         self.owner: str | None = None  # the session the event runs for (private records)
         self._tracked: list[_Tracked] = []
         self._begun: list[EntityRepository] = []
+        self._begun_for: dict[type[Entity], EntityRepository] = {}  # the repository of each class
         self._open = False
 
     async def __aenter__(self) -> UnitOfWork:
@@ -90,10 +91,13 @@ class UnitOfWork:
             await self.rollback()
 
     async def _repository(self, entity_cls: type[Entity]) -> EntityRepository:
-        repository = self.repository_for(entity_cls)
-        if not any(r is repository for r in self._begun):
-            await repository.begin()
-            self._begun.append(repository)
+        repository = self._begun_for.get(entity_cls)
+        if repository is None:
+            repository = self.repository_for(entity_cls)
+            if not any(r is repository for r in self._begun):
+                await repository.begin()
+                self._begun.append(repository)
+            self._begun_for[entity_cls] = repository
         return repository
 
     def _track(self, entity: Entity, *, new: bool = False) -> None:
@@ -215,6 +219,7 @@ class UnitOfWork:
                     patch[options.namespace] = changes
             item.new = False
         begun, self._begun = self._begun, []
+        self._begun_for.clear()
         incomplete = await _commit_stores(begun, written)
         if incomplete is not None:  # tabs still learn what was saved
             failure, durable = incomplete
@@ -232,6 +237,7 @@ class UnitOfWork:
     async def rollback(self) -> None:
         self._open = False
         begun, self._begun = self._begun, []
+        self._begun_for.clear()
         await _roll_back(begun)
 
 
@@ -276,8 +282,10 @@ async def _commit_stores(
 
 
 def _add(repositories: list[EntityRepository], repository: EntityRepository) -> None:
-    if not any(r is repository for r in repositories):
-        repositories.append(repository)
+    for known in repositories:
+        if known is repository:
+            return
+    repositories.append(repository)
 
 
 async def _roll_back(repositories: list[EntityRepository]) -> None:

@@ -50,8 +50,10 @@ class MemoryStore:
 
     def version(self, slot: Slot) -> int:
         """The stored version of ``slot`` (0: nothing, or expired)."""
-        item = self.live_item(slot)
-        return item[1] if item is not None else 0
+        item = self.items.get(slot)
+        if item is None or (item[2] is not None and item[2] <= self.clock()):
+            return 0
+        return item[1]
 
     def write(self, slot: Slot, entity: Entity | None, version: int, ttl: float | None) -> None:
         """Store ``entity`` (``None``: delete) as ``version`` of ``slot``."""
