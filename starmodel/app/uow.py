@@ -289,12 +289,18 @@ def _add(repositories: list[EntityRepository], repository: EntityRepository) -> 
 
 
 async def _roll_back(repositories: list[EntityRepository]) -> None:
-    """Roll back each of ``repositories``, even when one of them fails to."""
+    """Roll back each of ``repositories``, even when one of them fails or is cancelled (the
+    others must still release what they hold: memory's reserved entries, a plugin's locks)."""
+    interrupted: BaseException | None = None
     for repository in repositories:
         try:
             await repository.rollback()
         except Exception:
             log.exception("rolling back %s failed", type(repository).__name__)
+        except BaseException as exc:  # cancelled: finish releasing, then go on stopping
+            interrupted = interrupted or exc
+    if interrupted is not None:
+        raise interrupted
 
 
 def _incomplete(

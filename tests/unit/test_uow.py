@@ -1,5 +1,6 @@
 """UnitOfWork: validate, save, commit, then publish; roll back on any error."""
 
+import asyncio
 import logging
 
 import pytest
@@ -357,3 +358,14 @@ async def test_a_second_deciding_store_refusing_after_the_first_committed_is_not
     for cls in (InSql, InMemory, InOtherRedis):
         assert stores.of[cls].stored(cls, "s").n == 0  # type: ignore[union-attr]
     assert [fact.namespace for fact in bus.published] == ["uow_in_redis"]
+
+
+async def test_a_rollback_cancelled_midway_still_rolls_back_the_other_stores():
+    stores, bus = Stores(), RecordingBus()
+    stores.redis.failures["commit"] = StoreUnavailable("Redis cannot be reached")
+    stores.redis.failures["rollback"] = asyncio.CancelledError()
+    with pytest.raises(asyncio.CancelledError):
+        async with stores.unit(bus) as uow:
+            await change(uow, InRedis, InMemory)
+            await uow.commit(CTX)
+    assert sorted(stores.calls("rollback")) == ["memory", "redis"]  # memory released all the same

@@ -10,6 +10,7 @@ read, so no write is ever lost. One repository per unit of work = one transactio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -332,12 +333,9 @@ class SqlRepository(EntityRepository):
             await self._release()
 
     async def _discard_connection(self) -> None:
-        conn = self._conn
-        if conn is not None:
-            try:
-                await conn.invalidate()
-            except (DBAPIError, OSError):
-                pass  # gone already
+        if self._conn is not None:
+            with contextlib.suppress(DBAPIError, OSError):  # gone already
+                await self._conn.invalidate()
 
     async def rollback(self) -> None:
         try:
