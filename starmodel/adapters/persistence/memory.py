@@ -88,7 +88,8 @@ class _Staged:
 
 
 class MemoryRepository(EntityRepository):
-    """One unit of work on a ``MemoryStore`` (without one, it makes its own).
+    """One unit of work on a ``MemoryStore`` (without one, it makes its own). Units of work
+    share the store, never a repository: each needs its own for its pending writes.
 
     ``get`` hands out copies and reads this unit's own pending writes; ``save`` and
     ``delete`` check the version at once and wait until ``commit``. ``prepare`` checks the
