@@ -18,7 +18,7 @@ your store::
 
 
     class TestMyStore(RepositoryContract):
-        supports_ttl = True                  # the capabilities your store declares
+        supports_ttl = False                 # the capabilities your store declares
 
         @pytest.fixture
         def entity_cls(self):
