@@ -12,6 +12,7 @@ from starmodel.core.context import CallContext
 from starmodel.core.entity import ServerOnly, computed
 from starmodel.core.errors import (
     ClientStateInvalid,
+    CommitIncomplete,
     ConcurrencyError,
     ConfigurationError,
     CorruptData,
@@ -32,6 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CallContext",
     "ClientStateInvalid",
+    "CommitIncomplete",
     "ConcurrencyError",
     "ConfigurationError",
     "CorruptData",

@@ -18,7 +18,7 @@ from fasthtml.common import FastHTML
 from sqlalchemy.exc import SQLAlchemyError
 
 from starmodel.adapters.persistence.client import ClientRepository
-from starmodel.adapters.persistence.memory import MemoryRepository
+from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
 from starmodel.adapters.persistence.queries import ScanRecordFinder, SqlRecordFinder
 from starmodel.adapters.persistence.redis import (
     DEFAULT_REDIS_URL,
@@ -56,8 +56,10 @@ log = logging.getLogger("starmodel")
 class Services:
     """What the adapters need, built from settings.
 
-    ``repositories`` are shared by every unit of work (memory); stores with transactions
-    (SQL) get a fresh repository per unit of work from ``factories``.
+    ``repositories`` are shared by every unit of work (the browser stores, which hold
+    nothing); the other stores get a fresh repository per unit of work from ``factories``
+    (memory: a view of the app's one ``memory`` store that keeps the unit's writes until it
+    commits).
     """
 
     settings: Settings
@@ -65,6 +67,7 @@ class Services:
     repositories: dict[StateStore, EntityRepository]
     dispatcher: Dispatcher
     factories: dict[StateStore, Callable[[], EntityRepository]] = field(default_factory=dict)
+    memory: MemoryStore = field(default_factory=MemoryStore)
     _database: SqlDatabase | None = None
     _redis: RedisConnection | None = None
     _backends: dict[str, Callable[[], EntityRepository]] = field(default_factory=dict)
@@ -168,7 +171,7 @@ def build_services(settings: Settings) -> Services:
         check_redis_url(settings.redis_url)  # likewise a bad REDIS_URL
         redis = RedisConnection(settings.redis_url, prefix=settings.redis_prefix)
         bus = RedisBus(redis)
-    repositories: dict[StateStore, EntityRepository] = {StateStore.SERVER_MEMORY: MemoryRepository()}
+    repositories: dict[StateStore, EntityRepository] = {}
     services: Services
 
     def uow_factory(entity_cls: type[Entity]) -> UnitOfWork:
@@ -177,6 +180,8 @@ def build_services(settings: Settings) -> Services:
     dispatcher = Dispatcher(uow_factory, retries=settings.event_retries)
     bus.subscribe(CancelRequested, dispatcher.on_cancel_requested, everywhere=True)
     services = Services(settings, bus, repositories, dispatcher, _redis=redis)
+    memory = services.memory
+    services.factories[StateStore.SERVER_MEMORY] = lambda: MemoryRepository(memory)
     services.factories[StateStore.SERVER_SQL] = lambda: SqlRepository(services.database)
     services.factories[StateStore.SERVER_REDIS] = lambda: RedisRepository(services.redis)
     client = ClientRepository()  # holds nothing: the state comes with each request

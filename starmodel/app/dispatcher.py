@@ -174,7 +174,7 @@ class Dispatcher:
                     returned = _prepare(flatten(await _call(spec, target, params, uow)), prepare)
                     patch = await uow.commit(ctx)
                 break
-            except ConcurrencyError:
+            except ConcurrencyError:  # only while nothing of the event is saved: a re-run is safe
                 if attempt == self.retries - 1:
                     raise
                 await _back_off(attempt)

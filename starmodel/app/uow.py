@@ -1,13 +1,15 @@
 """The unit of work: one event's load -> change -> validate -> commit (or roll back) -> publish.
 
 It tracks every entity the event touches (the one it runs on, and records it gets, adds or
-deletes through ``Entity.records``), saves the changed ones in one transaction per store and,
-only after the stores committed, publishes what changed.
+deletes through ``Entity.records``), saves the changed ones in one transaction per store,
+commits the stores so that all of them apply or none (see ``EntityRepository``) and, only
+after they committed, publishes what changed.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -21,7 +23,7 @@ from pydantic import ValidationError
 
 from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
-from starmodel.core.errors import EntityNotFound, ValidationFailed
+from starmodel.core.errors import CommitIncomplete, EntityNotFound, ValidationFailed
 from starmodel.core.messages import EntityChanged
 from starmodel.core.ports import EntityRepository, EventBus
 
@@ -30,6 +32,7 @@ __all__ = ["RepositoryFor", "UnitOfWork", "changed_values"]
 E = TypeVar("E", bound=Entity)
 RepositoryFor = Callable[[type[Entity]], EntityRepository]
 _IMMUTABLE = (int, float, str, bool, bytes, type(None), datetime, date, time, UUID, Decimal, Enum)
+log = logging.getLogger("starmodel")
 
 
 def changed_values(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +74,7 @@ class UnitOfWork:
         self.owner: str | None = None  # the session the event runs for (private records)
         self._tracked: list[_Tracked] = []
         self._begun: list[EntityRepository] = []
+        self._begun_for: dict[type[Entity], EntityRepository] = {}  # the repository of each class
         self._open = False
 
     async def __aenter__(self) -> UnitOfWork:
@@ -87,10 +91,13 @@ class UnitOfWork:
             await self.rollback()
 
     async def _repository(self, entity_cls: type[Entity]) -> EntityRepository:
-        repository = self.repository_for(entity_cls)
-        if not any(r is repository for r in self._begun):
-            await repository.begin()
-            self._begun.append(repository)
+        repository = self._begun_for.get(entity_cls)
+        if repository is None:
+            repository = self.repository_for(entity_cls)
+            if not any(r is repository for r in self._begun):
+                await repository.begin()
+                self._begun.append(repository)
+            self._begun_for[entity_cls] = repository
         return repository
 
     def _track(self, entity: Entity, *, new: bool = False) -> None:
@@ -169,9 +176,13 @@ class UnitOfWork:
         """Validate and save what changed, commit every store, then publish the changes.
 
         Returns the signals patch of everything that changed (``{namespace: changes}``, and
-        ``{namespace: {key: changes}}`` for records; ``None`` for a deleted record).
+        ``{namespace: {key: changes}}`` for records; ``None`` for a deleted record). A store
+        that refuses before anything is durable rolls every store back (a ``ConcurrencyError``
+        then means the event may run again); one failing after another store committed
+        raises ``CommitIncomplete``.
         """
-        facts: list[EntityChanged] = []
+        facts: list[tuple[EntityRepository, EntityChanged]] = []
+        written: list[EntityRepository] = []
         patch: dict[str, Any] = {}
         for item in list(self._tracked):
             entity = item.entity
@@ -182,31 +193,41 @@ class UnitOfWork:
                 if item.new:
                     continue
                 key = entity._sm_key or ""
-                await (await self._repository(cls)).delete(cls, key)
+                repository = await self._repository(cls)
+                await repository.delete(cls, key)
+                _add(written, repository)
                 patch.setdefault(options.namespace, {})[key] = None
-                facts.append(_fact(entity, ctx, {}, deleted=True))
+                facts.append((repository, _fact(entity, ctx, {}, deleted=True)))
                 continue
             _revalidate_containers(entity)
             if not item.new and entity.__dict__ == item.fields:
                 continue
             if item.new and options.private and entity._sm_owner is None:
                 entity._sm_owner = ctx.session_id
-            await (await self._repository(cls)).save(entity)
+            repository = await self._repository(cls)
+            await repository.save(entity)
+            _add(written, repository)
             after = entity.public_state()
             changes = after if item.new else changed_values(item.public, after)
             item.fields, item.public = _snapshot(entity), after
             if changes or item.new:
                 if not options.store.is_client:  # browser state: the tabs sync in the browser
-                    facts.append(_fact(entity, ctx, changes, created=item.new))
+                    facts.append((repository, _fact(entity, ctx, changes, created=item.new)))
                 if options.scope == "id":
                     patch.setdefault(options.namespace, {})[entity._sm_key or ""] = changes
                 else:
                     patch[options.namespace] = changes
             item.new = False
-        for repository in self._begun:
-            await repository.commit()
-        self._begun = []
-        for fact in facts:
+        begun, self._begun = self._begun, []
+        self._begun_for.clear()
+        incomplete = await _commit_stores(begun, written)
+        if incomplete is not None:  # tabs still learn what was saved
+            failure, durable = incomplete
+            for repository, fact in facts:
+                if any(r is repository for r in durable):
+                    await self.bus.publish(fact)
+            raise failure
+        for _, fact in facts:
             await self.bus.publish(fact)
         for item in self._tracked:
             for domain_event in item.entity.collect_events():
@@ -216,8 +237,90 @@ class UnitOfWork:
     async def rollback(self) -> None:
         self._open = False
         begun, self._begun = self._begun, []
-        for repository in begun:
+        self._begun_for.clear()
+        await _roll_back(begun)
+
+
+async def _commit_stores(
+    begun: list[EntityRepository], written: list[EntityRepository]
+) -> tuple[CommitIncomplete, list[EntityRepository]] | None:
+    """Prepare the stores written to (when there are several), then commit every begun
+    store: those only read first, then those that decide at commit, then the prepared
+    ones, those whose commit cannot fail last.
+
+    Raises (after rolling back) when nothing is durable yet; returns the failure and the
+    stores that did commit when one fails after another one's commit was durable.
+    """
+    if len(begun) == 1:  # one store (the usual case): its commit checks and applies at once
+        try:
+            await begun[0].commit()
+        except BaseException:
+            await _roll_back(begun)
+            raise
+        return None
+    if len(written) > 1:
+        try:
+            for repository in written:
+                await repository.prepare()
+        except BaseException:
+            await _roll_back(begun)
+            raise
+    order = [r for r in begun if not any(r is w for w in written)]
+    order += sorted(written, key=lambda r: (not r.decides_at_commit, r.commit_cannot_fail))
+    durable: list[EntityRepository] = []
+    for index, repository in enumerate(order):
+        try:
+            await repository.commit()
+        except BaseException as exc:
+            await _roll_back(order[index:])
+            if not durable or not isinstance(exc, Exception):
+                raise
+            return _incomplete(durable, repository, order[index + 1:], exc), durable
+        if any(repository is w for w in written):
+            durable.append(repository)
+    return None
+
+
+def _add(repositories: list[EntityRepository], repository: EntityRepository) -> None:
+    for known in repositories:
+        if known is repository:
+            return
+    repositories.append(repository)
+
+
+async def _roll_back(repositories: list[EntityRepository]) -> None:
+    """Roll back each of ``repositories``, even when one of them fails or is cancelled (the
+    others must still release what they hold: memory's reserved entries, a plugin's locks)."""
+    interrupted: BaseException | None = None
+    for repository in repositories:
+        try:
             await repository.rollback()
+        except Exception:
+            log.exception("rolling back %s failed", type(repository).__name__)
+        except BaseException as exc:  # cancelled: finish releasing, then go on stopping
+            interrupted = interrupted or exc
+    if interrupted is not None:
+        raise interrupted
+
+
+def _incomplete(
+    durable: list[EntityRepository],
+    failed: EntityRepository,
+    rolled_back: list[EntityRepository],
+    exc: Exception,
+) -> CommitIncomplete:
+    """The error (logged with the details) of a commit that failed after ``durable`` committed."""
+    names = ", ".join(type(r).__name__ for r in durable)
+    log.error(
+        "an event was partly saved: %s committed, then %s failed to commit (%s: %s); "
+        "rolled back: %s",
+        names, type(failed).__name__, type(exc).__name__, exc,
+        ", ".join(type(r).__name__ for r in rolled_back) or "nothing else",
+    )
+    return CommitIncomplete(
+        "The change may be partly saved: a store failed while committing it; "
+        "reload before trying again"
+    )
 
 
 def _fact(entity: Entity, ctx: CallContext, changes: dict[str, Any], *, created: bool = False,

@@ -8,6 +8,7 @@ from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity, ServerOnly, computed, registered_entities
 from starmodel.core.errors import (
     ClientStateInvalid,
+    CommitIncomplete,
     ConcurrencyError,
     ConfigurationError,
     CorruptData,
@@ -26,6 +27,7 @@ from starmodel.core.store import StateStore
 __all__ = [
     "CallContext",
     "ClientStateInvalid",
+    "CommitIncomplete",
     "ConcurrencyError",
     "ConfigurationError",
     "CorruptData",

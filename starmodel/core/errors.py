@@ -6,6 +6,7 @@ from typing import Any
 
 __all__ = [
     "ClientStateInvalid",
+    "CommitIncomplete",
     "ConcurrencyError",
     "ConfigurationError",
     "CorruptData",
@@ -66,6 +67,12 @@ class CorruptData(StoreUnavailable):
     """A stored record cannot be read back as its entity (foreign or damaged data under a
     StarModel key). The message names the key; nothing is changed until it is fixed or
     deleted."""
+
+
+class CommitIncomplete(StoreUnavailable):
+    """A store failed to commit after another store had already made its part of the event
+    durable: the change may be partly saved. The event is not run again (that could apply
+    the saved part twice); the details are logged."""
 
 
 class ValidationFailed(StarModelError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from starmodel.core.entity import Entity
 
@@ -28,7 +28,32 @@ class EntityRepository(ABC):
     - ``ttl`` (seconds, from the entity's options) is refreshed on every save.
     - for private entities (``model_config["private"]``) ``_sm_owner`` is stored with the
       record and ``list(..., owner=...)`` returns only that owner's records.
+
+    Transactions: a unit of work calls ``begin`` before its first use of the repository, then
+    reads and writes, then ends with ``commit`` or ``rollback``. When one event writes to
+    several repositories, they are committed in two phases so that all of them apply or none:
+
+    1. ``prepare`` on every repository written to: check that ``commit`` will succeed and hold
+       what it will write (locks, reserved slots), or raise ``ConcurrencyError``,
+       ``ValidationFailed`` or ``StoreUnavailable`` and hold nothing. After a successful
+       ``prepare``, ``commit`` must not refuse: only an outage can still make it fail.
+    2. ``commit`` on the stores that decide at commit (``decides_at_commit``) first, then on
+       the prepared ones, those whose commit cannot fail (``commit_cannot_fail``) last. A
+       refusal by a store that decides at commit rolls every other store back, so nothing
+       of the event is kept and it may be run again.
+
+    ``rollback`` (also after ``prepare``, or after a failed ``commit``) forgets the writes and
+    releases what ``prepare`` held. A unit of work that writes to one repository only calls
+    ``commit`` without ``prepare``: that commit then checks and applies in one step.
     """
+
+    decides_at_commit: ClassVar[bool] = False
+    """``commit`` is one atomic check-and-write that may still refuse with
+    ``ConcurrencyError`` (Redis's script); such a store may leave ``prepare`` empty."""
+
+    commit_cannot_fail: ClassVar[bool] = False
+    """``commit`` only changes this process's memory (or the answer): after ``prepare`` it
+    cannot fail at all, so it comes after the stores that might."""
 
     @abstractmethod
     async def get(self, entity_cls: type[E], key: str) -> E | None:
@@ -52,11 +77,15 @@ class EntityRepository(ABC):
     async def begin(self) -> None:  # noqa: B027 - optional hook
         """Start a transaction (stores without transactions ignore it)."""
 
+    async def prepare(self) -> None:  # noqa: B027 - optional hook
+        """Check that ``commit`` will succeed and hold what it will write (see the class
+        docstring); raise and hold nothing otherwise."""
+
     async def commit(self) -> None:  # noqa: B027 - optional hook
         """Make the writes since ``begin`` durable."""
 
     async def rollback(self) -> None:  # noqa: B027 - optional hook
-        """Forget the writes since ``begin``."""
+        """Forget the writes since ``begin`` and release what ``prepare`` held."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections when the app stops."""

@@ -23,7 +23,9 @@ except ImportError:  # the test client works without pytest
     pass
 else:
     # failed checks of the contract suite show the compared values, as in a plugin's own tests
-    pytest.register_assert_rewrite("starmodel.testing.contract")
+    pytest.register_assert_rewrite(
+        "starmodel.testing.contract", "starmodel.testing._contract_base", "starmodel.testing._contract_commit"
+    )
 
 if TYPE_CHECKING:
     from starmodel.testing.client import (

@@ -6,7 +6,7 @@ your store:
 
     import pytest
     from starmodel import Entity
-    from starmodel.adapters.persistence.memory import MemoryRepository
+    from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
     from starmodel.testing import RepositoryContract
 
 
@@ -18,7 +18,7 @@ your store:
 
 
     class TestMyStore(RepositoryContract):
-        supports_transactions = False        # the capabilities your store declares
+        supports_ttl = False                 # the capabilities your store declares
 
         @pytest.fixture
         def entity_cls(self):
@@ -26,8 +26,8 @@ your store:
 
         @pytest.fixture
         def repository_factory(self):
-            shared = MemoryRepository()
-            return lambda: shared            # or a new repository per unit of work
+            store = MemoryStore()            # what every unit of work shares...
+            return lambda: MemoryRepository(store)  # ...and one repository per unit of work
 
 Fixtures the subclass provides:
 
@@ -50,43 +50,43 @@ the class (they are not collected, so they show neither as passed nor as skipped
 
 - ``supports_transactions`` (default ``True``): ``begin``/``commit``/``rollback`` make the
   writes of a unit of work durable together, and writes rolled back are seen by nobody.
-  Stores without transactions (memory) must still accept the calls.
+  Stores without transactions must still accept the calls.
 - ``supports_ttl`` (default ``True``): entries of an entity with a ``ttl`` expire that many
   seconds after their last save (every save refreshes it). SQL stores declare ``False``.
 
-The suite never keeps two repositories open at once (SQLite serializes writers, so a second
-one would wait for the first), and closes each unit of work with ``commit`` or ``rollback``
-as the unit of work does. Keys: ``key(n)`` (n from 1 to 9) gives keys a store accepts that
-sort like ``n``; override it for stores whose keys are not small integers or plain text
-(e.g. UUID primary keys).
+The two-phase commit of ``EntityRepository`` is checked too: ``prepare`` refuses a stale
+write and then holds nothing; of two units of work preparing one record, one wins; a commit
+after a successful ``prepare`` applies (only a store that declares ``decides_at_commit`` may
+still refuse there); a rollback after ``prepare`` releases what it held.
+
+The suite keeps two repositories open at once only in the test of two units preparing one
+record, and runs the second one in a task of its own (SQLite serializes writers and a SQL
+row being written is locked, so the second may wait for the first to end); it closes each
+unit of work with ``commit`` or ``rollback`` as the unit of work does.
+
+Keys: ``key(n)`` (n from 1 to 9) gives keys a store accepts that sort like ``n``; override it
+for stores whose keys are not small integers or plain text (e.g. UUID primary keys).
 
 The tests are ``async`` and marked ``asyncio`` (pytest-asyncio is needed).
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 import pytest
 
 from starmodel.core.errors import ConcurrencyError
-from starmodel.core.ports import EntityRepository
+from starmodel.testing._contract_base import Clock, Record, RepositoryFactory, RollBack
+from starmodel.testing._contract_commit import TwoPhaseCommitChecks
 
 __all__ = ["RepositoryContract", "RepositoryFactory"]
-
-RepositoryFactory = Callable[[], "EntityRepository | Awaitable[EntityRepository]"]
-"""What the ``repository_factory`` fixture returns: the repository of one unit of work (may be async)."""
-Clock = Callable[[float], Awaitable[Any]]
-Record = type[Any]
-"""An entity class with the fields ``title: str``, ``count: int`` and ``tags: list[str]``."""
 
 _TRANSACTION_TESTS = (
     "test_rollback_forgets_inserts_updates_and_deletes",
     "test_a_failed_unit_of_work_leaves_earlier_writes_of_it_unsaved",
+    "test_rollback_after_prepare_releases_what_it_held",
 )
 _TTL_TESTS = (
     "test_ttl_expires_entries_after_their_last_save",
@@ -94,11 +94,7 @@ _TTL_TESTS = (
 )
 
 
-class _RollBack(Exception):
-    """Raised inside a unit of work to have it rolled back."""
-
-
-class RepositoryContract:
+class RepositoryContract(TwoPhaseCommitChecks):
     """Base class of the contract tests of ``starmodel.core.ports.EntityRepository``.
 
     See the module docstring for the fixtures a subclass provides and the capabilities it
@@ -116,71 +112,6 @@ class RepositoryContract:
         )
         for name in dropped:
             setattr(cls, name, None)  # a declared capability: not collected at all
-
-    # --- fixtures a subclass may override ---------------------------------------------------
-
-    @pytest.fixture
-    def advance_clock(self) -> Clock:
-        """Moves the store's clock forward; the default waits on the real one."""
-        return asyncio.sleep
-
-    # --- hooks ------------------------------------------------------------------------------
-
-    def key(self, n: int) -> str:
-        """A key the store accepts, ordered like ``n`` (1 <= n <= 9)."""
-        return str(n)
-
-    def with_key(self, entity: Any, key: str) -> Any:
-        """``entity`` (not saved yet) set up to be inserted under ``key``: its primary key
-        field if the class has one (validated, so ``"3"`` becomes ``3``), and ``_sm_key``."""
-        primary_key = type(entity).options().primary_key
-        if primary_key is not None:
-            setattr(entity, primary_key, key)
-        entity._sm_key = key
-        return entity
-
-    # --- helpers ----------------------------------------------------------------------------
-
-    @asynccontextmanager
-    async def unit(self, factory: RepositoryFactory) -> AsyncIterator[EntityRepository]:
-        """One unit of work: a fresh repository, ``begin``, then ``commit`` (or ``rollback``
-        if the block raises)."""
-        made = factory()
-        repository = await made if inspect.isawaitable(made) else made
-        assert isinstance(repository, EntityRepository), f"{made!r} is not an EntityRepository"
-        await repository.begin()
-        try:
-            yield repository
-        except BaseException:
-            await repository.rollback()
-            raise
-        await repository.commit()
-
-    async def insert(self, factory: RepositoryFactory, entity: Any) -> Any:
-        async with self.unit(factory) as repository:
-            await repository.save(entity)
-        return entity
-
-    async def fetch(self, factory: RepositoryFactory, cls: Record, key: str) -> Any:
-        async with self.unit(factory) as repository:
-            return await repository.get(cls, key)
-
-    async def stored(self, factory: RepositoryFactory, cls: Record, key: str) -> Any:
-        found = await self.fetch(factory, cls, key)
-        assert found is not None, f"{cls.__name__} {key!r} should be stored"
-        return found
-
-    async def listed_keys(
-        self, factory: RepositoryFactory, cls: Record, *, offset: int = 0, limit: int = 50,
-        owner: str | None = None,
-    ) -> list[str]:
-        async with self.unit(factory) as repository:
-            found = await repository.list(cls, offset=offset, limit=limit, owner=owner)
-        return [str(item._sm_key) for item in found]
-
-    @staticmethod
-    def values(entity: Any) -> dict[str, Any]:
-        return {"title": entity.title, "count": entity.count, "tags": list(entity.tags)}
 
     # --- get --------------------------------------------------------------------------------
 
@@ -473,13 +404,16 @@ class RepositoryContract:
         await repository.commit()
         await repository.begin()
         await repository.commit()  # an empty unit of work
+        await repository.begin()
+        await repository.prepare()  # an empty unit of work, in two phases
+        await repository.commit()
 
     async def test_rollback_forgets_inserts_updates_and_deletes(
         self, repository_factory: RepositoryFactory, entity_cls: Record
     ) -> None:
         await self.insert(repository_factory, self.with_key(entity_cls(title="kept"), self.key(1)))
         await self.insert(repository_factory, self.with_key(entity_cls(title="other"), self.key(2)))
-        with pytest.raises(_RollBack):
+        with pytest.raises(RollBack):
             async with self.unit(repository_factory) as repository:
                 await repository.save(self.with_key(entity_cls(title="new"), self.key(3)))
                 loaded = await repository.get(entity_cls, self.key(1))
@@ -487,7 +421,7 @@ class RepositoryContract:
                 loaded.count = 10
                 await repository.save(loaded)
                 assert await repository.delete(entity_cls, self.key(2)) is True
-                raise _RollBack
+                raise RollBack
 
         assert await self.fetch(repository_factory, entity_cls, self.key(3)) is None
         kept = await self.stored(repository_factory, entity_cls, self.key(1))

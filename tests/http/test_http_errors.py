@@ -14,7 +14,7 @@ from sm_http import (
     state_signals,
 )
 
-from starmodel import Entity, StarModel, StateStore, computed, event, redirect
+from starmodel import Entity, StarModel, computed, event, redirect
 
 
 def only_admins(ctx):
@@ -110,7 +110,7 @@ def balance(sm):
     """The stored balance of the (only) wallet, read from the store itself."""
 
     async def read() -> int | None:
-        wallets = await sm.services.repositories[StateStore.SERVER_MEMORY].list(Wallet)
+        wallets = await sm.services.repository_for(Wallet).list(Wallet)
         assert len(wallets) <= 1
         return wallets[0].balance if wallets else None
 
@@ -333,10 +333,11 @@ async def test_keyed_entity_without_a_key_is_not_found(client):
 
 
 async def test_instance_action_addresses_its_own_record(client, sm):
-    repository = sm.services.repositories[StateStore.SERVER_MEMORY]
+    repository = sm.services.repository_for(Account)
     account = Account(credit=1)
     account._sm_key = "acc-1"
     await repository.save(account)
+    await repository.commit()
     expression = account.add(5)  # what a page renders for this record's button
     url = expression.split("'")[1]
     response = await client.post(url, content="{}", headers=DATASTAR)

@@ -288,7 +288,7 @@ async def test_each_yield_is_saved_before_the_next_one(sm):
     ):
         await stream.next()
         # the session's state as the store has it, read while the event still runs
-        counter = await sm.services.repositories[Counter.options().store].list(Counter)
+        counter = await sm.services.repository_for(Counter).list(Counter)
         assert [c.count for c in counter] == [1]
 
 

@@ -8,7 +8,7 @@ import pytest
 from fasthtml.common import Div, Span
 from sm_http import DATASTAR, asgi_client, parse_sse, post_event, state_signals
 
-from starmodel import Entity, ServerOnly, StarModel, StateStore, event
+from starmodel import Entity, ServerOnly, StarModel, event
 
 
 class Tally(Entity):
@@ -55,7 +55,7 @@ async def client(sm):
 @pytest.fixture
 def stored(sm):
     async def read(cls, key):
-        return await sm.services.repositories[StateStore.SERVER_MEMORY].get(cls, key)
+        return await sm.services.repository_for(cls).get(cls, key)
 
     return read
 
@@ -135,7 +135,7 @@ async def test_sessions_have_their_own_entities_and_share_global_ones(sm):
 async def test_a_key_argument_cannot_reach_another_session(sm, stored):
     async with asgi_client(sm) as alice, asgi_client(sm) as bob:
         await post_event(alice, "/tally/increment", amount=2)
-        [alice_tally] = await sm.services.repositories[StateStore.SERVER_MEMORY].list(Tally)
+        [alice_tally] = await sm.services.repository_for(Tally).list(Tally)
         alice_sid = alice_tally._sm_key
         for key in (alice_sid, json.dumps(alice_sid)):  # raw and JSON-encoded, as actions send it
             response = await bob.post(

@@ -13,7 +13,7 @@ from sqlalchemy import JSON
 from sqlmodel import Field
 
 from starmodel import Entity
-from starmodel.adapters.persistence.memory import MemoryRepository
+from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
 from starmodel.adapters.persistence.redis import RedisConnection, RedisRepository
 from starmodel.adapters.persistence.sql import SqlDatabase, SqlRepository
 from starmodel.core.ports import EntityRepository
@@ -101,16 +101,14 @@ class FakeClock:
 
 
 class TestMemoryRepositoryContract(RepositoryContract):
-    supports_transactions = False  # each save is final; the unit of work saves only at commit
-
     @pytest.fixture
     def clock(self) -> FakeClock:
         return FakeClock()
 
     @pytest.fixture
     def repository_factory(self, clock: FakeClock) -> Callable[[], EntityRepository]:
-        shared = MemoryRepository(clock=clock)
-        return lambda: shared
+        store = MemoryStore(clock)
+        return lambda: MemoryRepository(store)
 
     @pytest.fixture
     def advance_clock(self, clock: FakeClock):
@@ -185,7 +183,8 @@ class TestRedisRepositoryContract(RepositoryContract):
 
 def test_capabilities_declared_false_are_not_collected():
     assert TestSqlRepositoryContract.test_ttl_is_refreshed_on_every_save is None
-    assert TestMemoryRepositoryContract.test_rollback_forgets_inserts_updates_and_deletes is None
+    assert TestSqlRepositoryContract.test_of_two_units_preparing_one_record_one_wins is not None
+    assert callable(TestMemoryRepositoryContract.test_rollback_after_prepare_releases_what_it_held)
     assert callable(TestMemoryRepositoryContract.test_ttl_is_refreshed_on_every_save)
     assert callable(TestSqlRepositoryContract.test_rollback_forgets_inserts_updates_and_deletes)
 

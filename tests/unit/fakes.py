@@ -1,4 +1,5 @@
-"""Fakes for the application layer: a transactional repository and a recording bus."""
+"""Fakes for the application layer: transactional repositories (committing like SQL, like Redis
+or like memory) and a recording bus."""
 
 from typing import Any
 
@@ -14,18 +15,28 @@ class FakeRepository(EntityRepository):
     ``log`` records the calls in order so tests can check what happened when.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "", journal: list[str] | None = None) -> None:
         self.committed: dict[tuple[str, str], tuple[Entity, int]] = {}
         self.staged: dict[tuple[str, str], tuple[Entity, int]] = {}
         self.log: list[str] = []
         self.conflicts = 0
+        self.name = name
+        self.journal = journal if journal is not None else []  # "<name>.<call>", shared by fakes
+        self.failures: dict[str, BaseException] = {}  # call name -> what it raises (once)
+
+    def _note(self, call: str) -> None:
+        self.log.append(call)
+        self.journal.append(f"{self.name}.{call}")
+        failure = self.failures.pop(call, None)
+        if failure is not None:
+            raise failure
 
     def stored(self, cls: type[Entity], key: str) -> Entity | None:
         item = self.committed.get((cls.namespace(), key))
         return item[0].model_copy(deep=True) if item else None
 
     async def get(self, entity_cls: Any, key: str) -> Any:
-        self.log.append("get")
+        self._note("get")
         item = self.committed.get((entity_cls.namespace(), key))
         if item is None:
             return None
@@ -34,7 +45,7 @@ class FakeRepository(EntityRepository):
         return entity
 
     async def save(self, entity: Entity) -> None:
-        self.log.append("save")
+        self._note("save")
         slot = (type(entity).namespace(), entity._sm_key or "")
         current = self.staged.get(slot) or self.committed.get(slot)
         if self.conflicts:
@@ -52,17 +63,32 @@ class FakeRepository(EntityRepository):
         raise NotImplementedError
 
     async def begin(self) -> None:
-        self.log.append("begin")
+        self._note("begin")
         self.staged.clear()
 
+    async def prepare(self) -> None:
+        self._note("prepare")
+
     async def commit(self) -> None:
-        self.log.append("commit")
+        self._note("commit")
         self.committed.update(self.staged)
         self.staged.clear()
 
     async def rollback(self) -> None:
-        self.log.append("rollback")
+        self._note("rollback")
         self.staged.clear()
+
+
+class FakeDecidingRepository(FakeRepository):
+    """Like a Redis repository: its commit is one check-and-write that may still refuse."""
+
+    decides_at_commit = True
+
+
+class FakeLocalRepository(FakeRepository):
+    """Like the memory repository: its commit only changes this process's memory."""
+
+    commit_cannot_fail = True
 
 
 class RecordingBus(InProcessBus):

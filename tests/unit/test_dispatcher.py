@@ -18,7 +18,7 @@ from starmodel import (
     event,
     toast,
 )
-from starmodel.adapters.persistence.memory import MemoryRepository
+from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
 from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.uow import UnitOfWork
 from starmodel.core.actions import PatchSignals
@@ -117,11 +117,18 @@ def spec(cls, name):
     return cls.events()[name]
 
 
-def make(repo: EntityRepository | None = None, retries: int = 8):
-    repo = repo if repo is not None else MemoryRepository()
+def make(repo: EntityRepository | MemoryStore | None = None, retries: int = 8):
+    """A dispatcher on ``repo`` (one repository for every unit of work), or else on a memory
+    store (a fresh repository of it per unit of work); returns it, a repository to check the
+    store with, and the bus."""
     bus = RecordingBus()
-    dispatcher = Dispatcher(lambda cls: UnitOfWork(repo, bus), retries=retries)
-    return dispatcher, repo, bus
+    if isinstance(repo, EntityRepository):
+        single = repo
+        dispatcher = Dispatcher(lambda cls: UnitOfWork(single, bus), retries=retries)
+        return dispatcher, repo, bus
+    store = repo if repo is not None else MemoryStore()
+    dispatcher = Dispatcher(lambda cls: UnitOfWork(MemoryRepository(store), bus), retries=retries)
+    return dispatcher, MemoryRepository(store), bus
 
 
 async def run(dispatcher, cls, name, args=None, signals=None, context=None):
@@ -249,6 +256,7 @@ async def test_keyed_entities_need_a_key():
     record = Record()
     record._sm_key = "r1"
     await repo.save(record)
+    await repo.commit()
     await run(dispatcher, Record, "adjust", {"delta": "3", "_key": "r1"})
     assert (await stored(repo, Record, "r1")).stock == 3
 
@@ -258,6 +266,7 @@ async def test_instance_action_round_trips_to_the_same_record():
     record = Record(stock=10)
     record._sm_key = "r-9"
     await repo.save(record)
+    await repo.commit()
     expression = record.adjust(-1)
     query = parse_qs(urlsplit(expression.split("'")[1]).query)
     args = {name: values[0] for name, values in query.items()}
@@ -336,9 +345,9 @@ async def test_hundred_concurrent_increments_lose_nothing():
 
 
 async def test_two_dispatchers_on_one_store_lose_nothing():
-    repo = MemoryRepository()
-    first, _, _ = make(repo)
-    second, _, _ = make(repo)
+    store = MemoryStore()
+    first, repo, _ = make(store)
+    second, _, _ = make(store)
     calls = [run(d, SharedClicker, "increment") for d in (first, second) for _ in range(10)]
     await asyncio.gather(*calls)
     assert (await stored(repo, SharedClicker, "global")).count == 20

@@ -25,7 +25,7 @@ from starmodel import (
     ServerOnly,
     ValidationFailed,
 )
-from starmodel.adapters.persistence.memory import MemoryRepository
+from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
 from starmodel.adapters.persistence.queries import ScanRecordFinder
 from starmodel.adapters.ui.fields import field_view, form_values, format_value, input_value, render_control
 from starmodel.adapters.ui.views import _page_numbers, plural
@@ -202,15 +202,20 @@ class Note(Entity):
 
 
 @pytest.fixture
-def repository() -> MemoryRepository:
-    return MemoryRepository()
+def store() -> MemoryStore:
+    return MemoryStore()
 
 
 @pytest.fixture
-def service(repository: MemoryRepository) -> RecordService:
+def repository(store: MemoryStore) -> MemoryRepository:
+    return MemoryRepository(store)
+
+
+@pytest.fixture
+def service(store: MemoryStore) -> RecordService:
     bus = RecordingBus()
-    dispatcher = Dispatcher(lambda cls: UnitOfWork(repository, bus))
-    return RecordService(dispatcher, lambda cls: ScanRecordFinder(lambda: repository))
+    dispatcher = Dispatcher(lambda cls: UnitOfWork(MemoryRepository(store), bus))
+    return RecordService(dispatcher, lambda cls: ScanRecordFinder(lambda: MemoryRepository(store)))
 
 
 async def test_create_update_delete_and_policies(

@@ -1,18 +1,26 @@
 """UnitOfWork: validate, save, commit, then publish; roll back on any error."""
 
+import asyncio
+import logging
+
 import pytest
-from fakes import FakeRepository, RecordingBus
+from fakes import FakeDecidingRepository, FakeLocalRepository, FakeRepository, RecordingBus
 
 from starmodel import (
     CallContext,
+    CommitIncomplete,
+    ConcurrencyError,
     DomainEvent,
     Entity,
     EntityChanged,
     ServerOnly,
+    StoreUnavailable,
     ValidationFailed,
     computed,
+    event,
 )
 from starmodel.adapters.persistence.memory import MemoryRepository
+from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.uow import UnitOfWork
 
 
@@ -186,3 +194,178 @@ async def test_load_of_a_missing_entity_gives_defaults_with_its_key():
         tally = await uow.load(Tally, "fresh")
     assert tally._sm_key == "fresh"
     assert tally.public_state() == {"count": 0, "items": [], "doubled": 0}
+
+
+# --- several stores in one event: prepare, then commit in order --------------------------------
+
+
+class InSql(Entity):
+    model_config = {"namespace": "uow_in_sql"}
+    n: int = 0
+
+
+class InRedis(Entity):
+    model_config = {"namespace": "uow_in_redis"}
+    n: int = 0
+
+    @event
+    async def bump_everything(self) -> None:
+        self.n += 1
+        for cls in (InSql, InMemory, InOtherRedis):
+            (await cls.records.get("s")).n += 1  # type: ignore[union-attr]
+
+
+class InMemory(Entity):
+    model_config = {"namespace": "uow_in_memory"}
+    n: int = 0
+
+
+class InOtherRedis(Entity):
+    model_config = {"namespace": "uow_in_other_redis"}
+    n: int = 0
+
+
+class ReadOnly(Entity):
+    model_config = {"namespace": "uow_read_only"}
+    n: int = 0
+
+
+class Stores:
+    """One fake per store, all writing to one journal (``"<store>.<call>"``)."""
+
+    def __init__(self) -> None:
+        self.journal: list[str] = []
+        self.sql = FakeRepository("sql", self.journal)
+        self.redis = FakeDecidingRepository("redis", self.journal)
+        self.other_redis = FakeDecidingRepository("other_redis", self.journal)
+        self.memory = FakeLocalRepository("memory", self.journal)
+        self.read_only = FakeRepository("read_only", self.journal)
+        self.of = {InSql: self.sql, InRedis: self.redis, InOtherRedis: self.other_redis,
+                   InMemory: self.memory, ReadOnly: self.read_only}
+
+    def unit(self, bus: RecordingBus) -> UnitOfWork:
+        return UnitOfWork(lambda cls: self.of[cls], bus)
+
+    def calls(self, call: str) -> list[str]:
+        return [entry.split(".")[0] for entry in self.journal if entry.endswith(f".{call}")]
+
+    def counts(self) -> dict[str, int | None]:
+        return {name: (found.n if (found := repo.stored(cls, "s")) is not None else None)
+                for cls, repo in self.of.items() for name in [repo.name]}
+
+
+async def change(uow: UnitOfWork, *classes: type[Entity]) -> None:
+    """Read ``ReadOnly``, then load each of ``classes`` and bump its counter."""
+    await uow.load(ReadOnly, "s")
+    for cls in classes:
+        entity = await uow.load(cls, "s")
+        entity.n += 1  # type: ignore[attr-defined]
+
+
+async def test_one_store_written_is_committed_without_prepare():
+    stores, bus = Stores(), RecordingBus()
+    async with stores.unit(bus) as uow:
+        await change(uow, InMemory)
+        await uow.commit(CTX)
+    assert stores.calls("prepare") == []
+    assert stores.calls("commit") == ["read_only", "memory"]
+    assert stores.counts()["memory"] == 1
+
+
+async def test_stores_written_are_prepared_then_committed_the_deciding_first_memory_last():
+    stores, bus = Stores(), RecordingBus()
+    async with stores.unit(bus) as uow:
+        await change(uow, InMemory, InSql, InRedis)
+        await uow.commit(CTX)
+    assert stores.calls("prepare") == ["memory", "sql", "redis"]
+    assert stores.journal.index("redis.prepare") < stores.journal.index("read_only.commit")
+    assert stores.calls("commit") == ["read_only", "redis", "sql", "memory"]
+    assert stores.calls("rollback") == []
+    assert stores.counts() == {"sql": 1, "redis": 1, "other_redis": None, "memory": 1, "read_only": None}
+    assert sorted(fact.namespace for fact in bus.published) == ["uow_in_memory", "uow_in_redis", "uow_in_sql"]
+
+
+@pytest.mark.parametrize("refusal", [ConcurrencyError("stale"), ValidationFailed({"name": "taken"})])
+async def test_a_refusal_at_prepare_rolls_every_store_back_and_publishes_nothing(refusal):
+    stores, bus = Stores(), RecordingBus()
+    stores.sql.failures["prepare"] = refusal
+    with pytest.raises(type(refusal)):
+        async with stores.unit(bus) as uow:
+            await change(uow, InMemory, InSql, InRedis)
+            await uow.commit(CTX)
+    assert stores.calls("commit") == []
+    assert sorted(stores.calls("rollback")) == ["memory", "read_only", "redis", "sql"]
+    assert set(stores.counts().values()) == {None}
+    assert bus.published == []
+
+
+async def test_a_refusal_by_the_store_deciding_at_commit_leaves_nothing_saved():
+    stores, bus = Stores(), RecordingBus()
+    stores.redis.failures["commit"] = ConcurrencyError("changed meanwhile in Redis")
+    with pytest.raises(ConcurrencyError):  # nothing is durable: the event may run again
+        async with stores.unit(bus) as uow:
+            await change(uow, InMemory, InSql, InRedis)
+            await uow.commit(CTX)
+    assert stores.calls("commit") == ["read_only", "redis"]
+    assert sorted(stores.calls("rollback")) == ["memory", "redis", "sql"]
+    assert set(stores.counts().values()) == {None}
+    assert bus.published == []
+
+
+async def test_an_outage_of_the_first_store_to_commit_leaves_nothing_saved():
+    stores, bus = Stores(), RecordingBus()
+    stores.sql.failures["commit"] = StoreUnavailable("the database cannot be reached")
+    with pytest.raises(StoreUnavailable) as failed:
+        async with stores.unit(bus) as uow:
+            await change(uow, InMemory, InSql)
+            await uow.commit(CTX)
+    assert not isinstance(failed.value, CommitIncomplete)
+    assert stores.calls("commit") == ["read_only", "sql"]
+    assert sorted(stores.calls("rollback")) == ["memory", "sql"]
+    assert set(stores.counts().values()) == {None}
+    assert bus.published == []
+
+
+async def test_a_failure_after_another_store_committed_says_so_and_publishes_only_what_was_saved(caplog):
+    stores, bus = Stores(), RecordingBus()
+    stores.sql.failures["commit"] = StoreUnavailable("the database cannot be reached")
+    with caplog.at_level(logging.ERROR, "starmodel"), pytest.raises(CommitIncomplete) as failed:
+        async with stores.unit(bus) as uow:
+            await change(uow, InMemory, InSql, InRedis)
+            await uow.commit(CTX)
+    assert failed.value.status_code == 503 and "partly saved" in str(failed.value)
+    assert stores.calls("commit") == ["read_only", "redis", "sql"]
+    assert sorted(stores.calls("rollback")) == ["memory", "sql"]  # memory is not applied
+    assert {name for name, n in stores.counts().items() if n is not None} == {"redis"}
+    assert [fact.namespace for fact in bus.published] == ["uow_in_redis"]
+    [record] = [r for r in caplog.records if "partly saved" in r.getMessage()]
+    assert "FakeDecidingRepository committed" in record.getMessage()
+    assert "the database cannot be reached" in record.getMessage()
+
+
+async def test_a_second_deciding_store_refusing_after_the_first_committed_is_not_re_run():
+    stores, bus = Stores(), RecordingBus()
+    for cls in (InSql, InMemory, InOtherRedis):  # the records the event changes
+        stores.of[cls].committed[(cls.namespace(), "s")] = (cls(), 1)
+    stores.other_redis.failures["commit"] = ConcurrencyError("changed meanwhile in the other Redis")
+    dispatcher = Dispatcher(lambda cls: stores.unit(bus), retries=5)
+    with pytest.raises(CommitIncomplete):
+        await dispatcher.dispatch(InRedis, InRedis.events()["bump_everything"], CTX, {})
+    assert stores.calls("prepare") == ["redis", "sql", "memory", "other_redis"]
+    assert stores.calls("commit") == ["redis", "other_redis"]
+    assert stores.calls("begin") == ["redis", "sql", "memory", "other_redis"]  # run once only
+    assert stores.redis.stored(InRedis, "sess-1").n == 1  # type: ignore[union-attr]
+    for cls in (InSql, InMemory, InOtherRedis):
+        assert stores.of[cls].stored(cls, "s").n == 0  # type: ignore[union-attr]
+    assert [fact.namespace for fact in bus.published] == ["uow_in_redis"]
+
+
+async def test_a_rollback_cancelled_midway_still_rolls_back_the_other_stores():
+    stores, bus = Stores(), RecordingBus()
+    stores.redis.failures["commit"] = StoreUnavailable("Redis cannot be reached")
+    stores.redis.failures["rollback"] = asyncio.CancelledError()
+    with pytest.raises(asyncio.CancelledError):
+        async with stores.unit(bus) as uow:
+            await change(uow, InRedis, InMemory)
+            await uow.commit(CTX)
+    assert sorted(stores.calls("rollback")) == ["memory", "redis"]  # memory released all the same

@@ -1,23 +1,25 @@
 """A StarModel persistence plugin: entities as JSON files (``<dir>/<namespace>/<key>.json``).
 
 Entry point (``starmodel.persistence``): ``backend(settings)`` returns the factory of
-repositories, one per unit of work.
+repositories, one per unit of work. Writes wait in the repository; ``prepare`` locks the
+directory (against every other writer, in any process) and checks the versions, ``commit``
+writes the files and unlocks, ``rollback`` unlocks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
-from starmodel import ConcurrencyError, CorruptData, Entity
+from starmodel import ConcurrencyError, CorruptData, Entity, StoreUnavailable
 from starmodel.app.settings import Settings
 from starmodel.core.ports import EntityRepository
 
@@ -25,6 +27,7 @@ __all__ = ["JsonFileRepository", "backend", "data_dir"]
 
 E = TypeVar("E", bound=Entity)
 DEFAULT_DIR = "starmodel-data"
+LOCK_TIMEOUT = 5.0  # seconds a writer waits for the directory lock before giving up (503)
 
 
 def data_dir(settings: Settings | None = None) -> Path:
@@ -55,6 +58,7 @@ class JsonFileRepository(EntityRepository):
     def __init__(self, root: Path) -> None:
         self.root = root
         self._writes: dict[tuple[str, str], _Write] = {}
+        self._lock: IO[str] | None = None  # the directory lock, held from prepare to the end
 
     # --- reads --------------------------------------------------------------------------
 
@@ -115,25 +119,67 @@ class JsonFileRepository(EntityRepository):
     async def begin(self) -> None:
         self._writes.clear()
 
-    async def rollback(self) -> None:
-        self._writes.clear()
+    async def prepare(self) -> None:
+        if not self._writes or self._lock is not None:
+            return
+        await self._lock_directory()
+        try:
+            self._check_versions()
+        except BaseException:
+            self._unlock()
+            raise
 
     async def commit(self) -> None:
-        writes, self._writes = self._writes, {}
-        if not writes:
-            return
-        with self._locked():
-            for (namespace, key), write in writes.items():  # check everything first...
-                stored = self._read(namespace, key)
-                version = stored["version"] if stored else 0
-                if version != write.expected:
-                    raise ConcurrencyError(f"{namespace} {key!r} changed meanwhile")
-            for (namespace, key), write in writes.items():  # ...then write everything
+        try:
+            if not self._writes:
+                return
+            await self.prepare()  # a no-op when the unit of work prepared already
+            for (namespace, key), write in self._writes.items():
                 path = self._path(namespace, key)
                 if write.document is None:
                     path.unlink(missing_ok=True)
                 else:
                     _replace(path, write.document)
+        finally:
+            self._writes.clear()
+            self._unlock()
+
+    async def rollback(self) -> None:
+        self._writes.clear()
+        self._unlock()
+
+    def _check_versions(self) -> None:
+        for (namespace, key), write in self._writes.items():
+            stored = self._read(namespace, key)
+            if (stored["version"] if stored else 0) != write.expected:
+                raise ConcurrencyError(f"{namespace} {key!r} changed meanwhile")
+
+    async def _lock_directory(self) -> None:
+        """Take the exclusive lock on ``<dir>/.lock``, waiting without blocking the event loop
+        (another unit of work of this process may be the one holding it)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle = open(self.root / ".lock", "a+")  # noqa: SIM115 - held until commit or rollback
+        try:
+            pause, waited = 0.0005, 0.0
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if waited >= LOCK_TIMEOUT:
+                        raise StoreUnavailable(f"{self.root} stayed locked by another writer") from None
+                    await asyncio.sleep(pause)
+                    waited += pause
+                    pause = min(pause * 2, 0.01)
+        except BaseException:
+            handle.close()
+            raise
+        self._lock = handle
+
+    def _unlock(self) -> None:
+        handle, self._lock = self._lock, None
+        if handle is not None:
+            handle.close()  # closing the file releases the lock
 
     # --- files --------------------------------------------------------------------------
 
@@ -170,17 +216,6 @@ class JsonFileRepository(EntityRepository):
         entity._sm_version = int(document["version"])
         entity._sm_owner = document.get("owner")
         return entity
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """One committer at a time, across processes: an exclusive lock on ``<dir>/.lock``."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _check_key(key: str) -> None:

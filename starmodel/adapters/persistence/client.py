@@ -59,7 +59,15 @@ def _invalid(entity_cls: type[Entity], errors: dict[str, str]) -> ClientStateInv
 
 class ClientRepository(EntityRepository):
     """Reads the entity from the request's signals; writes nothing (the answer carries the
-    changes, and the page stores them)."""
+    changes, and the page stores them).
+
+    Its "commit" is the answer itself, sent only once every store of the event committed: an
+    event that is refused answers no changed state, so the page keeps what it had. Nothing can
+    refuse or fail here, hence no ``prepare`` and ``commit_cannot_fail``; one instance serves
+    every unit of work, so it must keep no state between calls.
+    """
+
+    commit_cannot_fail = True
 
     async def get(self, entity_cls: type[E], key: str) -> E | None:
         signals = request_signals.get() or {}

@@ -12,7 +12,9 @@ One repository per unit of work. Reads go to Redis at once; writes wait in the r
 and are applied together at ``commit`` by one Lua script, which first checks that every
 written entity still has the version this unit read (else ``ConcurrencyError`` and nothing
 is written). So a unit of work is atomic, and two processes changing one entity at once
-never lose a write: the loser re-runs its event on fresh state.
+never lose a write: the loser re-runs its event on fresh state. That check-and-write is the
+repository's whole commit protocol (``decides_at_commit``): the unit of work commits Redis
+before the stores it has prepared, so a refusal here leaves nothing of the event saved.
 """
 
 from __future__ import annotations
@@ -172,6 +174,8 @@ class _Write:
 
 class RedisRepository(EntityRepository):
     """A unit of work's view of Redis (see the module docstring)."""
+
+    decides_at_commit = True
 
     def __init__(self, connection: RedisConnection) -> None:
         self.connection = connection

@@ -10,6 +10,7 @@ read, so no write is ever lost. One repository per unit of work = one transactio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from sqlalchemy import (
     bindparam,
     inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, NoSuchModuleError
@@ -55,6 +57,7 @@ E = TypeVar("E", bound=Entity)
 VERSION_COLUMN = "sm_version"
 OWNER_COLUMN = "sm_owner"
 DEFAULT_URL = "sqlite:///starmodel.db"
+_CHECK_DEFERRED = text("SET CONSTRAINTS ALL IMMEDIATE")
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "postgresql": "postgresql+asyncpg",
@@ -304,14 +307,35 @@ class SqlRepository(EntityRepository):
         result = await self._run(self.db.statements(entity_cls).delete, params={"sm_key": typed})
         return bool(result.rowcount)
 
+    async def prepare(self) -> None:
+        """Check now what PostgreSQL would otherwise check at ``COMMIT`` (deferred
+        constraints), so that a refusal comes before another store commits. Version checks
+        and unique constraints refused at ``save`` already, and the open transaction holds the
+        rows it wrote until it ends. (SQLite checks nothing more at commit unless deferred
+        foreign keys are switched on, which StarModel does not do.)"""
+        if self._tx is not None and not self.db.is_sqlite:
+            await self._run(_CHECK_DEFERRED)
+
     async def commit(self) -> None:
         try:
             if self._tx is not None:
                 await self._tx.commit()
-        except DBAPIError as exc:
-            raise _database_error(exc) from None
+        except (DBAPIError, OSError) as exc:
+            # SQLite keeps the transaction open after a refused COMMIT: the connection must
+            # not go back to the pool with it (a later commit there would apply it)
+            await self._discard_connection()
+            if isinstance(exc, IntegrityError):  # a deferred constraint
+                raise _integrity_error(exc, None) from None
+            if isinstance(exc, DBAPIError):
+                raise _database_error(exc) from None
+            raise StoreUnavailable(f"the database cannot be reached ({exc})") from None
         finally:
             await self._release()
+
+    async def _discard_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(DBAPIError, OSError):  # gone already
+                await self._conn.invalidate()
 
     async def rollback(self) -> None:
         try:
