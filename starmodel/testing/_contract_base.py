@@ -20,7 +20,6 @@ RepositoryFactory = Callable[[], "EntityRepository | Awaitable[EntityRepository]
 Clock = Callable[[float], Awaitable[Any]]
 Record = type[Any]
 """An entity class with the fields ``title: str``, ``count: int`` and ``tags: list[str]``."""
-"""An entity class with the fields ``title: str``, ``count: int`` and ``tags: list[str]``."""
 
 
 class RollBack(Exception):
