@@ -58,7 +58,8 @@ BUNDLE: tuple[RegistryPackage, ...] = (
     RegistryPackage("npm", "daisyui", "4.12.24", {"package/dist/full.css": "daisyui/full.css"}),
     # Tailwind's in-browser build, the same version as TAILWIND_CLI: pages without the
     # compiled CSS get the very utilities the CLI would have written.
-    RegistryPackage("npm", "@tailwindcss/browser", "4.3.3", {"package/dist/index.global.js": "tailwind/tailwind.js"}),
+    RegistryPackage("npm", "@tailwindcss/browser", "4.3.3",
+                    {"package/dist/index.global.js": "tailwind/tailwind.js"}),
 )
 BUNDLE_FILES: tuple[str, ...] = tuple(name for package in BUNDLE for name in package.files.values())
 # The standalone Tailwind CLI (one wheel per platform), fetched only to compile the CSS.

@@ -175,8 +175,8 @@ def _registry(variable: str, default: str) -> str:
 def _get(url: str, timeout: float, accept: str = "*/*") -> bytes:
     request = urllib.request.Request(url, headers={"Accept": accept, "User-Agent": _USER_AGENT})
     host = urlsplit(url).hostname or url
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
+    try:  # a new opener each time: it reads the proxy settings (https_proxy, no_proxy) now
+        with urllib.request.build_opener().open(request, timeout=timeout) as answer:
             return bytes(answer.read())
     except urllib.error.HTTPError as exc:
         raise AssetFetchError(f"{host} answered {exc.code} for {url}") from None
