@@ -50,7 +50,7 @@ LOCAL_FILES = {
 }
 # The missing-assets notice, styled inline: it must read well with no stylesheet at all.
 NOTICE_STYLE = (
-    "position:fixed;top:0;left:0;right:0;z-index:2147483647;margin:0;padding:12px 16px;"
+    "margin:0 0 8px;padding:12px 16px;"
     "background:#fff4ce;color:#3b2f00;border-bottom:2px solid #c79a00;"
     "font:15px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif"
 )

@@ -28,7 +28,6 @@ class ServedAssets:
         self.settings = settings
         self.found: PageAssets | None = None
         self.headers: list[Any] = []
-        self.footers: list[Any] = []
         self._served: dict[str, Path] = {}
         self.refresh()
 
@@ -42,13 +41,17 @@ class ServedAssets:
         return self.found.missing if self.found is not None else ()
 
     def refresh(self) -> None:
-        """Find the files again (e.g. once they are fetched) and rebuild headers and notice;
-        the lists keep their identity, so an app that holds them sees the change."""
+        """Find the files again (e.g. once they are fetched) and rebuild the headers; the list
+        keeps its identity, so an app that holds it sees the change.
+
+        The notice, when files are missing, comes last in ``<head>``: the browser's parser
+        starts the body there, so it shows at the top of every page, in the page's flow.
+        """
         if self.local:
             self.found = PageAssets.resolve(self.settings.assets_dir, self.settings.cache_dir)
             self._served = self.found.served()
-        self.headers[:] = page_headers(self.settings.assets, self.settings.theme, self.found)
-        self.footers[:] = [missing_assets_notice(self.missing)] if self.missing else []
+        notice = [missing_assets_notice(self.missing)] if self.missing else []
+        self.headers[:] = [*page_headers(self.settings.assets, self.settings.theme, self.found), *notice]
 
     async def handle(self, request: Request) -> Response:
         """``GET /_starmodel/assets/<hashed name>``: the file, gzipped when the browser

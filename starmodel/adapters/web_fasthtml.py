@@ -159,10 +159,9 @@ class WebApp:
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = [self.jobs.start]
         self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = [self.jobs.stop]
         self.page_assets = ServedAssets(settings)
-        # nested lists, which FastHTML flattens into each page: refreshing them shows at once
+        # a nested list, which FastHTML flattens into each page: refreshing it shows at once
         headers = [self.page_assets.headers]
         footers = [
-            self.page_assets.footers,
             Div(id="starmodel-toasts", cls="toast toast-end toast-bottom z-50"),
             Div(
                 id="starmodel-live",

@@ -20,6 +20,8 @@ from starmodel.adapters.asset_bundle import (
     default_cache_dir,
 )
 from starmodel.adapters.assets import TAILWIND_INPUT, missing_assets_notice, page_headers
+from starmodel.adapters.web_assets import ServedAssets
+from starmodel.app.settings import Settings
 
 EXTERNAL = re.compile(r"(?:src|href)=\"(?!/)[^\"]*\"|https?://")
 HASHED = r"\.[0-9a-f]{10}\."
@@ -147,3 +149,16 @@ def test_cdn_mode_ignores_local_files(tmp_path: Path) -> None:
 def test_the_cache_folder(env: dict[str, str], expected: str) -> None:
     assert default_cache_dir(env) == Path(expected)
     assert bundle_folder(Path(expected)).parent == Path(expected) / "assets"
+
+
+def test_the_notice_ends_the_head_until_the_files_are_there(tmp_path: Path) -> None:
+    """Last in ``<head>``, the parser starts the body with it: the top of every page."""
+    served = ServedAssets(Settings(assets_dir=str(tmp_path / "app"), cache_dir=str(tmp_path / "cache")))
+    headers = served.headers
+    assert 'id="starmodel-assets-missing"' in to_xml(headers[-1])
+    assert served.missing == BUNDLE_FILES
+    fill(bundle_folder(tmp_path / "cache"))  # what `starmodel run` fetches
+    served.refresh()
+    assert served.headers is headers  # the app holds this very list
+    assert served.missing == () and "starmodel-assets-missing" not in rendered(headers)
+    assert re.search(rf'src="/_starmodel/assets/datastar{HASHED}js"', rendered(headers))
