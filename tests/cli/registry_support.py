@@ -1,6 +1,7 @@
 """A package registry on 127.0.0.1 for the tests that need one to misbehave: npm metadata and
 tarballs, and a PyPI simple index in its HTML form (PEP 503), serving made-up packages with
-the pinned names and members. ``tampered`` serves other bytes than the hashes promise."""
+the pinned names and members. ``tampered`` serves other bytes than the hashes promise;
+``offline_env`` makes every registry unreachable."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import base64
 import hashlib
 import io
 import json
+import socket
 import tarfile
 import threading
 import zipfile
@@ -18,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from starmodel.adapters.asset_bundle import BUNDLE, RegistryPackage
 
-__all__ = ["LocalRegistry", "local_registry"]
+__all__ = ["LocalRegistry", "local_registry", "offline_env"]
 
 
 def _archive(package: RegistryPackage) -> tuple[str, bytes]:
@@ -100,3 +102,12 @@ def local_registry() -> Iterator[LocalRegistry]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def offline_env() -> dict[str, str]:
+    """Every HTTP(S) request goes to a proxy that is not there: no registry can be reached."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{sock.getsockname()[1]}"  # closed again when this returns
+    return {"https_proxy": proxy, "http_proxy": proxy, "HTTPS_PROXY": proxy, "HTTP_PROXY": proxy,
+            "no_proxy": ""}

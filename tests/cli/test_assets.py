@@ -9,7 +9,6 @@ import contextlib
 import gzip
 import json
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,7 @@ from starmodel.adapters.assets import TAILWIND_INPUT
 from starmodel.cli.main import cli
 from starmodel.cli.tailwind_css import input_css
 
-from .registry_support import local_registry
+from .registry_support import local_registry, offline_env
 
 USED = '''\
 from fasthtml.common import Div
@@ -44,19 +43,6 @@ HIDDEN = {
 }
 UNUSED = "w-[4246px]"
 REGISTRY_SETTINGS = ("NPM_CONFIG_REGISTRY", "PIP_INDEX_URL", "STARMODEL_CACHE_DIR")
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def offline_env() -> dict[str, str]:
-    """Every HTTPS request goes to a proxy that is not there: the registries are unreachable."""
-    proxy = f"http://127.0.0.1:{closed_port()}"
-    return {"https_proxy": proxy, "http_proxy": proxy, "HTTPS_PROXY": proxy, "HTTP_PROXY": proxy,
-            "no_proxy": ""}
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ import pytest
 
 from starmodel.adapters.asset_bundle import BUNDLE_FILES, bundle_folder
 
-from .test_assets import offline_env
+from .registry_support import offline_env
 from .test_run import ROOT, free_port, wait_until_up
 
 ASSET_URL = re.compile(r'(?:src|href)="(/_starmodel/assets/[^"]+)"')
