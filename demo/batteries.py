@@ -1,9 +1,9 @@
 """The demo's batteries: preferences kept in the browser, a background import with progress
 and cancel, a live chart fed by a periodic job, and every kind of action.
 
-- ``Preferences`` is a ``CLIENT_LOCAL`` entity: it lives in this browser's localStorage, comes
-  back after a reload, follows along in the browser's other tabs, and is checked by the server
-  before every use (tampered data is refused and reset).
+- ``Preferences`` (a name and a language) is a ``CLIENT_LOCAL`` entity: it lives in this
+  browser's localStorage, comes back after a reload, follows along in the browser's other tabs,
+  and is checked by the server before every use (tampered data is refused and reset).
 - ``ImportJob`` is global: anybody can start the import (a background event) and every tab
   sees its progress, even one opened after it started; anybody can cancel it.
 - ``Chart`` is global and fed by ``sm.every(1.0, Chart.sample)``: a new point every second,
@@ -20,9 +20,10 @@ import random
 from typing import Any, Literal
 
 from datastar_py import attribute_generator as data
-from fasthtml.common import Div, P, Span
+from fasthtml.common import Div, Input, P, Span
 from fasthtml.svg import Polyline, Svg
 from monsterui.all import H3, Button, ButtonT, Card, DivLAligned, Progress, TextPresets
+from pydantic import Field
 
 from starmodel import Entity, StateStore, alert, computed, event, patch_signals, redirect, script, toast
 
@@ -38,26 +39,32 @@ __all__ = [
     "showcase_card",
 ]
 
-GREETINGS = {"en": "Hello!", "fr": "Bonjour !", "de": "Hallo!"}
+# language -> (greeting, its closing punctuation)
+GREETINGS = {"en": ("Hello", "!"), "fr": ("Bonjour", " !"), "de": ("Hallo", "!")}
+NAME_MAX = 40
+TOAST_ARTICLES = {"info": "An", "success": "A", "warning": "A", "error": "An"}
 CHART_POINTS = 30
 CHART_WIDTH, CHART_HEIGHT = 300, 80
 
 
 class Preferences(Entity):
-    """Theme and language, kept in this browser (localStorage), checked by the server."""
+    """Your name and language, kept in this browser (localStorage), checked by the server.
+    (The page's light / dark mode and colours are the theme picker's: one way to choose them.)"""
 
     model_config = {"store": StateStore.CLIENT_LOCAL}
 
-    theme: Literal["light", "dark"] = "light"
+    name: str = Field(default="", max_length=NAME_MAX)
     language: Literal["en", "fr", "de"] = "en"
 
     @computed
     def greeting(self) -> str:
-        return GREETINGS[self.language]
+        word, end = GREETINGS[self.language]
+        return f"{word}, {self.name}{end}" if self.name else f"{word}{end}"
 
     @event
-    def set_theme(self, theme: Literal["light", "dark"]):
-        self.theme = theme
+    def set_name(self, typed_name: str):
+        """The name typed in the box (``$preferences.typed_name``); too long is a 422."""
+        self.name = " ".join(typed_name.split())
 
     @event
     def set_language(self, language: Literal["en", "fr", "de"]):
@@ -142,7 +149,7 @@ class Showcase(Entity):
     @event
     def notify(self, variant: Literal["info", "success", "warning", "error"] = "info"):
         self.clicks += 1
-        return toast(f"A {variant} toast", variant)
+        return toast(f"{TOAST_ARTICLES[variant]} {variant} toast", variant)
 
     @event
     def warn(self):
@@ -178,15 +185,17 @@ def preferences_card(prefs: Preferences) -> Any:
         prefs,
         Div(
             Span(data.text(sig.greeting), id="prefs-greeting", cls="text-2xl font-bold"),
-            Span(" theme: ", Span(data.text(sig.theme), id="prefs-theme"), cls="text-sm"),
             Span(" language: ", Span(data.text(sig.language), id="prefs-language"), cls="text-sm"),
             id="prefs-panel",
-            cls="p-3 rounded",
-            **{"data-class": f"{{'bg-gray-900 text-white': {sig.theme} == 'dark'}}"},
         ),
         DivLAligned(
-            Button("Light", data.on("click", Preferences.set_theme("light")), id="prefs-light"),
-            Button("Dark", data.on("click", Preferences.set_theme("dark")), id="prefs-dark"),
+            Input(type="text", placeholder="your name", id="prefs-name", cls="uk-input w-40",
+                  maxlength=str(NAME_MAX), **{"data-bind": f"{Preferences.namespace()}.typed_name"}),
+            Button("Save", data.on("click", Preferences.set_name()), id="prefs-save"),
+        ),
+        Span(id="prefs-error", cls="text-sm text-red-600",
+             **{"data-text": f"{sig['_errors']}?.name ?? ''"}),
+        DivLAligned(
             *[
                 Button(code.upper(), data.on("click", Preferences.set_language(code)), id=f"prefs-{code}")
                 for code in GREETINGS

@@ -19,11 +19,20 @@ from fasthtml.common import A, Span
 from monsterui.all import DivLAligned, TextPresets
 from sqlmodel import Field
 
-from starmodel import Entity, FieldUI, StarModel, StarModelError, event, toast
+from starmodel import CallContext, Entity, FieldUI, StarModel, StarModelError, event, toast
 from starmodel.contrib.auth import Auth, signed_in, staff
 from starmodel.ui import EntityViews
 
-__all__ = ["DEMO_ADMIN_EMAIL", "Category", "Product", "ProductViews", "install_shop", "shop_links"]
+__all__ = [
+    "DEMO_ADMIN_EMAIL",
+    "SAMPLE_PRODUCTS",
+    "Category",
+    "Product",
+    "ProductViews",
+    "install_shop",
+    "seed_products",
+    "shop_links",
+]
 
 log = logging.getLogger("demo")
 
@@ -83,6 +92,18 @@ class ProductViews(EntityViews):
     cells = {"price": lambda product: Span(f"€ {product.price:,.2f}", cls="tabular-nums")}
 
 
+SAMPLE_PRODUCTS: tuple[dict[str, Any], ...] = (
+    {"name": "Claw hammer", "description": "16 oz, fibreglass handle.", "price": Decimal("14.90"),
+     "stock": 25, "category": Category.tools, "released": date(2023, 3, 1)},
+    {"name": "Watering can", "description": "Ten litres, with a brass rose.", "price": Decimal("22.50"),
+     "stock": 8, "category": Category.garden},
+    {"name": "Chef's knife", "description": "20 cm, carbon steel.", "price": Decimal("49.00"),
+     "stock": 12, "category": Category.kitchen},
+    {"name": "Wooden train set", "description": "Forty pieces, no batteries.", "price": Decimal("35.00"),
+     "stock": 0, "category": Category.toys, "available": False},
+)
+"""What a first start puts in the empty catalogue, so that /products has something to show."""
+
 DEMO_ADMIN_EMAIL = "admin@example.com"
 DEMO_ADMIN_PASSWORD_DEFAULT = "starmodel-demo"
 
@@ -112,7 +133,25 @@ def install_shop(sm: StarModel) -> Auth:
             log.error("demo: staff account not checked: %s", exc)
 
     sm.startup_hooks.append(seed_admin)
+    sm.startup_hooks.append(lambda: seed_products(sm))
     return auth
+
+
+async def seed_products(sm: StarModel) -> int:
+    """Fill an empty catalogue with ``SAMPLE_PRODUCTS``; a catalogue that has any product is
+    left as it is (so every later start adds nothing). Returns how many were added."""
+    try:
+        async with sm.dispatcher.uow_factory(Product) as uow:
+            if await uow.list(Product, limit=1):
+                return 0
+            for values in SAMPLE_PRODUCTS:
+                uow.add(Product(**values))
+            await uow.commit(CallContext(session_id="server"))
+    except StarModelError as exc:  # the database is down: the rest of the demo still runs
+        log.error("demo: sample products not added: %s", exc)
+        return 0
+    log.info("demo: %d sample products added to the empty catalogue", len(SAMPLE_PRODUCTS))
+    return len(SAMPLE_PRODUCTS)
 
 
 def shop_links(user: Any) -> Any:

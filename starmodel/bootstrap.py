@@ -314,7 +314,7 @@ class StarModel(WebApp):
             return
         if created:
             log.warning(
-                "created tables %s (no migrations yet; `starmodel db init` starts them)",
+                "created tables %s (no migrations yet: `starmodel migrate` makes the first and applies it)",
                 ", ".join(created),
             )
 

@@ -24,12 +24,13 @@ from starlette.responses import FileResponse, PlainTextResponse, Response, Strea
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
-from starmodel.adapters.assets import ASSETS_PREFIX, STATIC_PREFIX, page_headers
+from starmodel.adapters.assets import ASSETS_PREFIX, STATIC_PREFIX
 from starmodel.adapters.live_records import WATCH_SIGNAL, RecordViews
 from starmodel.adapters.live_stream import LiveHub, LiveStream
 from starmodel.adapters.persistence.client import read_client_state
 from starmodel.adapters.sessions import SignedCookieSessions
 from starmodel.adapters.sse_datastar import error_events, patch_signals_event, render_outputs
+from starmodel.adapters.web_assets import ServedAssets
 from starmodel.adapters.web_requests import EventRequest, SSEAnswer, error_response
 from starmodel.app.dispatcher import Dispatcher, EventResult
 from starmodel.app.jobs import JobRunner
@@ -157,7 +158,9 @@ class WebApp:
         self.jobs = JobRunner()
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = [self.jobs.start]
         self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = [self.jobs.stop]
-        headers = page_headers(settings.assets, settings.assets_dir, settings.theme)
+        self.page_assets = ServedAssets(settings)
+        # a nested list, which FastHTML flattens into each page: refreshing it shows at once
+        headers = [self.page_assets.headers]
         footers = [
             Div(id="starmodel-toasts", cls="toast toast-end toast-bottom z-50"),
             Div(
@@ -180,6 +183,7 @@ class WebApp:
                 default_hdrs=False,
                 htmx=False,
                 surreal=False,
+                canonical=False,  # FastHTML's says https:// whatever the server speaks
             )
         else:
             app.hdrs = [*list(app.hdrs or []), *headers]
@@ -241,7 +245,7 @@ class WebApp:
             2, Route(STATIC_PREFIX + "/{name:path}", self.handle_static, methods=["GET"])
         )
         self.app.router.routes.insert(
-            3, Route(ASSETS_PREFIX + "/{name:path}", self.handle_asset, methods=["GET"])
+            3, Route(ASSETS_PREFIX + "/{name:path}", self.page_assets.handle, methods=["GET"])
         )
         # last, so an app's own favicon wins; spares every page a 404 in the console
         self.app.router.routes.append(Route("/favicon.ico", _no_favicon, methods=["GET"]))
@@ -601,9 +605,6 @@ class WebApp:
 
     async def handle_static(self, request: Request) -> Response:
         return _serve_file(_STATIC_DIR, request.path_params["name"])
-
-    async def handle_asset(self, request: Request) -> Response:
-        return _serve_file(Path(self.settings.assets_dir), request.path_params["name"])
 
 
 async def _no_favicon(request: Request) -> Response:

@@ -27,9 +27,14 @@ class Settings:
             the bus stays in-process and Redis entities use ``redis://127.0.0.1:6379/0``.
         redis_prefix: first part of every Redis key StarModel writes
             (``STARMODEL_REDIS_PREFIX``, default ``sm``), so apps can share one Redis.
-        assets: ``cdn`` (default) or ``local``: serve the Datastar client and theme assets
-            from ``assets_dir`` instead of a CDN (``STARMODEL_ASSETS``).
-        assets_dir: folder that ``starmodel assets`` fills (``STARMODEL_ASSETS_DIR``).
+        assets: ``local`` (default): the app serves the Datastar client and theme assets,
+            from ``assets_dir`` or the per-user cache; ``cdn``: pages load them from a CDN
+            (``STARMODEL_ASSETS``).
+        assets_dir: the app's own assets folder, looked in first; ``starmodel assets`` fills
+            it, with the compiled Tailwind CSS (``STARMODEL_ASSETS_DIR``).
+        cache_dir: where fetched assets and tools are kept for every app of this user
+            (``STARMODEL_CACHE_DIR``; default ``$XDG_CACHE_HOME/starmodel``, else
+            ``~/.cache/starmodel``).
         migrations_dir: the Alembic migrations of the app's SQL entities
             (``STARMODEL_MIGRATIONS_DIR``); without it, missing tables are created at start.
         theme: MonsterUI theme colour (``STARMODEL_THEME``).
@@ -46,8 +51,9 @@ class Settings:
     database_url: str | None = None
     redis_url: str | None = None
     redis_prefix: str = "sm"
-    assets: str = "cdn"
+    assets: str = "local"
     assets_dir: str = ".assets"
+    cache_dir: str | None = None
     migrations_dir: str = "migrations"
     theme: str = "blue"
     allowed_origins: tuple[str, ...] = ()
@@ -89,6 +95,7 @@ class Settings:
             "redis_prefix": "STARMODEL_REDIS_PREFIX",
             "assets": "STARMODEL_ASSETS",
             "assets_dir": "STARMODEL_ASSETS_DIR",
+            "cache_dir": "STARMODEL_CACHE_DIR",
             "migrations_dir": "STARMODEL_MIGRATIONS_DIR",
             "theme": "STARMODEL_THEME",
         }
@@ -119,6 +126,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "redis_prefix": str,
     "assets": str,
     "assets_dir": str,
+    "cache_dir": str,
     "migrations_dir": str,
     "theme": str,
     "allowed_origins": tuple,

@@ -1,113 +1,53 @@
-"""``starmodel assets``: put the Datastar client and theme files in the app's assets folder,
-taken from registry packages (PyPI, npm), and compile the app's Tailwind CSS there, so pages
-work without a CDN."""
+"""``starmodel assets``: fill the app's assets folder with the Datastar client and theme files
+(fetched once from the package registries into the user's cache) and the compiled Tailwind
+CSS of the app's classes, so the folder alone serves every page (deployments copy it)."""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-import tarfile
-import tempfile
-import zipfile
 from pathlib import Path
 
 import click
 
-from starmodel.adapters.assets import COMPILED_CSS
-from starmodel.cli.tailwind_css import CssBuildError, build_css, default_cache_dir
+from starmodel.adapters.asset_bundle import BUNDLE_FILES, COMPILED_CSS, MANIFEST, default_cache_dir
+from starmodel.adapters.asset_fetch import AssetFetchError, ensure_bundle
+from starmodel.cli.tailwind_css import CssBuildError, build_css
 
 __all__ = ["assets_command"]
-
-# The Datastar 1.x client ships inside this PyPI wheel.
-DATASTAR_WHEEL = "starhtml"
-DATASTAR_MEMBER = "starhtml/static/js/datastar-core.js"
-NPM_FILES = {
-    "franken-ui@2.0.0": {
-        "package/dist/css/core.min.css": "franken-ui/core.min.css",
-        "package/dist/js/core.iife.js": "franken-ui/core.iife.js",
-        "package/dist/js/icon.iife.js": "franken-ui/icon.iife.js",
-    },
-    "daisyui@4.12.24": {"package/dist/full.css": "daisyui/full.css"},
-    # Tailwind's in-browser build (v4) stands in for the v3 play CDN MonsterUI links to.
-    "@tailwindcss/browser@4": {"package/dist/index.global.js": "tailwind/tailwind.js"},
-}
-
-
-def fetch_datastar(target: Path, workdir: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--python-version",
-         "3.12", "--only-binary=:all:", DATASTAR_WHEEL, "-d", str(workdir)],
-        capture_output=True, text=True, check=False,
-    )
-    wheels = sorted(workdir.glob(f"{DATASTAR_WHEEL}-*.whl"))
-    if result.returncode != 0 or not wheels:
-        raise click.ClickException(
-            f"could not download {DATASTAR_WHEEL} from PyPI: {result.stderr.strip()[-300:]}"
-        )
-    with zipfile.ZipFile(wheels[-1]) as wheel:
-        try:
-            data = wheel.read(DATASTAR_MEMBER)
-        except KeyError:
-            raise click.ClickException(f"{wheels[-1].name} has no {DATASTAR_MEMBER}") from None
-    (target / "datastar.js").write_bytes(data)
-
-
-def fetch_npm(target: Path, workdir: Path) -> list[str]:
-    npm = shutil.which("npm")
-    if npm is None:
-        return ["npm not found: theme files (franken-ui, daisyui, tailwind) skipped; pages stay usable"]
-    notes = []
-    for spec, members in NPM_FILES.items():
-        result = subprocess.run([npm, "pack", spec, "--silent"], cwd=workdir,
-                                capture_output=True, text=True, check=False)
-        tarball = workdir / result.stdout.strip().splitlines()[-1] if result.stdout.strip() else None
-        if result.returncode != 0 or tarball is None or not tarball.is_file():
-            notes.append(f"npm pack {spec} failed: {result.stderr.strip()[-200:]}")
-            continue
-        with tarfile.open(tarball) as archive:
-            names = set(archive.getnames())
-            for member, dest in members.items():
-                extracted = archive.extractfile(member) if member in names else None
-                if extracted is None:
-                    notes.append(f"{spec} has no {member}")
-                    continue
-                path = target / dest
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(extracted.read())
-    return notes
 
 
 @click.command("assets")
 @click.option("--dir", "directory", default=".assets", show_default=True, metavar="PATH",
-              help="Where to put the files.")
+              help="The app's assets folder (STARMODEL_ASSETS_DIR).")
 @click.option("--source", "sources", multiple=True, default=["."], show_default=True, metavar="PATH",
               help="The app's files or folders whose Tailwind classes go into the compiled CSS "
                    "(repeatable).")
 @click.option("--cache-dir", envvar="STARMODEL_CACHE_DIR", default=None, metavar="PATH",
-              help="Where the Tailwind CLI is kept between runs [default: ~/.cache/starmodel].")
-@click.option("--datastar-only", is_flag=True, help="Fetch only the Datastar client.")
+              help="Where fetched packages and the Tailwind CLI are kept between runs "
+                   "[default: ~/.cache/starmodel].")
 @click.option("--no-css", is_flag=True, help="Do not build the compiled Tailwind CSS.")
 @click.option("--css-only", is_flag=True,
               help="Only (re)build the compiled Tailwind CSS, e.g. after adding classes.")
 def assets_command(directory: str, sources: tuple[str, ...], cache_dir: str | None,
-                   datastar_only: bool, no_css: bool, css_only: bool) -> None:
-    """Fetch the Datastar client and MonsterUI theme files for STARMODEL_ASSETS=local, and
-    build the Tailwind CSS of the app's classes."""
-    if css_only and (no_css or datastar_only):
-        raise click.ClickException("--css-only cannot be combined with --no-css or --datastar-only")
+                   no_css: bool, css_only: bool) -> None:
+    """Put the Datastar client, the MonsterUI theme files and the app's compiled Tailwind CSS
+    in the assets folder (pinned registry packages, fetched with no Node)."""
+    if css_only and no_css:
+        raise click.ClickException("--css-only cannot be combined with --no-css")
     source_paths = [Path(s) for s in sources]
     missing = [p for p in source_paths if not p.exists()]
     if missing:
         raise click.ClickException(f"--source {missing[0]} does not exist")
     target = _assets_folder(Path(directory))
+    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     notes: list[str] = []
     if not css_only:
-        with tempfile.TemporaryDirectory() as tmp:
-            fetch_datastar(target, Path(tmp))
-            notes = [] if datastar_only else fetch_npm(target, Path(tmp))
-    if not (datastar_only or no_css):
-        cache = Path(cache_dir) if cache_dir else default_cache_dir()
+        try:
+            fetched = ensure_bundle(cache)
+        except AssetFetchError as exc:
+            raise click.ClickException(f"page assets not fetched: {exc}") from None
+        _copy_bundle(fetched, target)
+    if not no_css:
         try:
             build_css(target, source_paths, cache)
         except CssBuildError as exc:
@@ -116,9 +56,21 @@ def assets_command(directory: str, sources: tuple[str, ...], cache_dir: str | No
             notes.append(f"compiled Tailwind CSS not built ({exc}); {_css_fallback(target)}")
     for note in notes:
         click.echo(f"warning: {note}", err=True)
-    files = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
+    files = sorted(str(p.relative_to(target)) for p in target.rglob("*")
+                   if p.is_file() and p.suffix != ".gz" and p.name != MANIFEST)
     click.echo(f"assets in {target}: {', '.join(files)}")
-    click.echo(f"serve them with STARMODEL_ASSETS=local STARMODEL_ASSETS_DIR={target}")
+    click.echo(f"the app serves them from there (STARMODEL_ASSETS_DIR={target})")
+
+
+def _copy_bundle(source: Path, target: Path) -> None:
+    """The bundle's files (and their gzipped copies) into ``target``, then its manifest: a
+    folder whose manifest names another bundle is not used for that bundle's files."""
+    for name in BUNDLE_FILES:
+        for variant in (name, name + ".gz"):
+            if (source / variant).is_file():
+                (target / variant).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source / variant, target / variant)
+    shutil.copy2(source / MANIFEST, target / MANIFEST)
 
 
 def _assets_folder(folder: Path) -> Path:
@@ -134,6 +86,4 @@ def _assets_folder(folder: Path) -> Path:
 def _css_fallback(target: Path) -> str:
     if (target / COMPILED_CSS).is_file():
         return f"the previous {COMPILED_CSS} is kept"
-    if (target / "tailwind" / "tailwind.js").is_file():
-        return "pages use the in-browser Tailwind build (tailwind/tailwind.js) instead"
-    return "pages get no Tailwind utilities"
+    return "pages use the in-browser Tailwind build (tailwind/tailwind.js) instead"

@@ -8,7 +8,9 @@ from typing import Any
 
 import click
 from pydantic_core import PydanticUndefined
-from sqlalchemy import MetaData
+from sqlalchemy import Enum, MetaData
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
 
 from starmodel.adapters.persistence.migrations import Migrations
 from starmodel.adapters.persistence.sql import build_table
@@ -41,8 +43,9 @@ def _default(value: Any) -> Any:
     return value
 
 
-def describe_table(cls: type[Entity]) -> dict[str, Any] | None:
-    """The table of a SQL entity (``None`` for other entities): name and columns, from the code."""
+def describe_table(cls: type[Entity], dialect: Dialect | None = None) -> dict[str, Any] | None:
+    """The table of a SQL entity (``None`` for other entities): name and columns, from the code,
+    with the column types ``dialect`` (the app's database) gives them."""
     if not cls.options().table:
         return None
     try:
@@ -52,13 +55,33 @@ def describe_table(cls: type[Entity]) -> dict[str, Any] | None:
     columns = [
         {
             "name": column.name,
-            "type": str(column.type),
+            "type": _column_type(column.type, dialect),
             "nullable": bool(column.nullable),
             "primary_key": bool(column.primary_key),
         }
         for column in table.columns
     ]
     return {"name": table.name, "columns": columns}
+
+
+def _column_type(column_type: TypeEngine[Any], dialect: Dialect | None) -> str:
+    """``VARCHAR(7)`` where the database stores an enum as text; ``ENUM category (tools, ...)``
+    where it makes an enum type of its own (PostgreSQL)."""
+    text = column_type.compile(dialect=dialect) if dialect is not None else str(column_type)
+    native = dialect is not None and dialect.supports_native_enum
+    if isinstance(column_type, Enum) and column_type.native_enum and native:
+        return f"ENUM {text} ({', '.join(column_type.enums)})"
+    return text
+
+
+def database_dialect(starmodel: WebApp | None) -> Dialect | None:
+    """The SQL dialect of the app's database (no connection is made), if it has one."""
+    if not isinstance(starmodel, StarModel):
+        return None
+    try:
+        return starmodel.services.database.engine.dialect
+    except StarModelError:
+        return None
 
 
 def table_status(starmodel: WebApp | None, cls: type[Entity]) -> dict[str, Any]:
@@ -82,8 +105,11 @@ def table_status(starmodel: WebApp | None, cls: type[Entity]) -> dict[str, Any]:
     }
 
 
-def describe_entity(cls: type[Entity]) -> dict[str, Any]:
-    """Everything ``inspect`` shows, JSON-ready (``table`` is ``None`` for non-SQL entities)."""
+def describe_entity(cls: type[Entity], dialect: Dialect | None = None) -> dict[str, Any]:
+    """Everything ``inspect`` shows, JSON-ready (``table`` is ``None`` for non-SQL entities).
+
+    A record entity's signals are per record: ``$todo.<key>.title``.
+    """
     options = cls.options()
     namespace = cls.namespace()
     fields = []
@@ -133,9 +159,10 @@ def describe_entity(cls: type[Entity]) -> dict[str, Any]:
         "fields": fields,
         "computed": computed,
         "events": events,
-        "signals": [f"${namespace}.{name}" for name in cls.public_signal_names()],
+        "signals": [f"${namespace}.{'<key>.' if options.scope == 'id' else ''}{name}"
+                    for name in cls.public_signal_names()],
         "policy": describe_policy(cls),
-        "table": describe_table(cls),
+        "table": describe_table(cls, dialect),
         "redis": describe_redis_keys(cls),
     }
 
@@ -210,7 +237,7 @@ def inspect_command(name: str, app: str | None, as_json: bool) -> None:
     if not match:
         known = ", ".join(sorted(c.__name__ for c in entities)) or "none"
         raise click.ClickException(f"unknown entity {name!r}; known entities: {known}")
-    info = describe_entity(match[0])
+    info = describe_entity(match[0], database_dialect(found.starmodel))
     if info["redis"] is not None and found.starmodel is not None:
         info["redis"] = describe_redis_keys(match[0], found.starmodel.settings.redis_prefix)
     if info["table"] is not None:

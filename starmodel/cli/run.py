@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -13,6 +14,7 @@ import click
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
+from starmodel.adapters.asset_fetch import AssetFetchError, ensure_bundle
 from starmodel.adapters.live_stream import close_all_live_streams
 from starmodel.cli.discovery import find_app
 from starmodel.core.errors import StarModelError
@@ -58,6 +60,27 @@ def _check_database(web: Any) -> None:
     if missing and (migrations / "env.py").is_file():
         click.echo(f"warning: tables {', '.join(missing)} are missing: run `starmodel migrate`", err=True)
     # without migrations the app creates missing tables itself at start, and says so
+
+
+def _fetch_page_assets(web: Any) -> None:
+    """Local assets missing: fetch them once into the user's cache. When they cannot be had,
+    one line says so and what to run; the app serves anyway, its pages showing a notice."""
+    assets = getattr(web, "page_assets", None)
+    if assets is None or not assets.local or not assets.missing:
+        return
+    cache = assets.found.cache
+    started = time.monotonic()
+    try:
+        folder = ensure_bundle(cache)
+    except AssetFetchError as exc:
+        click.echo(
+            f"warning: page assets missing and not fetched ({exc}); pages show a notice until "
+            "`starmodel assets` has fetched them (or set STARMODEL_ASSETS=cdn)",
+            err=True,
+        )
+        return
+    assets.refresh()
+    click.echo(f"page assets fetched into {folder} ({time.monotonic() - started:.1f} s, once)")
 
 
 def _check_plugins(web: Any) -> None:
@@ -145,6 +168,8 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
     if reload and workers > 1:
         raise click.ClickException("--reload and --workers > 1 cannot be combined")
     _check_port(host, port)
+    if found.starmodel is not None:
+        _fetch_page_assets(found.starmodel)
     if workers > 1 and found.starmodel is not None:
         _warn_about_workers(found.starmodel)
     click.echo(f"StarModel serving {found.import_string} on http://{host}:{port}")

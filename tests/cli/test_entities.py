@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from starmodel.cli.main import cli
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -57,6 +63,37 @@ def test_inspect_shows_policies_and_allow_rules(runner: CliRunner) -> None:
     text = runner.invoke(cli, ["entities", "inspect", "Product", "--app", "demo"]).output
     assert "policy: read anyone, create signed_in, update signed_in, delete staff" in text
     assert "allow: staff" in text
+
+
+def test_a_record_entity_has_signals_per_record(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["entities", "inspect", "Todo", "--app", "demo", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["signals"] == ["$todo.<key>.id", "$todo.<key>.title", "$todo.<key>.done"]
+
+
+@pytest.mark.parametrize(
+    ("database_url", "category_type"),
+    [
+        ("sqlite:///{tmp}/shop.db", "VARCHAR(7)"),  # SQLite stores an enum as text
+        # no connection is needed to know the type (this port answers nothing)
+        ("postgresql://postgres@127.0.0.1:9/nowhere", "ENUM category (tools, garden, kitchen, toys)"),
+    ],
+    ids=["sqlite", "postgresql"],
+)
+def test_column_types_are_those_of_the_app_database(
+    database_url: str, category_type: str, tmp_path: Path
+) -> None:
+    """The demo reads DATABASE_URL when it is imported: a process of its own per database."""
+    env = {**os.environ, "DATABASE_URL": database_url.format(tmp=tmp_path)}
+    env.pop("STARMODEL_APP", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "starmodel.cli.main", "entities", "inspect", "Product", "--app", "demo",
+         "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    columns = {c["name"]: c["type"] for c in json.loads(done.stdout)["table"]["columns"]}
+    assert columns["category"] == category_type
+    assert columns["price"] == "NUMERIC(10, 2)"
 
 
 def test_inspect_json_by_namespace(runner: CliRunner) -> None:

@@ -1,7 +1,8 @@
 """`starmodel init` and `starmodel make`, end to end, in a virtual environment of their own.
 
-One venv for the module (`python -m venv --system-site-packages --without-pip`, then this
-checkout installed into it in editable mode with the system's pip: offline, a few seconds).
+One venv for the module that sees the packages of the environment running the tests (a venv
+or the system's Python alike: a `.pth` file adds its site folders), with this checkout
+installed into it in editable mode by that environment's pip: offline, a few seconds.
 For each template, a project is made with the venv's `starmodel`, its own tests run with the
 venv's python (cwd = the project), and `starmodel run` serves its home page and an event over
 a real socket. The crud template's migrations (and one `make entity --store sql` adds) are
@@ -18,6 +19,7 @@ import os
 import re
 import secrets
 import shutil
+import site
 import socket
 import subprocess
 import sys
@@ -87,14 +89,28 @@ class Venv:
         return out
 
 
+def inherit_current_packages(venv_path: Path) -> None:
+    """Let the venv import what this interpreter imports. ``venv --system-site-packages`` would
+    give it the *base* interpreter's packages, not those of a venv the tests run in; a
+    ``.pth`` line that calls ``site.addsitedir`` adds each of this environment's site folders,
+    with the ``.pth`` files inside them (editable installs)."""
+    folders = [*site.getsitepackages()]
+    if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages()):
+        folders.append(site.getusersitepackages())
+    made = subprocess.run(
+        [str(venv_path / "bin" / "python"), "-c",
+         "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )
+    lines = [f"import site; site.addsitedir({folder!r})" for folder in folders]
+    (Path(made.stdout.strip()) / "_inherited_packages.pth").write_text("\n".join(lines) + "\n")
+
+
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     path = tmp_path_factory.mktemp("venv") / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(path)],
-        check=True,
-        timeout=120,
-    )
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120)
+    inherit_current_packages(path)
     made = Venv(path)
     done = made.run(
         [

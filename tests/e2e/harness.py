@@ -198,6 +198,12 @@ def is_local(url: str) -> bool:
     return parts.scheme in ("http", "https", "ws", "wss") and parts.hostname == LOCAL_HOST
 
 
+def asset_name(url: str) -> str:
+    """``.../_starmodel/assets/franken-ui/core.min.<hash>.css`` -> ``franken-ui/core.min.css``."""
+    served = url.split("/_starmodel/assets/")[-1].split("?")[0]
+    return re.sub(r"\.[0-9a-f]{10}(\.[a-z]+)$", r"\1", served)
+
+
 @dataclass
 class ExternalRequests:
     """Requests that tried to leave 127.0.0.1 (all aborted)."""

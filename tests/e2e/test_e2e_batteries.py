@@ -23,8 +23,7 @@ OpenDemo = Callable[..., Page]
 PREFS_KEY = "starmodel:preferences"
 RESTORE_PATH = "/_starmodel/client/preferences/restore"
 STATIC_SCRIPT = "/_starmodel/static/starmodel.js"
-PREFS_DEFAULTS = {"theme": "light", "language": "en"}
-DARK_PANEL = re.compile(r"\bbg-gray-900\b")
+PREFS_DEFAULTS = {"name": "", "language": "en"}
 TOASTS = "#starmodel-toasts .starmodel-toast"
 IMPORT_COUNT = re.compile(r"^(\d+) / (\d+)$")
 IMPORT_TIMEOUT_MS = 15_000
@@ -54,15 +53,14 @@ def wait_stored(page: Page, expected: dict[str, Any], key: str = PREFS_KEY) -> N
     )
 
 
-def expect_preferences(page: Page, theme: str, language: str, greeting: str) -> None:
-    expect(page.locator("#prefs-theme")).to_have_text(theme)
+def expect_preferences(page: Page, language: str, greeting: str) -> None:
     expect(page.locator("#prefs-language")).to_have_text(language)
     expect(page.locator("#prefs-greeting")).to_have_text(greeting)
-    panel = expect(page.locator("#prefs-panel"))
-    if theme == "dark":
-        panel.to_have_class(DARK_PANEL)
-    else:
-        panel.not_to_have_class(DARK_PANEL)
+
+
+def save_name(page: Page, name: str) -> None:
+    page.fill("#prefs-name", name)
+    page.click("#prefs-save")
 
 
 def import_progress(page: Page) -> tuple[int, int]:
@@ -155,37 +153,39 @@ def test_preferences_survive_a_reload_and_follow_across_tabs(
 ) -> None:
     context = new_context()
     first = demo(context)
-    expect_preferences(first, "light", "en", "Hello!")
+    expect_preferences(first, "en", "Hello!")
 
-    first.click("#prefs-dark")
+    save_name(first, "Ada")
     first.click("#prefs-fr")
-    expect_preferences(first, "dark", "fr", "Bonjour !")
-    wait_stored(first, {"theme": "dark", "language": "fr"})
+    expect_preferences(first, "fr", "Bonjour, Ada !")
+    wait_stored(first, {"name": "Ada", "language": "fr"})
 
     # A reload renders the defaults server-side; the page restores what the browser kept.
     first.reload()
-    expect_preferences(first, "dark", "fr", "Bonjour !")
-    assert stored(first) == {"theme": "dark", "language": "fr"}
+    expect_preferences(first, "fr", "Bonjour, Ada !")
+    assert stored(first) == {"name": "Ada", "language": "fr"}
 
     # Another tab of the same browser shares localStorage.
     second = demo(context)
-    expect_preferences(second, "dark", "fr", "Bonjour !")
+    expect_preferences(second, "fr", "Bonjour, Ada !")
 
     # A change in one tab reaches the other without a reload (the storage event).
     second.click("#prefs-de")
-    expect_preferences(second, "dark", "de", "Hallo!")
-    expect_preferences(first, "dark", "de", "Hallo!")
+    expect_preferences(second, "de", "Hallo, Ada!")
+    expect_preferences(first, "de", "Hallo, Ada!")
     # Both tabs keep the whole state: each one stores it, and neither undoes the other.
-    wait_stored(first, {"theme": "dark", "language": "de"})
+    wait_stored(first, {"name": "Ada", "language": "de"})
     first.wait_for_timeout(500)
-    expect_preferences(first, "dark", "de", "Hallo!")
-    expect_preferences(second, "dark", "de", "Hallo!")
-    assert stored(first) == {"theme": "dark", "language": "de"}
+    expect_preferences(first, "de", "Hallo, Ada!")
+    expect_preferences(second, "de", "Hallo, Ada!")
+    assert stored(first) == {"name": "Ada", "language": "de"}
 
-    first.click("#prefs-light")
-    expect_preferences(second, "light", "de", "Hallo!")
+    save_name(first, "Grace")
+    expect_preferences(second, "de", "Hallo, Grace!")
     expect(first.locator(f"{TOASTS}[data-variant=error]")).to_have_count(0)
     expect(second.locator(f"{TOASTS}[data-variant=error]")).to_have_count(0)
+    # the page's own light / dark mode is the theme picker's alone
+    assert "dark" not in (first.locator("html").get_attribute("class") or "").split()
 
 
 # --- 2. tampered localStorage --------------------------------------------------------------
@@ -194,12 +194,13 @@ def test_preferences_survive_a_reload_and_follow_across_tabs(
 @pytest.mark.parametrize(
     "tampered",
     [
-        json.dumps({"theme": 5}),
-        json.dumps({"theme": "dark", "is_admin": True}),
+        json.dumps({"name": 5}),
+        json.dumps({"name": "Ada", "is_admin": True}),
         json.dumps({"language": "xx"}),
+        json.dumps({"name": "x" * 41}),
         "{oops",
     ],
-    ids=["wrong-type", "unknown-field", "not-a-choice", "not-json"],
+    ids=["wrong-type", "unknown-field", "not-a-choice", "too-long", "not-json"],
 )
 def test_tampered_preferences_are_refused_and_reset(
     demo_server: DemoServer, new_context: Callable[[], BrowserContext], tampered: str
@@ -218,7 +219,7 @@ def test_tampered_preferences_are_refused_and_reset(
     expect(error).to_have_count(1)
     expect(error).to_contain_text("invalid and has been reset")
     expect(error).to_be_visible()
-    expect_preferences(page, "light", "en", "Hello!")
+    expect_preferences(page, "en", "Hello!")
     # The page stores the defaults in place of the refused data ...
     wait_stored(page, PREFS_DEFAULTS)
 
@@ -226,13 +227,13 @@ def test_tampered_preferences_are_refused_and_reset(
     with page.expect_response(lambda r: r.url.endswith(RESTORE_PATH)) as answer:
         page.reload()
     assert answer.value.status == 200
-    expect_preferences(page, "light", "en", "Hello!")
+    expect_preferences(page, "en", "Hello!")
     expect(page.locator(f"{TOASTS}[data-variant=error]")).to_have_count(0)
 
-    # and the state is usable: a click works and is kept whole.
-    page.click("#prefs-dark")
-    expect_preferences(page, "dark", "en", "Hello!")
-    wait_stored(page, {"theme": "dark", "language": "en"})
+    # and the state is usable: a change works and is kept whole.
+    save_name(page, "Ada")
+    expect_preferences(page, "en", "Hello, Ada!")
+    wait_stored(page, {"name": "Ada", "language": "en"})
 
     written = demo_server.log_since(offset)
     assert "Traceback" not in written, f"the server logged a traceback:\n{written}"
@@ -333,7 +334,7 @@ def test_every_action_type_reaches_the_browser(demo: OpenDemo) -> None:
     for variant in ("info", "success", "warning", "error"):
         page.click(f"#showcase-{variant}")
         toast = page.locator(f"{TOASTS}[data-variant={variant}]")
-        expect(toast).to_have_text(f"A {variant} toast")
+        expect(toast).to_have_text(f"{'An' if variant in ('info', 'error') else 'A'} {variant} toast")
         expect(toast).to_be_visible()
 
     # The alert blocks the page until it is answered; the test accepts it.

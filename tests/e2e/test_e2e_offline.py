@@ -12,7 +12,7 @@ import pytest
 from monsterui.all import Theme
 from playwright.sync_api import BrowserContext, Page, Request, Response, expect
 
-from .harness import DemoServer, ExternalRequests, open_demo
+from .harness import DemoServer, ExternalRequests, asset_name, open_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +67,7 @@ def test_every_request_stays_local_and_the_styles_apply(
     for request in requests:
         assert request.url.startswith(demo_server.url + "/") or request.url.startswith("data:"), request.url
     assets = [r for r in requests if r.resource_type in ("stylesheet", "script")]
-    names = {r.url.split("/_starmodel/assets/")[-1].split("?")[0] for r in assets}
+    names = {asset_name(r.url) for r in assets}
     assert {"datastar.js", "tailwind/app.css", "franken-ui/core.min.css", "daisyui/full.css"} <= names, names
     assert "tailwind/tailwind.js" not in names  # the compiled CSS replaces the in-browser build
     for request in assets:
@@ -185,8 +185,7 @@ def test_generated_and_account_pages_stay_local_too(
     expect(page.locator("[data-starmodel-theme-picker]").first).to_be_visible()
     assert requests and all(r.url.startswith(demo_server.url + "/") or r.url.startswith("data:")
                             for r in requests), [r.url for r in requests]
-    names = {r.url.split("/_starmodel/assets/")[-1].split("?")[0] for r in requests
-             if r.resource_type in ("stylesheet", "script")}
+    names = {asset_name(r.url) for r in requests if r.resource_type in ("stylesheet", "script")}
     assert {"datastar.js", "tailwind/app.css", "franken-ui/core.min.css"} <= names, names
     assert bad == []
     assert external_requests.urls == []

@@ -9,7 +9,8 @@ def test_defaults_without_environment():
     settings = Settings.from_env({})
     assert settings == Settings()
     assert settings.secret_key is None
-    assert settings.assets == "cdn"
+    assert settings.assets == "local"  # the app serves its page assets; a CDN is the option
+    assert settings.cache_dir is None
     assert settings.debug is False
 
 
@@ -19,8 +20,9 @@ def test_environment_is_read():
             "SECRET_KEY": "s3cret",
             "DATABASE_URL": "sqlite:///x.db",
             "REDIS_URL": "redis://localhost:6379/0",
-            "STARMODEL_ASSETS": "local",
+            "STARMODEL_ASSETS": "cdn",
             "STARMODEL_ASSETS_DIR": "/srv/assets",
+            "STARMODEL_CACHE_DIR": "/var/cache/sm",
             "STARMODEL_THEME": "rose",
             "STARMODEL_DEBUG": "Yes",
             "STARMODEL_ALLOWED_ORIGINS": " https://a.example/ ,https://b.example,, ",
@@ -29,8 +31,9 @@ def test_environment_is_read():
     assert settings.secret_key == "s3cret"
     assert settings.database_url == "sqlite:///x.db"
     assert settings.redis_url == "redis://localhost:6379/0"
-    assert settings.assets == "local"
+    assert settings.assets == "cdn"
     assert settings.assets_dir == "/srv/assets"
+    assert settings.cache_dir == "/var/cache/sm"
     assert settings.theme == "rose"
     assert settings.debug is True
     assert settings.allowed_origins == ("https://a.example", "https://b.example")

@@ -44,7 +44,7 @@ def test_extra_classes_and_attributes_go_on_the_outer_div() -> None:
 
 def test_the_readme_example_renders() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("## Offline / self-hosted assets, themes and dark mode", 1)[1].split("\n## ", 1)[0]
+    section = readme.split("## Page assets, themes and dark mode", 1)[1].split("\n## ", 1)[0]
     [code] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     namespace: dict[str, Any] = {}
     exec(compile(code, "README.md", "exec"), namespace)

@@ -371,7 +371,7 @@ def _key_adapter(entity_cls: type[Entity]) -> TypeAdapter[Any]:
     adapter = _ADAPTERS.get(entity_cls)
     if adapter is None:
         annotation = entity_cls.model_fields[_pk(entity_cls)].annotation
-        adapter = _ADAPTERS[entity_cls] = TypeAdapter(annotation)
+        adapter = _ADAPTERS[entity_cls] = TypeAdapter(Any if annotation is None else annotation)
     return adapter
 
 

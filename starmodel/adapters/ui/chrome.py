@@ -1,4 +1,5 @@
-"""Bits of page chrome shared by generated pages: the theme picker and the account menu."""
+"""Bits of page chrome shared by generated pages: the way home, the theme picker and the account
+menu."""
 
 from __future__ import annotations
 
@@ -13,12 +14,19 @@ from starmodel.adapters.ui_theme import theme_picker
 if TYPE_CHECKING:
     from starmodel.adapters.web_fasthtml import WebApp
 
-__all__ = ["account_menu", "theme_control"]
+__all__ = ["account_menu", "home_link", "theme_control"]
 
 
 def theme_control() -> Any:
     """The MonsterUI theme colour and light / dark / system choice."""
     return theme_picker()
+
+
+def home_link(web: WebApp, request: Request) -> Any:
+    """The app's title, linking to its home page (where the app is mounted)."""
+    home = request.scope.get("root_path", "").rstrip("/") + "/"
+    return A("← ", web.app.title or "Home", href=home, cls="font-semibold hover:underline",
+             data_testid="sm-home")
 
 
 def account_menu(web: WebApp, request: Request) -> Any:

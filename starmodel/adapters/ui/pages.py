@@ -15,7 +15,7 @@ from monsterui.all import H1, Button, ButtonT, Card, Container, TextPresets
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from starmodel.adapters.ui.chrome import account_menu, theme_control
+from starmodel.adapters.ui.chrome import account_menu, home_link, theme_control
 from starmodel.adapters.ui.fields import input_value, render_control, view_of
 from starmodel.adapters.ui.mount import UiMount
 from starmodel.adapters.ui.views import EntityViews, _words, parse_list_query
@@ -42,8 +42,13 @@ def page_layout(web: WebApp, request: Request, title: str, content: tuple[Any, .
 
 
 def header_bar(web: WebApp, request: Request) -> Any:
-    """Theme choice and who is signed in (with a sign-out button), right-aligned."""
-    return Div(theme_control(), account_menu(web, request), cls="flex justify-end items-center gap-3 pt-4")
+    """The way back to the app's home page on the left; theme choice and who is signed in
+    (with a sign-out button) on the right."""
+    return Div(
+        home_link(web, request),
+        Div(theme_control(), account_menu(web, request), cls="flex items-center gap-3"),
+        cls="flex justify-between items-center gap-3 pt-4",
+    )
 
 
 class RecordPages:
