@@ -12,11 +12,13 @@ import itsdangerous
 import pytest
 from argon2 import PasswordHasher
 from auth_kit import COOKIE, PASSWORD, Browser, make_app, running
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select, text
 
-from starmodel import Entity, event
+from starmodel import CallContext, Entity, event
 from starmodel.adapters.web_fasthtml import SESSION_KEY
 from starmodel.contrib.auth import UID_KEY, Passwords, SignIn, User, signed_in
+from starmodel.contrib.auth.signin import sign_in_key
 from starmodel.contrib.auth.testing import copy_cookie, sign_in, sign_out, sign_out_everywhere
 from starmodel.core.errors import EntityNotFound, ValidationFailed
 from starmodel.testing import EventClient
@@ -268,3 +270,44 @@ async def test_signing_out_while_the_database_is_down_says_so_and_stays_signed_i
     assert (await browser.post_form("/auth/logout")).status_code == 200
     assert UID_KEY not in browser.session()
     await browser.aclose()
+
+
+async def test_a_request_that_needs_its_user_reads_one_row(app):
+    """The cost of server-side sign-ins: one query for a signed-in request (the sign-in joined
+    with its user), none for a visitor."""
+    sm, auth = app
+    await auth.create_user("ada@example.com", PASSWORD)
+    signed, visitor = Browser(sm), Browser(sm)
+    await signed.login("ada@example.com")
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    engine = sm.services.database.engine.sync_engine
+    sqlalchemy_event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert (await signed.http.get("/me")).text == "signed in as ada@example.com"
+        assert len(statements) == 1 and "sign_ins" in statements[0] and "users" in statements[0]
+        statements.clear()
+        assert (await visitor.http.get("/me")).status_code == 303
+        assert statements == []
+    finally:
+        sqlalchemy_event.remove(engine, "before_cursor_execute", count)
+    await signed.aclose()
+    await visitor.aclose()
+
+
+async def test_staff_end_one_sign_in_by_deleting_its_row(app):
+    sm, auth = app
+    await auth.create_user("ada@example.com", PASSWORD)
+    laptop, phone = Browser(sm), Browser(sm)
+    await laptop.login("ada@example.com")
+    await phone.login("ada@example.com")
+    async with sm.dispatcher.uow_factory(SignIn) as uow:
+        uow.remove(await uow.load(SignIn, sign_in_key(laptop.session()[SESSION_KEY])))
+        await uow.commit(CallContext(session_id="staff"))
+    assert (await laptop.http.get("/me")).status_code == 303
+    assert (await phone.http.get("/me")).status_code == 200
+    await laptop.aclose()
+    await phone.aclose()
