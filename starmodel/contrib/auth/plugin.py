@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -33,7 +34,7 @@ from starmodel.contrib.auth.signin import SignIn, SignInsEnded, sign_in_key
 from starmodel.contrib.auth.store import SignInStore, UserStore
 from starmodel.contrib.auth.user import MAX_NAME, User, email_problem, normalize_email
 from starmodel.contrib.auth.views import UserViews
-from starmodel.core.errors import ConfigurationError, EntityNotFound, ValidationFailed
+from starmodel.core.errors import ConfigurationError, EntityNotFound, StoreUnavailable, ValidationFailed
 
 __all__ = ["DEFAULT_RATE_LIMIT", "EMAIL_TAKEN", "UID_KEY", "Auth"]
 
@@ -156,10 +157,12 @@ class Auth:
         user_id, session_id = session.get(UID_KEY), session.get(SESSION_KEY)
         if type(user_id) is not int:
             return None
-        found = await self.sign_ins.find(sign_in_key(session_id)) if isinstance(session_id, str) else None
-        if found is not None and found.user_id == user_id:
+        key = sign_in_key(session_id) if isinstance(session_id, str) else None
+        found = await self.sign_ins.find(key) if key else None
+        if key and found is not None and found.user_id == user_id:
             if found.expired(datetime.now(UTC)):
-                await self._forget(sign_in_key(str(session_id)))
+                with contextlib.suppress(StoreUnavailable):  # the next sign-in removes it anyway
+                    await self._forget(key)
             elif hmac.compare_digest(found.password_check, self._fingerprint(found.user)):
                 return found.user
         session.pop(UID_KEY, None)
