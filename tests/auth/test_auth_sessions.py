@@ -311,3 +311,15 @@ async def test_staff_end_one_sign_in_by_deleting_its_row(app):
     assert (await phone.http.get("/me")).status_code == 200
     await laptop.aclose()
     await phone.aclose()
+
+
+async def test_signing_in_as_somebody_else_ends_the_previous_sign_in(app):
+    sm, auth = app
+    ada = await auth.create_user("ada@example.com", PASSWORD)
+    await auth.create_user("bob@example.com", PASSWORD)
+    async with EventClient(sm, lifespan=False) as browser:
+        await sign_in(browser, "ada@example.com", PASSWORD)
+        thief = copy_cookie(browser)
+        await sign_in(browser, "bob@example.com", PASSWORD)
+        assert (await browser.http.get("/me")).text == "signed in as bob@example.com"
+        assert not await is_signed_in(thief) and await sign_ins_of(auth, ada.id) == 0

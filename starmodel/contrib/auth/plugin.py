@@ -186,14 +186,17 @@ class Auth:
     async def sign_in(self, request: Request, user: User) -> None:
         """Sign ``user`` in on this request's session, under a new session id (an id
         planted before sign-in is worth nothing after it): session-scoped entity state
-        starts fresh. The sign-in is recorded first (``StoreUnavailable`` if it cannot be:
-        the session is left as it was)."""
+        starts fresh. A sign-in the session had already ends, then the new one is recorded
+        (``StoreUnavailable`` if that cannot be done: the session is left as it was)."""
         if user.id is None:
             raise ValueError("sign_in: the user is not saved yet")
+        session = request.scope["session"]
+        previous = session.get(SESSION_KEY)
+        if UID_KEY in session and isinstance(previous, str):
+            await self._forget(sign_in_key(previous))
         session_id = secrets.token_urlsafe(18)
         expires = datetime.now(UTC) + timedelta(seconds=self.sign_in_for)
         await self.sign_ins.add(sign_in_key(session_id), user.id, expires, self._fingerprint(user))
-        session = request.scope["session"]
         session[SESSION_KEY] = session_id
         session[UID_KEY] = user.id
         request.scope[USER_SCOPE_KEY] = user

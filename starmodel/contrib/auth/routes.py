@@ -205,12 +205,12 @@ class AuthRoutes:
             if user is None:
                 return _refused(404, "No such user")
             ended = await self.auth.sign_out_everywhere(user)
+            if user.id == caller.id:
+                await self.auth.sign_out(request)
+                return _sse(200, [redirect(self.auth.after_logout)])
         except StarModelError as exc:
             log.warning("signing out everywhere not possible: %s", exc)
             return _refused(503, SIGN_OUT_UNAVAILABLE)
-        if user.id == caller.id:
-            await self.auth.sign_out(request)
-            return _sse(200, [redirect(self.auth.after_logout)])
         sessions = "1 browser" if ended == 1 else f"{ended} browsers"
         return _sse(200, [toast(f"{user.email} is signed out ({sessions})", "success")])
 
