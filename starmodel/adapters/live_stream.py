@@ -220,6 +220,15 @@ class LiveHub:
             for stream in list(streams):
                 stream.close("resync")
 
+    def close_sessions(self, ended: Callable[[str], bool], reason: str) -> None:
+        """Close the streams of every session ``ended(session_id)`` picks (signed out, say):
+        their tabs reconnect and are served as whoever they are now."""
+        prefix = "session:"
+        for topic, streams in list(self.streams.items()):
+            if topic.startswith(prefix) and ended(topic[len(prefix):]):
+                for stream in list(streams):
+                    stream.close(reason)
+
     def close_all(self) -> None:
         self.closing = True
         if self._beats is not None:

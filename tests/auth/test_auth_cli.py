@@ -1,8 +1,10 @@
-"""``starmodel users create | list`` (a ``starmodel.cli`` plugin): accounts from the shell, and
-one clear line for every mistake."""
+"""``starmodel users create | list | password | signout`` (a ``starmodel.cli`` plugin): accounts
+from the shell, and one clear line for every mistake."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import json
 import secrets
 import subprocess
@@ -11,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from auth_kit import COOKIE, Browser, running
 from click.testing import CliRunner
 
 from starmodel.cli.main import cli
@@ -131,3 +134,82 @@ def test_the_command_is_installed_as_a_plugin(make_project, tmp_path):
     assert again.returncode == 1 and "Traceback" not in again.stderr
     assert again.stderr.strip() == "Error: email: An account with this email exists already"
     assert Path(tmp_path / "cli.db").is_file()
+
+
+def _signed_in_twice(module_name: str, tmp_path: Path) -> list[str]:
+    """Sign the account ada@example.com in on two browsers of the app; their cookies."""
+    sys.path.insert(0, str(tmp_path))
+    module = importlib.import_module(module_name)
+
+    async def sign_in_twice() -> list[str]:
+        async with running(module.sm):
+            browsers = [Browser(module.sm), Browser(module.sm)]
+            for browser in browsers:
+                assert (await browser.login("ada@example.com", "correct horse")).status_code == 200
+                await browser.aclose()
+            return [browser.http.cookies[COOKIE] for browser in browsers]
+
+    return asyncio.run(sign_in_twice())
+
+
+def _who(module_name: str, cookies: list[str], password: str) -> list[str | None]:
+    """Who each cookie is signed in as now, and whether ``password`` signs ada in."""
+    module = importlib.import_module(module_name)
+
+    async def look() -> list[str | None]:
+        async with running(module.sm):
+            seen: list[str | None] = []
+            for cookie in cookies:
+                browser = Browser(module.sm)
+                browser.http.cookies.set(COOKIE, cookie, domain="testserver.local")
+                page = await browser.http.get("/auth/login")
+                seen.append("ada" if "signed in as ada@example.com" in page.text else None)
+                await browser.aclose()
+            user = await module.auth.authenticate("ada@example.com", password)
+            return [*seen, user.email if user else None]
+
+    return asyncio.run(look())
+
+
+def test_a_new_password_from_the_shell_signs_the_user_out_everywhere(make_project, tmp_path):
+    app = make_project()
+    assert run("users", "create", "ada@example.com", "--password-stdin", "--app", app,
+               input="correct horse\n").exit_code == 0
+    cookies = _signed_in_twice(app, tmp_path)
+    assert _who(app, cookies, "correct horse") == ["ada", "ada", "ada@example.com"]
+    changed = run("users", "password", "ADA@example.com", "--app", app,
+                  input="new passphrase\nnew passphrase\n")  # asked twice, hidden
+    assert changed.exit_code == 0, changed.output
+    assert changed.output.splitlines()[-1] == "password of ada@example.com changed; signed out in 2 browsers"
+    assert _who(app, cookies, "correct horse") == [None, None, None]
+    assert _who(app, [], "new passphrase") == ["ada@example.com"]
+
+
+def test_sign_out_everywhere_from_the_shell(make_project, tmp_path):
+    app = make_project()
+    assert run("users", "create", "ada@example.com", "--password-stdin", "--app", app,
+               input="correct horse\n").exit_code == 0
+    cookies = _signed_in_twice(app, tmp_path)
+    ended = run("users", "signout", "ada@example.com", "--app", app)
+    assert ended.exit_code == 0 and ended.output.strip() == "ada@example.com signed out in 2 browsers"
+    assert _who(app, cookies, "correct horse") == [None, None, "ada@example.com"]
+    again = run("users", "signout", "ada@example.com", "--app", app)
+    assert again.output.strip() == "ada@example.com signed out in 0 browsers"
+
+
+@pytest.mark.parametrize("args, stdin, message", [
+    (["users", "signout", "nobody@example.com"], None, "Error: no user nobody@example.com"),
+    (["users", "password", "nobody@example.com", "--password-stdin"], "long enough\n",
+     "Error: no user nobody@example.com"),
+    (["users", "password", "ada@example.com", "--password-stdin"], "short\n",
+     "Error: password: Use at least 8 characters"),
+    (["users", "password", "ada@example.com", "--password-stdin"], "",
+     "Error: no password on standard input"),
+])
+def test_password_and_signout_mistakes_are_one_line(make_project, args, stdin, message):
+    app = make_project()
+    assert run("users", "create", "ada@example.com", "--password-stdin", "--app", app,
+               input="correct horse\n").exit_code == 0
+    result = run(*args, "--app", app, input=stdin)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == message, result.output

@@ -23,6 +23,7 @@ async def test_the_guide_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default SQLite file and the development secret go here
     guide = doc_module()
     await guide.test_a_signed_in_user_adds_notes()
+    await guide.test_a_copied_cookie_ends_with_the_sign_out()
     async with guide.sm.app.router.lifespan_context(guide.sm.app):
         await guide.make_admin()
         browser = Browser(guide.sm)

@@ -16,13 +16,13 @@ POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 async def app(tmp_path):
     sm, auth = make_app(tmp_path, database_url=POSTGRES_URL)
     async with sm.services.database.engine.begin() as conn:
-        await conn.execute(text("DROP TABLE IF EXISTS users"))
+        await conn.execute(text("DROP TABLE IF EXISTS users, sign_ins"))
     try:
         async with running(sm):
             yield sm, auth
     finally:
         async with sm.services.database.engine.begin() as conn:
-            await conn.execute(text("DROP TABLE IF EXISTS users"))
+            await conn.execute(text("DROP TABLE IF EXISTS users, sign_ins"))
         await sm.services.database.dispose()
 
 

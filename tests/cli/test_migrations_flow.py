@@ -361,3 +361,40 @@ def test_shell_native_and_builtin(project: Project) -> None:
     assert "OK (1 row affected)" in out
     assert "error: " in out  # a bad statement is reported, the shell goes on
     assert "a;b" in out and out.rstrip().endswith("(1 row)")
+
+
+USERS_ONLY_APP = '''\
+from starmodel import StarModel
+from starmodel.contrib.auth import User
+
+sm = StarModel()
+sm.include(User)  # an app from before sign-ins were kept on the server
+app = sm.app
+'''
+AUTH_APP = '''\
+from starmodel import StarModel
+from starmodel.contrib.auth import Auth
+
+sm = StarModel()
+auth = Auth(sm)
+app = sm.app
+'''
+SIGN_IN_COLUMNS = {"id", "user_id", "created_at", "expires_at", "password_check", "sm_version"}
+
+
+def test_the_sign_ins_table_of_the_auth_plugin_is_migrated(project: Project) -> None:
+    """An app whose users were migrated before sign-ins were kept gets the ``sign_ins`` table
+    from the next `starmodel migrate`; a new app gets both tables from its first."""
+    (project.path / f"{project.module}.py").write_text(USERS_ONLY_APP)
+    first = project.cli("migrate", "--app", project.module)
+    assert "create table users" in first and "sign_ins" not in first
+    assert "sign_ins" not in schema(project.url)
+
+    (project.path / f"{project.module}.py").write_text(AUTH_APP)
+    second = project.cli("migrate", "-m", "sign-ins")
+    assert "create table sign_ins" in second and "applied" in second
+    assert project.columns("sign_ins") == SIGN_IN_COLUMNS
+    assert "no changes" in project.cli("migrate")
+
+    project.cli("db", "reset", "--yes")
+    assert project.columns("users") and project.columns("sign_ins") == SIGN_IN_COLUMNS

@@ -33,13 +33,17 @@ def new_marker() -> str:
 
 
 def forget(marker: str) -> None:
-    """Delete the products named ``<marker>...`` and the accounts ``<marker>...@...``."""
+    """Delete the products named ``<marker>...`` and the accounts ``<marker>...@...`` (with
+    their sign-ins)."""
     if not DEMO_DATABASE.is_file():
         return
     db = sqlite3.connect(DEMO_DATABASE, timeout=10)
     try:
         with db:
             db.execute("DELETE FROM product WHERE name LIKE ?", (f"{marker}%",))
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'sign_ins'").fetchone():
+                db.execute("DELETE FROM sign_ins WHERE user_id IN (SELECT id FROM users WHERE email LIKE ?)",
+                           (f"{marker}%",))
             db.execute("DELETE FROM users WHERE email LIKE ?", (f"{marker}%",))
     finally:
         db.close()

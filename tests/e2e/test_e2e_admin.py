@@ -229,3 +229,32 @@ def test_user_pages_of_the_admin_never_show_password_hashes(
         fetched = context.request.get(url + path, headers={"Datastar-Request": "true"})
         assert fetched.status == 200, path
         never_secret(f"the fragment {path}", fetched.text())
+
+
+def test_staff_sign_a_user_out_everywhere_from_the_admin(
+    demo_server: DemoServer, new_context: NewContext, marker: str
+) -> None:
+    url = demo_server.url
+    email = f"{marker}@example.com"
+    shopper = new_context()
+    register(shopper, url, email)  # registering signs in
+    assert shopper.request.get(f"{url}/products/new", max_redirects=0).status == 200
+    db = sqlite3.connect(DEMO_DATABASE, timeout=10)
+    try:
+        (user_id,) = db.execute("SELECT id FROM users WHERE email = ?", (email,)).fetchone()
+    finally:
+        db.close()
+    staff = new_context()
+    sign_in_as_admin(staff, url)
+    page = staff.new_page()
+    page.goto(f"{url}/admin/sm_user/{user_id}")
+    button = page.get_by_test_id("auth-sign-out-everywhere")
+    page.once("dialog", lambda dialog: dialog.dismiss())  # asked first: "no" changes nothing
+    button.click()
+    assert shopper.request.get(f"{url}/products/new", max_redirects=0).status == 200
+    page.once("dialog", lambda dialog: dialog.accept())
+    button.click()
+    expect(toasts(page, "success").last).to_have_text(f"{email} is signed out (1 browser)")
+    away = shopper.request.get(f"{url}/products/new", max_redirects=0)
+    assert away.status == 303 and away.headers["location"].startswith("/auth/login")
+    no_error_toast(page)

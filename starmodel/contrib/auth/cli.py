@@ -1,5 +1,5 @@
-"""``starmodel users create | list``: manage the accounts of an app that uses ``Auth``
-(a ``starmodel.cli`` plugin command)."""
+"""``starmodel users create | list | password | signout``: manage the accounts of an app that
+uses ``Auth`` (a ``starmodel.cli`` plugin command)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import click
 
 if TYPE_CHECKING:
     from starmodel.contrib.auth.plugin import Auth
+    from starmodel.contrib.auth.user import User
 
 __all__ = ["users_group"]
 
@@ -90,6 +91,54 @@ def create_command(email: str, name: str, staff: bool, password_stdin: bool, app
         raise click.ClickException(f"password: {problem}")
     user = _run(auth, lambda: auth.create_user(email, password, name=name, staff=staff))
     click.echo(f"created user {user.id} {user.email}{' (staff)' if user.is_staff else ''}")
+
+
+async def _existing(auth: Auth, email: str) -> User:
+    from starmodel.contrib.auth.user import normalize_email
+
+    user = await auth.store.by_email(normalize_email(email))
+    if user is None:
+        raise click.ClickException(f"no user {email}")
+    return user
+
+
+def _browsers(count: int) -> str:
+    return "1 browser" if count == 1 else f"{count} browsers"
+
+
+@users_group.command("password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@click.option("--app", "app", default=None, help=APP_HELP)
+def password_command(email: str, password_stdin: bool, app: str | None) -> None:
+    """Give EMAIL a new password (asked twice, hidden); every sign-in of theirs ends."""
+    from starmodel.contrib.auth.passwords import password_problem
+
+    auth = _auth(app)
+    password = _read_password(password_stdin)
+    problem = password_problem(password)
+    if problem:
+        raise click.ClickException(f"password: {problem}")
+
+    async def change() -> int:
+        return await auth.set_password(await _existing(auth, email), password)
+
+    ended = _run(auth, change)
+    click.echo(f"password of {email.strip().lower()} changed; signed out in {_browsers(ended)}")
+
+
+@users_group.command("signout")
+@click.argument("email")
+@click.option("--app", "app", default=None, help=APP_HELP)
+def signout_command(email: str, app: str | None) -> None:
+    """Sign EMAIL out everywhere: every sign-in of theirs ends, in every browser."""
+    auth = _auth(app)
+
+    async def sign_out() -> int:
+        return await auth.sign_out_everywhere(await _existing(auth, email))
+
+    ended = _run(auth, sign_out)
+    click.echo(f"{email.strip().lower()} signed out in {_browsers(ended)}")
 
 
 @users_group.command("list")

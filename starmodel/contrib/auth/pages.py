@@ -7,6 +7,7 @@ Inputs are never re-rendered on an error, so a typed password is never sent back
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -40,6 +41,7 @@ __all__ = [
     "login_page",
     "logout_button",
     "register_page",
+    "sign_out_everywhere_button",
 ]
 
 LOGIN_FORM = "auth-login"
@@ -50,11 +52,17 @@ REGISTER_FIELDS = ("name", "email", "password", "password_confirm")
 
 @dataclass(frozen=True)
 class AuthPaths:
-    """Where the plugin's routes are (``prefix`` + ``/login``, ``/register``, ``/logout``)."""
+    """Where the plugin's routes are (``prefix`` + ``/login``, ``/register``, ``/logout``,
+    ``/users/{id}/signout``)."""
 
     login: str
     logout: str
     register: str | None
+    users: str
+
+    def sign_out_everywhere(self, user_id: int | str) -> str:
+        """The route that ends every sign-in of one user."""
+        return f"{self.users}/{user_id}/signout"
 
     def with_next(self, path: str, next_url: str, default: str) -> str:
         return path if next_url == default else f"{path}?{urlencode({'next': next_url})}"
@@ -101,6 +109,18 @@ def logout_button(path: str, label: str = "Sign out", **attrs: Any) -> Any:
     """A button that signs out (a Datastar POST, as logging out must never be a GET)."""
     attrs.setdefault("cls", ButtonT.default)
     return Button(label, type="button", **{"data-on:click": f"@post('{path}')"}, **attrs)
+
+
+def sign_out_everywhere_button(path: str, email: str) -> Any:
+    """A button that ends every sign-in of a user, after a confirmation."""
+    question = json.dumps(f"Sign {email} out in every browser?")
+    return Button(
+        "Sign out everywhere",
+        type="button",
+        cls=ButtonT.destructive,
+        data_testid="auth-sign-out-everywhere",
+        **{"data-on:click": f"confirm({question}) && @post('{path}')"},
+    )
 
 
 def login_page(paths: AuthPaths, *, next_url: str, default_next: str, signed_in_as: str | None = None) -> Any:

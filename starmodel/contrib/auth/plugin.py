@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
 import re
 import secrets
-import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,22 +30,19 @@ from starmodel.contrib.auth.ratelimit import (
     RedisAttempts,
 )
 from starmodel.contrib.auth.routes import AuthRoutes
-from starmodel.contrib.auth.store import UserStore
+from starmodel.contrib.auth.signin import SignIn, SignInsEnded, sign_in_key
+from starmodel.contrib.auth.store import SignInStore, UserStore
 from starmodel.contrib.auth.user import MAX_NAME, User, email_problem, normalize_email
-from starmodel.core.errors import ConfigurationError, ValidationFailed
+from starmodel.contrib.auth.views import UserViews
+from starmodel.core.errors import ConfigurationError, EntityNotFound, StoreUnavailable, ValidationFailed
 
-__all__ = ["AUTH_KEY", "DEFAULT_RATE_LIMIT", "EMAIL_TAKEN", "SINCE_KEY", "UID_KEY", "Auth"]
+__all__ = ["DEFAULT_RATE_LIMIT", "EMAIL_TAKEN", "UID_KEY", "Auth"]
 
 UID_KEY = "starmodel_uid"
-"""Session key of the signed-in user's id."""
-AUTH_KEY = "starmodel_uauth"
-"""Session key of a keyed digest of the user's password hash: a new password signs out the
-sessions made with the old one."""
-SINCE_KEY = "starmodel_usince"
-"""Session key of the time of sign-in (Unix seconds): a sign-in lasts ``Auth(sign_in_for=...)``."""
+"""Session key of the signed-in user's id. It counts only while the session's sign-in exists
+on the server (table ``sign_ins``, keyed by a digest of the session id)."""
 DEFAULT_RATE_LIMIT = RateLimit()
 EMAIL_TAKEN = "An account with this email exists already"
-_CLOCK_SKEW = 300  # seconds another server process's clock may be ahead of this one's
 _PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 log = logging.getLogger("starmodel.auth")
 
@@ -52,10 +50,11 @@ log = logging.getLogger("starmodel.auth")
 class Auth:
     """Installs user accounts on a StarModel app.
 
-    It serves the ``User`` entity (table ``users``), makes the signed-in user the
-    ``ctx.user`` of every event (``sm.user_loader``), sets ``sm.login_url`` and
-    ``sm.logout_url``, and adds the routes ``GET/POST {prefix}/login``,
-    ``GET/POST {prefix}/register`` (unless ``registration=False``) and ``POST {prefix}/logout``.
+    It serves the ``User`` and ``SignIn`` entities (tables ``users`` and ``sign_ins``), makes
+    the signed-in user the ``ctx.user`` of every event (``sm.user_loader``), sets
+    ``sm.login_url`` and ``sm.logout_url``, and adds the routes ``GET/POST {prefix}/login``,
+    ``GET/POST {prefix}/register`` (unless ``registration=False``), ``POST {prefix}/logout``
+    and ``POST {prefix}/users/{id}/signout`` (sign a user out everywhere: staff, or the user).
 
     Args:
         sm: the app.
@@ -108,12 +107,16 @@ class Auth:
             login=f"{prefix}/login",
             logout=f"{prefix}/logout",
             register=f"{prefix}/register" if registration else None,
+            users=f"{prefix}/users",
         )
         self.store = UserStore(sm)
+        self.sign_ins = SignInStore(sm)
         self.passwords = passwords or Passwords()
         self.attempts = self._attempts(rate_limit)
 
-        sm.include(User)
+        sm.include(User, SignIn)
+        sm.views(User, UserViews.serving(self.paths))  # the admin's user pages use them
+        sm.subscribe(SignInsEnded, self._close_streams, everywhere=True)
         sm.user_loader = self.load_user
         sm.login_url = self.paths.login
         sm.logout_url = self.paths.logout
@@ -146,23 +149,24 @@ class Auth:
     # --- the signed-in user --------------------------------------------------------------
 
     async def load_user(self, request: Request | EventRequest) -> User | None:
-        """The user of a request's signed session; a deleted user, one whose password changed
-        since this session signed in, or a sign-in older than ``sign_in_for`` is signed out."""
+        """The user of a request's session while its sign-in lasts: signed out (anywhere),
+        expired, made with a password changed since, or of a deleted user, it is a visitor."""
         session = request.scope.get("session")
         if not isinstance(session, dict):
             return None
-        user_id, since = session.get(UID_KEY), session.get(SINCE_KEY)
+        user_id, session_id = session.get(UID_KEY), session.get(SESSION_KEY)
         if type(user_id) is not int:
             return None
-        user = None
-        age = time.time() - since if isinstance(since, int | float) else None
-        if age is not None and -_CLOCK_SKEW <= age <= self.sign_in_for:
-            user = await self.store.by_id(user_id)
-        if user is None or not hmac.compare_digest(str(session.get(AUTH_KEY, "")), self._fingerprint(user)):
-            for key in (UID_KEY, AUTH_KEY, SINCE_KEY):
-                session.pop(key, None)
-            return None
-        return user
+        key = sign_in_key(session_id) if isinstance(session_id, str) else None
+        found = await self.sign_ins.find(key) if key else None
+        if key and found is not None and found.user_id == user_id:
+            if found.expired(datetime.now(UTC)):
+                with contextlib.suppress(StoreUnavailable):  # the next sign-in removes it anyway
+                    await self._forget(key)
+            elif hmac.compare_digest(found.password_check, self._fingerprint(found.user)):
+                return found.user
+        session.pop(UID_KEY, None)
+        return None
 
     async def user(self, request: Request | EventRequest) -> User | None:
         """The signed-in user of a page request (``None`` for a visitor); looked up once."""
@@ -179,23 +183,56 @@ class Auth:
         """A MonsterUI button that signs out (POST) and goes to ``after_logout``."""
         return logout_button(self.paths.logout, label, **attrs)
 
-    def sign_in(self, request: Request, user: User) -> None:
+    async def sign_in(self, request: Request, user: User) -> None:
         """Sign ``user`` in on this request's session, under a new session id (an id
         planted before sign-in is worth nothing after it): session-scoped entity state
-        starts fresh."""
+        starts fresh. A sign-in the session had already ends, then the new one is recorded
+        (``StoreUnavailable`` if that cannot be done: the session is left as it was)."""
+        if user.id is None:
+            raise ValueError("sign_in: the user is not saved yet")
         session = request.scope["session"]
-        session[SESSION_KEY] = secrets.token_urlsafe(18)
+        previous = session.get(SESSION_KEY)
+        if UID_KEY in session and isinstance(previous, str):
+            await self._forget(sign_in_key(previous))
+        session_id = secrets.token_urlsafe(18)
+        expires = datetime.now(UTC) + timedelta(seconds=self.sign_in_for)
+        await self.sign_ins.add(sign_in_key(session_id), user.id, expires, self._fingerprint(user))
+        session[SESSION_KEY] = session_id
         session[UID_KEY] = user.id
-        session[AUTH_KEY] = self._fingerprint(user)
-        session[SINCE_KEY] = int(time.time())
         request.scope[USER_SCOPE_KEY] = user
 
-    def sign_out(self, request: Request) -> None:
-        """Forget the session (everything in it) and start a new one."""
+    async def sign_out(self, request: Request) -> None:
+        """End this session's sign-in (every copy of its cookie is signed out with it), then
+        forget the session and start a new one. ``StoreUnavailable`` if the sign-in cannot
+        be ended: the session is left as it was."""
         session = request.scope["session"]
+        session_id = session.get(SESSION_KEY)
+        if UID_KEY in session and isinstance(session_id, str):
+            await self._forget(sign_in_key(session_id))
         session.clear()
         session[SESSION_KEY] = secrets.token_urlsafe(18)
         request.scope[USER_SCOPE_KEY] = None
+
+    async def sign_out_everywhere(self, user: User) -> int:
+        """End every sign-in of ``user``, in every browser and process; how many there were."""
+        if user.id is None:
+            return 0
+        keys = await self.sign_ins.end_all(user.id)
+        await self._announce(keys)
+        return len(keys)
+
+    async def _forget(self, key: str) -> None:
+        if await self.sign_ins.end(key):
+            await self._announce([key])
+
+    async def _announce(self, keys: list[str]) -> None:
+        if keys:
+            await self.sm.services.bus.publish(SignInsEnded(keys))
+
+    async def _close_streams(self, fact: SignInsEnded) -> None:
+        """Bus subscriber (every process): the live streams of ended sign-ins reconnect."""
+        ended = set(fact.keys)
+        self.sm.hub.close_sessions(lambda session_id: sign_in_key(session_id) in ended, "signed out")
 
     def _fingerprint(self, user: User) -> str:
         key = (self.sm.settings.secret_key or "").encode("utf-8")
@@ -236,6 +273,21 @@ class Auth:
         if not await self.passwords.verify(user.password_hash if user else None, password) or user is None:
             return None
         if self.passwords.needs_rehash(user.password_hash) and user.id is not None:
+            before = self._fingerprint(user)
             user.password_hash = await self.passwords.hash(password)
             await self.store.set_password_hash(user.id, user.password_hash)
+            await self.sign_ins.recheck(user.id, before, self._fingerprint(user))
         return user
+
+    async def set_password(self, user: User, password: str) -> int:
+        """Give ``user`` a new password and end every sign-in of theirs (in every browser and
+        process); how many ended. ``ValidationFailed`` if the password is too short or too
+        long, ``EntityNotFound`` if the user no longer exists."""
+        problem = password_problem(password)
+        if problem:
+            raise ValidationFailed({"password": problem}, "Password not changed")
+        password_hash = await self.passwords.hash(password)
+        if user.id is None or not await self.store.replace_password_hash(user.id, password_hash):
+            raise EntityNotFound(f"User {user.email} does not exist")
+        user.password_hash = password_hash
+        return await self.sign_out_everywhere(user)

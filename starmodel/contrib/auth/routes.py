@@ -27,7 +27,7 @@ from starmodel.contrib.auth.pages import (
 from starmodel.contrib.auth.passwords import MAX_PASSWORD_BYTES, password_problem
 from starmodel.contrib.auth.ratelimit import address_key, email_key
 from starmodel.contrib.auth.user import MAX_NAME, email_problem, normalize_email
-from starmodel.core.actions import redirect
+from starmodel.core.actions import redirect, toast
 from starmodel.core.errors import StarModelError, ValidationFailed
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ __all__ = ["WRONG_CREDENTIALS", "AuthRoutes"]
 
 WRONG_CREDENTIALS = "Email or password is incorrect"
 UNAVAILABLE = "Signing in is not possible right now; please try again in a moment"
+SIGN_OUT_UNAVAILABLE = "Signing out is not possible right now; please try again in a moment"
 log = logging.getLogger("starmodel.auth")
 
 
@@ -47,6 +48,11 @@ def _sse(status: int, outputs: list[Any], headers: dict[str, str] | None = None)
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", **(headers or {})},
     )
+
+
+def _refused(status: int, message: str) -> Response:
+    return Response(error_events(message), status_code=status, media_type="text/event-stream",
+                    headers={"Cache-Control": "no-store"})
 
 
 def _too_many(seconds: int) -> str:
@@ -67,6 +73,7 @@ class AuthRoutes:
         route(paths.login, methods=["get"])(self.login_form)
         route(paths.login, methods=["post"])(self.login)
         route(paths.logout, methods=["post"])(self.logout)
+        route(paths.sign_out_everywhere("{user_id:int}"), methods=["post"])(self.sign_out_everywhere)
         if paths.register:
             route(paths.register, methods=["get"])(self.register_form)
             route(paths.register, methods=["post"])(self.register)
@@ -122,7 +129,11 @@ class AuthRoutes:
             return self._form_answer(LOGIN_FORM, LOGIN_FIELDS, 400, WRONG_CREDENTIALS)
         if attempts is not None:
             await attempts.clear(keys[1])
-        self.auth.sign_in(request, user)
+        try:
+            await self.auth.sign_in(request, user)
+        except StarModelError as exc:
+            log.warning("sign-in not possible: %s", exc)
+            return self._form_answer(LOGIN_FORM, LOGIN_FIELDS, 503, UNAVAILABLE)
         return _sse(200, [redirect(safe_next(form.get("next"), self.auth.after_login))])
 
     async def register(self, request: Request) -> Response:
@@ -160,15 +171,48 @@ class AuthRoutes:
         except StarModelError as exc:
             log.warning("registration not possible: %s", exc)
             return self._form_answer(REGISTER_FORM, REGISTER_FIELDS, 503, UNAVAILABLE)
-        self.auth.sign_in(request, user)
+        try:
+            await self.auth.sign_in(request, user)
+        except StarModelError as exc:  # the account exists: signing in later works
+            log.warning("sign-in after registration not possible: %s", exc)
+            return self._form_answer(REGISTER_FORM, REGISTER_FIELDS, 503, UNAVAILABLE)
         return _sse(200, [redirect(safe_next(form.get("next"), self.auth.after_login))])
 
     async def logout(self, request: Request) -> Response:
         refusal = self.sm.refuse_cross_site(request)
         if refusal:
             return Response(error_events(refusal), status_code=403, media_type="text/event-stream")
-        self.auth.sign_out(request)
+        try:
+            await self.auth.sign_out(request)
+        except StarModelError as exc:  # still signed in (here and in every copy): say so
+            log.warning("sign-out not possible: %s", exc)
+            return _refused(503, SIGN_OUT_UNAVAILABLE)
         return _sse(200, [redirect(self.auth.after_logout)])
+
+    async def sign_out_everywhere(self, request: Request) -> Response:
+        """End every sign-in of the user ``{user_id}``: staff may for anyone, a user for
+        themselves (then this browser is signed out too and goes to ``after_logout``)."""
+        refusal = self.sm.refuse_cross_site(request)
+        if refusal:
+            return _refused(403, refusal)
+        try:
+            caller = await self.auth.user(request)
+            if caller is None:
+                return _refused(403, "Sign in first")
+            if not (caller.is_staff or caller.id == request.path_params["user_id"]):
+                return _refused(403, "Only staff may sign other users out")
+            user = await self.auth.store.by_id(request.path_params["user_id"])
+            if user is None:
+                return _refused(404, "No such user")
+            ended = await self.auth.sign_out_everywhere(user)
+            if user.id == caller.id:
+                await self.auth.sign_out(request)
+                return _sse(200, [redirect(self.auth.after_logout)])
+        except StarModelError as exc:
+            log.warning("signing out everywhere not possible: %s", exc)
+            return _refused(503, SIGN_OUT_UNAVAILABLE)
+        sessions = "1 browser" if ended == 1 else f"{ended} browsers"
+        return _sse(200, [toast(f"{user.email} is signed out ({sessions})", "success")])
 
     # --- helpers -------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """Test helpers for apps that use the auth plugin: sign an ``EventClient`` session in or out
-through the real sign-in routes."""
+(here, or everywhere) through the real routes, and copy a session's cookie to another browser."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import json
 import httpx
 
 from starmodel.adapters.web_fasthtml import SESSION_KEY
-from starmodel.contrib.auth.plugin import Auth
+from starmodel.contrib.auth.plugin import UID_KEY, Auth
 from starmodel.testing.client import BrowserSession
 
-__all__ = ["sign_in", "sign_out"]
+__all__ = ["copy_cookie", "sign_in", "sign_out", "sign_out_everywhere"]
 
 
 async def sign_in(session: BrowserSession, email: str, password: str) -> None:
@@ -33,6 +33,44 @@ async def sign_out(session: BrowserSession) -> None:
     if response.status_code != 200:
         raise AssertionError(f"sign-out refused ({response.status_code}): {response.text[:300]}")
     _keep_cookie(session, response)
+
+
+async def sign_out_everywhere(session: BrowserSession, user_id: int | None = None) -> None:
+    """End every sign-in of ``user_id`` (default: the user signed in on ``session``), through
+    ``POST {prefix}/users/{id}/signout`` as ``session`` (staff, or that user)."""
+    if user_id is None:
+        signed_in = _cookie_data(session).get(UID_KEY)
+        if not isinstance(signed_in, int):
+            raise AssertionError("sign_out_everywhere: nobody is signed in on this session")
+        user_id = signed_in
+    path = _auth(session).paths.sign_out_everywhere(user_id)
+    response = await session.http.post(path, headers=_headers(session))
+    if response.status_code != 200:
+        raise AssertionError(f"sign out everywhere refused ({response.status_code}): {response.text[:300]}")
+    _keep_cookie(session, response)
+
+
+def copy_cookie(session: BrowserSession) -> BrowserSession:
+    """Another browser holding a copy of ``session``'s cookie as it is now (what somebody who
+    copied it would send later)."""
+    name = getattr(session.sm.app, "session_cookie", None)
+    copy = session.session()
+    for cookie in session.http.cookies.jar:
+        if cookie.name == name and cookie.value:
+            copy.http.cookies.jar.clear()
+            copy.http.cookies.set(cookie.name, cookie.value, domain=cookie.domain, path=cookie.path)
+            copy.session_id = session.session_id
+    return copy
+
+
+def _cookie_data(session: BrowserSession) -> dict[str, object]:
+    name = getattr(session.sm.app, "session_cookie", None)
+    value = next((c.value for c in session.http.cookies.jar if c.name == name and c.value), None)
+    try:
+        data = json.loads(base64.b64decode(value.split(".", 1)[0])) if value else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _auth(session: BrowserSession) -> Auth:
