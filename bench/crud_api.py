@@ -47,7 +47,7 @@ from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from asgi_calls import AsgiApp, call_scope, http_scope
+from asgi_calls import AsgiApp, call_asgi, request_scope
 
 from starmodel import Entity, StarModel
 
@@ -163,8 +163,8 @@ def build_starmodel(url: str) -> Any:
 async def call(
     app: AsgiApp, method: str, path: str, query: bytes = b"", body: bytes = b""
 ) -> tuple[int, bytes]:
-    status, _, answer = await call_scope(app, http_scope(method, path, query, [], body=body), body)
-    return status, answer
+    answer = await call_asgi(app, request_scope(method, path, query, [], body=body), body)
+    return answer.status, answer.body
 
 
 async def run(app: AsgiApp, operation: str, requests: int, concurrency: int) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_apps  # a sibling file, not a package
-from asgi_calls import AsgiApp, call_scope, make_scope
+from asgi_calls import AsgiApp, AsgiResponse, call_asgi, event_scope
 
 FACTORIES = {
     "a": bench_apps.build_starmodel_app,
@@ -38,17 +38,18 @@ FACTORIES = {
 }
 
 
-async def call(app: AsgiApp, cookie: str | None) -> tuple[int, dict[str, str], bytes]:
+async def call(app: AsgiApp, cookie: str | None) -> AsgiResponse:
     """One request through ``app``: status, headers and body of its answer."""
-    return await call_scope(app, make_scope(bench_apps.EVENT_PATH, b"", cookie))
+    return await call_asgi(app, event_scope(bench_apps.EVENT_PATH, b"", cookie), b"{}")
 
 
 async def first_cookie(app: AsgiApp) -> str:
     """The session cookie the app sets on a first request (checked to be a real answer)."""
-    status, headers, body = await call(app, None)
-    if status != 200 or b"datastar-patch-signals" not in body:
-        raise SystemExit(f"unexpected answer {status}: {body[:200]!r}")
-    return headers["set-cookie"].split(";", 1)[0]
+    answer = await call(app, None)
+    cookie = answer.header("set-cookie")
+    if answer.status != 200 or cookie is None or b"datastar-patch-signals" not in answer.body:
+        raise SystemExit(f"unexpected answer {answer.status}: {answer.body[:200]!r}")
+    return cookie.split(";", 1)[0]
 
 
 async def run(app: AsgiApp, cookie: str, requests: int) -> None:

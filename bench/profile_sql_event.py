@@ -35,17 +35,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sql_bench_apps
 import sql_throughput
-from asgi_calls import AsgiApp, call_scope, make_scope
+from asgi_calls import AsgiApp, AsgiResponse, call_asgi, event_scope
 
 FACTORIES = {"a": "build_starmodel_sql_app", "b": "build_sqlalchemy_app"}
 _CONNECTION_CALLS = ("execute", "fetch", "fetchrow", "fetchval")
 _STATEMENT_CALLS = ("fetch", "fetchrow", "fetchval", "executemany")
 
 
-async def call(app: AsgiApp, cookie: str | None) -> tuple[int, dict[str, str], bytes]:
+async def call(app: AsgiApp, cookie: str | None) -> AsgiResponse:
     """One ``POST /bench_row/increment?_key=1`` through ``app``: status, headers and body."""
     query = f"_key={sql_throughput.ROW_KEY}".encode()
-    return await call_scope(app, make_scope(sql_bench_apps.EVENT_PATH, query, cookie))
+    return await call_asgi(app, event_scope(sql_bench_apps.EVENT_PATH, query, cookie), b"{}")
 
 
 async def load(app: AsgiApp, cookie: str | None, requests: int, concurrency: int) -> None:
@@ -54,9 +54,9 @@ async def load(app: AsgiApp, cookie: str | None, requests: int, concurrency: int
 
     async def client() -> None:
         for _ in remaining:
-            status, _, body = await call(app, cookie)
-            if status != 200:
-                raise SystemExit(f"unexpected answer {status}: {body[:300]!r}")
+            answer = await call(app, cookie)
+            if answer.status != 200:
+                raise SystemExit(f"unexpected answer {answer.status}: {answer.body[:300]!r}")
 
     await asyncio.gather(*(client() for _ in range(concurrency)))
 
@@ -94,10 +94,10 @@ async def measure(key: str, requests: int, concurrency: int, profiler: cProfile.
     """Warm the app up, then print its CPU and wall time and database calls per request."""
     app = getattr(sql_bench_apps, FACTORIES[key])()
     async with app.router.lifespan_context(app):
-        status, headers, body = await call(app, None)
-        if status != 200:
-            raise SystemExit(f"({key}) unexpected answer {status}: {body[:300]!r}")
-        cookie = headers.get("set-cookie", "").split(";", 1)[0] or None
+        answer = await call(app, None)
+        if answer.status != 200:
+            raise SystemExit(f"({key}) unexpected answer {answer.status}: {answer.body[:300]!r}")
+        cookie = (answer.header("set-cookie") or "").split(";", 1)[0] or None
         await load(app, cookie, min(500, requests), concurrency)
         with count_database_calls() as counts:
             if profiler is not None:

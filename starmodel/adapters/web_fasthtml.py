@@ -12,11 +12,11 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from fasthtml.common import Div, FastHTML
 from starlette.requests import Request
@@ -444,6 +444,21 @@ class WebApp:
     def row_view(self, entity_cls: type[Entity], *, container: str | None = None) -> Any:
         """Decorator registering how a record's row is drawn (see ``RecordViews.row_view``)."""
         return self.records.row_view(entity_cls, container=container)
+
+    def open_live_stream(
+        self, session_id: str, tab_id: str, *, watch: Iterable[type[Entity]] = (), backlog: int | None = None
+    ) -> tuple[LiveStream, AsyncGenerator[str, None]]:
+        """A tab's live stream opened in this process, as ``GET /live`` opens one (the test
+        client's ``watch()`` uses it): the stream (its ``pending`` messages, ``wakeup``,
+        ``closed``) and its SSE body, whose first chunk is the tab's state and whose closing
+        closes the stream. ``watch``: record classes whose changes it follows; ``backlog``:
+        how many unread messages it may hold before it is dropped (default: the hub's)."""
+        wanted = {WATCH_SIGNAL: {cls.namespace(): True for cls in watch}}
+        topics = self.records.watched_topics(wanted, session_id)
+        stream = self.hub.open(session_id, tab_id, join=False, watch=topics)
+        if backlog is not None:
+            stream.limit = backlog
+        return stream, cast(AsyncGenerator[str, None], self.hub.events(stream, None))
 
     async def _state_for_session(self, session_id: str) -> dict[str, Any]:
         return await self.dispatcher.current_state(self.entities(), session_id)

@@ -240,6 +240,21 @@ class Dispatcher:
         """How many runs of a background event on one entity this process has going."""
         return len(self._background.get((entity_cls.namespace(), key, event_name), ()))
 
+    def running_tasks(self) -> list[asyncio.Task[None]]:
+        """The background and streaming runs this process has going."""
+        return [task for task in self._running if not task.done()]
+
+    async def wait_until_idle(self, timeout: float) -> None:
+        """Wait until no background or streaming run is going (runs started meanwhile too);
+        ``TimeoutError`` if some still run after ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while pending := self.running_tasks():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(pending)} event(s) still running after {timeout}s")
+            await asyncio.wait(pending, timeout=remaining)
+
     async def on_cancel_requested(self, request: CancelRequested) -> None:
         """Bus subscriber (in every process): cancel the matching runs held here."""
         for task in list(self._background.get((request.namespace, request.key, request.event), ())):

@@ -6,6 +6,10 @@
   ``client.settle()`` waits for background events. See ``docs/testing.md``.
 - pytest fixtures ``starmodel_app`` and ``starmodel_client`` (``starmodel.testing.plugin``,
   registered as the ``starmodel`` pytest plugin when the package is installed).
+- The parts it is made of, for tests and benchmarks of their own: ``parse_sse`` and
+  ``SSEReader`` read Server-Sent Events (``starmodel.testing.sse``); ``AsgiTransport``,
+  ``AsgiLifespan``, ``http_scope`` and ``call_asgi`` drive an ASGI app in process
+  (``starmodel.testing.asgi``).
 - ``RepositoryContract``: the contract suite every ``EntityRepository`` passes; subclass it
   in a test module to check a persistence plugin (see ``starmodel.testing.contract``).
 
@@ -28,19 +32,16 @@ else:
     )
 
 if TYPE_CHECKING:
-    from starmodel.testing.client import (
-        BrowserSession,
-        CallResult,
-        EventClient,
-        Fragment,
-        LiveView,
-        SSEEvent,
-        Step,
-        parse_sse,
-    )
+    from starmodel.testing.asgi import AsgiLifespan, AsgiResponse, AsgiTransport, call_asgi, http_scope
+    from starmodel.testing.client import BrowserSession, EventClient, LiveView
     from starmodel.testing.contract import RepositoryContract, RepositoryFactory
+    from starmodel.testing.results import CallResult, Fragment, Step
+    from starmodel.testing.sse import SSEEvent, SSEReader, parse_sse
 
 __all__ = [
+    "AsgiLifespan",
+    "AsgiResponse",
+    "AsgiTransport",
     "BrowserSession",
     "CallResult",
     "EventClient",
@@ -49,18 +50,20 @@ __all__ = [
     "RepositoryContract",
     "RepositoryFactory",
     "SSEEvent",
+    "SSEReader",
     "Step",
+    "call_asgi",
+    "http_scope",
     "parse_sse",
 ]
 
 _MODULES = {
-    "RepositoryContract": "starmodel.testing.contract",
-    "RepositoryFactory": "starmodel.testing.contract",
-    **{
-        name: "starmodel.testing.client"
-        for name in ("BrowserSession", "CallResult", "EventClient", "Fragment", "LiveView", "SSEEvent",
-                     "Step", "parse_sse")
-    },
+    **dict.fromkeys(("AsgiLifespan", "AsgiResponse", "AsgiTransport", "call_asgi", "http_scope"),
+                    "starmodel.testing.asgi"),
+    **dict.fromkeys(("BrowserSession", "EventClient", "LiveView"), "starmodel.testing.client"),
+    **dict.fromkeys(("RepositoryContract", "RepositoryFactory"), "starmodel.testing.contract"),
+    **dict.fromkeys(("CallResult", "Fragment", "Step"), "starmodel.testing.results"),
+    **dict.fromkeys(("SSEEvent", "SSEReader", "parse_sse"), "starmodel.testing.sse"),
 }
 
 

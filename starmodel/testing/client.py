@@ -3,9 +3,9 @@
 ``EventClient(sm)`` runs the app's startup and shutdown (its ASGI lifespan) and is the first
 browser session; every call is an HTTP request as Datastar sends it (``Datastar-Request``
 header, same-origin ``Origin``, the session cookie, the tab id, a JSON signals body), made with
-``httpx`` against ``sm.app`` in this process. The SSE answer is parsed into a ``CallResult``:
-merged signals, field errors, fragments, toasts and other actions, one ``Step`` per
-``yield`` of a streaming event.
+``httpx`` against ``sm.app`` in this process (``starmodel.testing.asgi``). The SSE answer is
+read into a ``CallResult`` (``starmodel.testing.results``): merged signals, field errors,
+fragments, toasts and other actions, one ``Step`` per ``yield`` of a streaming event.
 
 Example::
 
@@ -24,267 +24,33 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import re
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
-from html import unescape
-from html.parser import HTMLParser
 from typing import Any, TypeVar, cast
-from urllib.parse import unquote
 
 import httpx
 import itsdangerous
 from starlette.requests import Request
 
-from starmodel.adapters.live_records import WATCH_SIGNAL
 from starmodel.adapters.live_stream import LiveStream
 from starmodel.adapters.web_fasthtml import SESSION_KEY, WebApp
-from starmodel.core.actions import Action, Alert, Redirect, Script, Toast, ToastVariant
 from starmodel.core.entity import Entity
 from starmodel.core.events import BoundEvent
 from starmodel.core.signals import JsExpr
+from starmodel.testing.asgi import AsgiLifespan, AsgiTransport
+from starmodel.testing.results import CallResult, Outputs, Step
+from starmodel.testing.sse import SSEEvent, parse_sse
 
-__all__ = [
-    "BrowserSession",
-    "CallResult",
-    "EventClient",
-    "Fragment",
-    "LiveView",
-    "SSEEvent",
-    "Step",
-    "parse_sse",
-]
+__all__ = ["BrowserSession", "EventClient", "LiveView"]
 
 E = TypeVar("E", bound=Entity)
 
 BASE_URL = "http://testserver"
-TOASTS_SELECTOR = "#starmodel-toasts"
-ERROR_HEADER = "x-starmodel-error"
 _WATCH_LIMIT = 1_000_000  # a watching test tab is never dropped for reading late
 
 
-# --- Server-Sent Events ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SSEEvent:
-    """One Server-Sent Event: its ``event:`` type, ``id:`` and ``data:`` lines."""
-
-    type: str
-    data: tuple[str, ...] = ()
-    id: str | None = None
-
-    def values(self, name: str) -> list[str]:
-        """The data lines of a Datastar field (``signals``, ``elements``, ``selector``...)
-        without the field name."""
-        prefix = name + " "
-        return [line[len(prefix) :] for line in self.data if line.startswith(prefix)]
-
-    def value(self, name: str) -> str | None:
-        found = self.values(name)
-        return "\n".join(found) if found else None
-
-
-def parse_sse(text: str) -> list[SSEEvent]:
-    """The events of an SSE body (comment-only blocks, e.g. keep-alives, are skipped)."""
-    events: list[SSEEvent] = []
-    for block in text.replace("\r\n", "\n").split("\n\n"):
-        kind, event_id, data, seen = "message", None, [], False
-        for line in block.split("\n"):
-            if not line or line.startswith(":"):
-                continue
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            seen = True
-            if name == "event":
-                kind = value
-            elif name == "id":
-                event_id = value
-            elif name == "data":
-                data.append(value)
-        if seen:
-            events.append(SSEEvent(kind, tuple(data), event_id))
-    return events
-
-
-# --- what an answer showed ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Fragment:
-    """HTML patched into the page: by its id (``selector`` ``None``), or into ``selector``
-    with ``mode`` (``outer``, ``inner``, ``append``, ``remove``...). ``str(fragment)`` is
-    its HTML; ``"text" in fragment`` searches it."""
-
-    html: str
-    selector: str | None = None
-    mode: str = "outer"
-
-    def __str__(self) -> str:
-        return self.html
-
-    def __contains__(self, text: str) -> bool:
-        return text in self.html
-
-
-class _Outputs:
-    """What a list of SSE events shows the page (shared by results, steps and live views)."""
-
-    @property
-    def events(self) -> list[SSEEvent]:
-        """Every SSE event, in order."""
-        raise NotImplementedError
-
-    @property
-    def signals(self) -> dict[str, Any]:
-        """Every patched signal merged in order (as the page ends up holding them), without
-        the local ``_errors`` signals (see ``field_errors``). A deleted record's signals are
-        ``None`` (``{"todo": {"3": None}}``)."""
-        merged: dict[str, Any] = {}
-        for patch in self._signal_patches():
-            _merge(merged, patch)
-        state: dict[str, Any] = {}
-        for namespace, values in merged.items():
-            if isinstance(values, dict) and "_errors" in values:
-                values = {k: v for k, v in values.items() if k != "_errors"}
-                if not values:
-                    continue
-            state[namespace] = values
-        return state
-
-    @property
-    def field_errors(self) -> dict[str, str]:
-        """The field errors of a refused call (``{"amount": "Input should be ..."}``); the
-        empty values a successful call sends to clear them are left out."""
-        errors: dict[str, str] = {}
-        for patch in self._signal_patches():
-            for values in patch.values():
-                found = values.get("_errors") if isinstance(values, dict) else None
-                if isinstance(found, dict):
-                    errors.update({str(k): str(v) for k, v in found.items()})
-        return {name: message for name, message in errors.items() if message}
-
-    @property
-    def fragments(self) -> list[Fragment]:
-        """The HTML patches, toasts and scripts aside (those are ``actions``)."""
-        return [item for item in self._elements() if isinstance(item, Fragment)]
-
-    @property
-    def html(self) -> str:
-        """The HTML of every fragment, joined (for ``"Saved" in result.html``)."""
-        return "\n".join(fragment.html for fragment in self.fragments)
-
-    @property
-    def actions(self) -> list[Action]:
-        """Toasts, redirects, alerts and scripts in the order they reach the page, as the
-        values an event returns (``toast(...)``, ``redirect(...)``...), so they compare equal.
-        A script that is exactly ``alert("...")`` counts as an ``Alert``."""
-        return [item for item in self._elements() if isinstance(item, Action)]
-
-    @property
-    def toasts(self) -> list[Toast]:
-        """``Toast(message, variant, duration_ms)``; an error answer's toast has variant
-        ``error`` and the field errors in its message."""
-        return [item for item in self.actions if isinstance(item, Toast)]
-
-    @property
-    def redirect(self) -> str | None:
-        """Where the page is sent (the last redirect), or ``None``."""
-        urls = [item.url for item in self.actions if isinstance(item, Redirect)]
-        return urls[-1] if urls else None
-
-    @property
-    def alerts(self) -> list[str]:
-        return [item.message for item in self.actions if isinstance(item, Alert)]
-
-    @property
-    def scripts(self) -> list[str]:
-        return [item.code for item in self.actions if isinstance(item, Script)]
-
-    def _signal_patches(self) -> list[dict[str, Any]]:
-        patches = []
-        for event in self.events:
-            if event.type == "datastar-patch-signals":
-                loaded = json.loads(event.value("signals") or "{}")
-                if isinstance(loaded, dict):
-                    patches.append(loaded)
-        return patches
-
-    def _elements(self) -> list[Fragment | Action]:
-        found: list[Fragment | Action] = []
-        for event in self.events:
-            if event.type == "datastar-patch-elements":
-                found.extend(_element_outputs(event))
-        return found
-
-    def _summary(self) -> str:
-        parts = []
-        if self.signals:
-            parts.append(f"signals={self.signals!r}")
-        if self.field_errors:
-            parts.append(f"field_errors={self.field_errors!r}")
-        if self.actions:
-            parts.append(f"actions={self.actions!r}")
-        if self.fragments:
-            parts.append(f"fragments={[str(f) for f in self.fragments]!r}")
-        return " ".join(parts)
-
-
-class Step(_Outputs):
-    """One part of an answer: a ``yield`` of a streaming event, or one live-stream message."""
-
-    def __init__(self, events: list[SSEEvent]) -> None:
-        self._events = events
-
-    @property
-    def events(self) -> list[SSEEvent]:
-        return list(self._events)
-
-    def __repr__(self) -> str:
-        return f"<Step {self._summary()}>"
-
-
-class CallResult(_Outputs):
-    """The answer to one event call, as the browser received it.
-
-    Attributes:
-        status: the HTTP status (200, 204 when nothing is sent back, 422 for refused input,
-            403, 404, 409, 500...).
-        headers: the response headers.
-        text: the raw SSE body.
-        steps: one ``Step`` per ``yield`` of a streaming event (one for other events).
-        error: the message of an error answer (``X-StarModel-Error``), else ``None``; a
-            streaming event that fails after its first step answers 200 and shows an error
-            toast instead.
-    """
-
-    def __init__(self, name: str, response: httpx.Response, parts: list[bytes]) -> None:
-        self.name = name
-        self.response = response
-        self.status = response.status_code
-        self.headers = response.headers
-        self.text = b"".join(parts).decode("utf-8", "replace")
-        self.steps = [Step(parse_sse(part.decode("utf-8", "replace"))) for part in parts]
-        self.error: str | None = response.headers.get(ERROR_HEADER)
-
-    @property
-    def ok(self) -> bool:
-        """A 2xx answer."""
-        return 200 <= self.status < 300
-
-    @property
-    def events(self) -> list[SSEEvent]:
-        return [event for step in self.steps for event in step.events]
-
-    def __repr__(self) -> str:
-        steps = f" steps={len(self.steps)}" if len(self.steps) > 1 else ""
-        error = f" error={self.error!r}" if self.error else ""
-        return f"<CallResult {self.name} {self.status}{error}{steps} {self._summary()}".rstrip() + ">"
-
-
-class LiveView(_Outputs):
+class LiveView(Outputs):
     """What one tab received on its live stream while it was open (changes made by other
     tabs and sessions, background events' progress). Reading any attribute takes in what
     has arrived so far; ``await view.wait_for(...)`` waits for more.
@@ -353,250 +119,6 @@ class LiveView(_Outputs):
         return f"<LiveView tab={self.tab_id} messages={len(self.messages)} {self._summary()}>"
 
 
-def _merge(into: dict[str, Any], patch: Mapping[str, Any]) -> None:
-    for name, value in patch.items():
-        current = into.get(name)
-        if isinstance(value, Mapping) and isinstance(current, dict):
-            _merge(current, value)
-        else:
-            into[name] = _copy(value)
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _copy(v) for k, v in value.items()}
-    return value
-
-
-_SCRIPT = re.compile(r"^<script[^>]*>(.*)</script>\s*$", re.S)
-_REDIRECT = re.compile(r'^window\.location\.assign\(("(?:[^"\\]|\\.)*")\)$', re.S)
-_ALERT = re.compile(r'^alert\(("(?:[^"\\]|\\.)*")\)$', re.S)
-
-
-def _element_outputs(event: SSEEvent) -> list[Fragment | Action]:
-    html = event.value("elements") or ""
-    selector = event.value("selector")
-    mode = event.value("mode") or "outer"
-    if selector == TOASTS_SELECTOR and mode == "append":
-        return list(_ToastReader.read(html))
-    script = _SCRIPT.match(html.strip()) if selector == "body" and mode == "append" else None
-    if script is None:
-        return [Fragment(html, selector, mode)]
-    code = script.group(1)
-    redirect = _REDIRECT.match(code)
-    if redirect:
-        return [Redirect(json.loads(redirect.group(1)))]
-    alert = _ALERT.match(code)
-    if alert:
-        return [Alert(json.loads(alert.group(1)))]
-    return [Script(code)]
-
-
-class _ToastReader(HTMLParser):
-    """Toasts back from the HTML StarModel renders them as (``data-variant``, the removal
-    delay in ``data-init``, the message text)."""
-
-    _DELAY = re.compile(r"el\.remove\(\),\s*(\d+)\)")
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.toasts: list[tuple[str, str, int]] = []
-        self._depth = 0
-        self._current: list[Any] | None = None
-
-    @classmethod
-    def read(cls, html: str) -> list[Toast]:
-        reader = cls()
-        reader.feed(html)
-        reader.close()
-        return [Toast(text, cast(ToastVariant, variant), delay) for text, variant, delay in reader.toasts]
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._current is not None:
-            self._depth += 1
-            return
-        values = {name: value or "" for name, value in attrs}
-        if "starmodel-toast" in values.get("class", "").split():
-            delay = self._DELAY.search(unescape(values.get("data-init", "")))
-            self._current = [[], values.get("data-variant", "info"), int(delay.group(1)) if delay else 4000]
-            self._depth = 0
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._current is None:
-            return
-        if self._depth:
-            self._depth -= 1
-            return
-        text, variant, delay = self._current
-        self.toasts.append(("".join(text).strip(), variant, delay))
-        self._current = None
-
-    def handle_data(self, data: str) -> None:
-        if self._current is not None:
-            self._current[0].append(data)
-
-
-# --- an ASGI transport that keeps the answer's parts -------------------------------------
-
-
-class _Body(httpx.AsyncByteStream):
-    """A response body read as the app sends it; closing it early is a client going away."""
-
-    def __init__(self, chunks: asyncio.Queue[bytes | None], task: asyncio.Task[None],
-                 disconnected: asyncio.Event) -> None:
-        self._chunks = chunks
-        self._task = task
-        self._disconnected = disconnected
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        while True:
-            chunk = await self._chunks.get()
-            if chunk is None:
-                break
-            yield chunk
-        await self._task  # the app's own exception, if it raised one, reaches the test
-
-    async def aclose(self) -> None:
-        self._disconnected.set()
-        if not self._task.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), 5)
-            except TimeoutError:
-                self._task.cancel()
-            except Exception:
-                pass
-
-
-class _ASGITransport(httpx.AsyncBaseTransport):
-    """Like ``httpx.ASGITransport``, but the body streams as the app sends it and every
-    ``http.response.body`` message is kept as one part (``response.extensions["parts"]``):
-    the steps of a streaming event."""
-
-    def __init__(self, app: Any, lifespan_state: dict[str, Any]) -> None:
-        self.app = app
-        self.state = lifespan_state
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body = b"".join([part async for part in cast(httpx.AsyncByteStream, request.stream)])
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": request.method,
-            "headers": [(k.lower(), v) for k, v in request.headers.raw],
-            "scheme": request.url.scheme,
-            "path": unquote(request.url.path),
-            "raw_path": request.url.raw_path.split(b"?")[0],
-            "query_string": request.url.query,
-            "root_path": "",
-            "server": (request.url.host, request.url.port or 80),
-            "client": ("127.0.0.1", 50000),
-            "state": dict(self.state),
-        }
-        sent_request = False
-        disconnected = asyncio.Event()
-        started: asyncio.Future[tuple[int, list[tuple[bytes, bytes]]]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
-        parts: list[bytes] = []
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent_request
-            if not sent_request:
-                sent_request = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await disconnected.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                if not started.done():
-                    started.set_result((message["status"], list(message.get("headers", []))))
-            elif message["type"] == "http.response.body":
-                chunk = bytes(message.get("body", b""))
-                more = bool(message.get("more_body", False))
-                if more or chunk:
-                    parts.append(chunk)
-                    chunks.put_nowait(chunk)
-                if not more:
-                    chunks.put_nowait(None)
-
-        async def run() -> None:
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                chunks.put_nowait(None)
-                if not started.done():
-                    started.set_exception(RuntimeError("the app sent no response"))
-
-        task = asyncio.create_task(run())
-        try:
-            status, headers = await started
-        except RuntimeError:
-            await task  # the app's exception, if it raised one
-            raise
-        return httpx.Response(
-            status,
-            headers=headers,
-            stream=_Body(chunks, task, disconnected),
-            extensions={"parts": parts},
-        )
-
-
-# --- the app's lifespan ------------------------------------------------------------------
-
-
-class _Lifespan:
-    """Drives the ASGI lifespan protocol: startup on ``start``, shutdown on ``stop``."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.state: dict[str, Any] = {}
-        self._to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self, timeout: float) -> None:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
-
-        async def send(message: dict[str, Any]) -> None:
-            self._from_app.put_nowait(message)
-
-        self._task = asyncio.create_task(self.app(scope, self._to_app.get, send))
-        self._to_app.put_nowait({"type": "lifespan.startup"})
-        answer = await self._answer(timeout)
-        if answer["type"] != "lifespan.startup.complete":
-            await self._finish()
-            raise RuntimeError(f"the app failed to start: {answer.get('message', '')}")
-
-    async def stop(self, timeout: float) -> None:
-        if self._task is None or self._task.done():
-            return
-        self._to_app.put_nowait({"type": "lifespan.shutdown"})
-        answer = await self._answer(timeout)
-        await self._finish()
-        if answer["type"] != "lifespan.shutdown.complete":
-            raise RuntimeError(f"the app failed to stop cleanly: {answer.get('message', '')}")
-
-    async def _answer(self, timeout: float) -> dict[str, Any]:
-        assert self._task is not None
-        waiting = asyncio.ensure_future(self._from_app.get())
-        done, _ = await asyncio.wait({waiting, self._task}, timeout=timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if waiting in done:
-            return waiting.result()
-        waiting.cancel()
-        if self._task in done:
-            self._task.result()  # its exception, if any
-            raise RuntimeError("the app ended its lifespan without answering")
-        raise TimeoutError(f"the app did not answer its lifespan message within {timeout}s")
-
-    async def _finish(self) -> None:
-        if self._task is not None:
-            await self._task
-
-
 # --- sessions and the client -------------------------------------------------------------
 
 
@@ -607,8 +129,8 @@ class _AppConnection:
         self.sm = sm
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.lifespan = _Lifespan(sm.app) if lifespan else None
-        self.transport = _ASGITransport(sm.app, self.lifespan.state if self.lifespan else {})
+        self.lifespan = AsgiLifespan(sm.app, timeout=timeout) if lifespan else None
+        self.transport = AsgiTransport(sm.app, state=self.lifespan.state if self.lifespan else None)
         self.sessions: list[BrowserSession] = []
         self.running = False
 
@@ -771,12 +293,8 @@ class BrowserSession:
         unknown = [cls.__name__ for cls in records if cls not in sm.entities() or cls.options().scope != "id"]
         if unknown:
             raise LookupError(f"watch(): {', '.join(unknown)} is not a record class this app serves")
-        topics = sm.records.watched_topics({WATCH_SIGNAL: {cls.namespace(): True for cls in records}},
-                                           self.session_id)
         tab = self.tab_id if own_tab else _new_tab_id()
-        stream = sm.hub.open(self.session_id, tab, join=False, watch=topics)
-        stream.limit = max(stream.limit, _WATCH_LIMIT)
-        body = cast(AsyncGenerator[str, None], sm.hub.events(stream, None))
+        stream, body = sm.open_live_stream(self.session_id, tab, watch=records, backlog=_WATCH_LIMIT)
         try:
             first = await anext(body)
         except StopAsyncIteration:
@@ -789,17 +307,7 @@ class BrowserSession:
     async def settle(self, timeout: float = 5.0) -> None:
         """Wait until no event runs on in the background (``background=True`` events,
         streaming events still going); ``TimeoutError`` if some still run after ``timeout`` s."""
-        running: set[asyncio.Task[Any]] = getattr(self._conn.sm.dispatcher, "_running", set())
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            pending = [task for task in running if not task.done()]
-            if not pending:
-                break
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"{len(pending)} event(s) still running after {timeout}s")
-            await asyncio.wait(pending, timeout=remaining)
+        await self._conn.sm.dispatcher.wait_until_idle(timeout)
         await asyncio.sleep(0)  # let done-callbacks and deliveries scheduled by them run
 
     def _request(self) -> Request:
@@ -841,15 +349,14 @@ class EventClient(BrowserSession):
         if self._conn.running:
             raise RuntimeError("this EventClient is open already")
         if self._conn.lifespan is not None:
-            await self._conn.lifespan.start(self._conn.timeout)
+            await self._conn.lifespan.start()
         self._conn.running = True
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._conn.running = False
         try:
-            running: Iterable[asyncio.Task[Any]] = getattr(self._conn.sm.dispatcher, "_running", set())
-            leftover = [task for task in list(running) if not task.done()]
+            leftover = self._conn.sm.dispatcher.running_tasks()
             for task in leftover:  # background work a test left running: stopped, not awaited for
                 task.cancel()
             if leftover:
@@ -858,7 +365,7 @@ class EventClient(BrowserSession):
                 await session.http.aclose()
         finally:
             if self._conn.lifespan is not None:
-                await self._conn.lifespan.stop(self._conn.timeout)
+                await self._conn.lifespan.stop()
 
 
 def _new_tab_id() -> str:

@@ -1,75 +1,45 @@
-"""Helpers for HTTP tests: an SSE parser, clients over ASGI and over a real socket."""
+"""Helpers for HTTP tests: Datastar requests, clients over ASGI and over a real socket.
+
+Server-Sent Events are read with the test kit's ``parse_sse`` / ``SSEReader`` and in-process
+requests go through its ASGI transport (``starmodel.testing``), re-exported here.
+"""
 
 import asyncio
 import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import uvicorn
 
 from starmodel import StarModel
+from starmodel.testing import AsgiTransport, SSEEvent, SSEReader, parse_sse
+
+__all__ = [
+    "BASE_URL",
+    "DATASTAR",
+    "SSEEvent",
+    "SSEReader",
+    "asgi_client",
+    "free_port",
+    "live_server",
+    "merged_signals",
+    "of_type",
+    "open_stream",
+    "parse_sse",
+    "post_event",
+    "socket_client",
+    "state_signals",
+]
 
 DATASTAR = {"Datastar-Request": "true"}
 BASE_URL = "http://testserver"
-COMMENT = "comment"  # the kind SSEReader gives a block of comment lines
-
-
-@dataclass
-class SSEEvent:
-    event: str
-    id: str | None = None
-    data: list[str] = field(default_factory=list)
-
-    def lines(self, prefix: str) -> list[str]:
-        """The data lines that start with ``prefix`` (Datastar's ``signals``, ``elements``...)."""
-        start = prefix + " "
-        return [line[len(start) :] for line in self.data if line.startswith(start)]
-
-    def value(self, name: str) -> str | None:
-        found = self.lines(name)
-        return found[0] if found else None
-
-    @property
-    def signals(self) -> dict[str, Any]:
-        assert self.event == "datastar-patch-signals", self.event
-        return json.loads("\n".join(self.lines("signals")))
-
-    @property
-    def elements(self) -> str:
-        assert self.event == "datastar-patch-elements", self.event
-        return "\n".join(self.lines("elements"))
-
-
-def parse_event(block: str) -> SSEEvent | None:
-    """One SSE event from the text between two blank lines (``None`` for comments only)."""
-    found = SSEEvent(event="message")
-    seen = False
-    for line in block.split("\n"):
-        if not line or line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        seen = True
-        if name == "event":
-            found.event = value
-        elif name == "id":
-            found.id = value
-        elif name == "data":
-            found.data.append(value)
-    return found if seen else None
-
-
-def parse_sse(text: str) -> list[SSEEvent]:
-    blocks = text.replace("\r\n", "\n").split("\n\n")
-    return [e for e in (parse_event(b) for b in blocks) if e is not None]
 
 
 def of_type(events: list[SSEEvent], kind: str) -> list[SSEEvent]:
-    return [e for e in events if e.event == kind]
+    return [e for e in events if e.type == kind]
 
 
 def merged_signals(events: list[SSEEvent]) -> dict[str, Any]:
@@ -91,65 +61,6 @@ def state_signals(events: list[SSEEvent]) -> dict[str, Any]:
     return state
 
 
-class SSEReader:
-    """Reads events from a streaming response as they arrive, with bounded waits.
-
-    A background task pumps the body into a queue, so a wait that times out never cancels a
-    read half-way (which would end httpx's iterator).
-    """
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-        self.comments = 0
-        self.ended = False
-        self._queue: asyncio.Queue[SSEEvent | None] = asyncio.Queue()
-        self._task = asyncio.create_task(self._pump())
-
-    async def _pump(self) -> None:
-        buffer = ""
-        try:
-            async for chunk in self.response.aiter_text():
-                buffer += chunk.replace("\r\n", "\n")
-                while "\n\n" in buffer:
-                    block, buffer = buffer.split("\n\n", 1)
-                    parsed = parse_event(block)
-                    if parsed is None:
-                        self.comments += 1
-                        self._queue.put_nowait(SSEEvent(event=COMMENT))
-                    else:
-                        self._queue.put_nowait(parsed)
-        except httpx.HTTPError:
-            pass
-        finally:
-            self.ended = True
-            self._queue.put_nowait(None)
-
-    async def next(self, timeout: float = 3.0, *, comments: bool = False) -> SSEEvent:
-        """The next event (a block of comments counts as one, of kind ``"comment"``, only when
-        ``comments``); ``TimeoutError`` if none comes in time, ``EOFError`` at the end."""
-        async with asyncio.timeout(timeout):
-            while True:
-                found = await self._queue.get()
-                if found is None:
-                    self._queue.put_nowait(None)
-                    raise EOFError("the stream ended")
-                if comments or found.event != COMMENT:
-                    return found
-
-    async def nothing_within(self, seconds: float) -> bool:
-        """True if no event (comments aside) arrives within ``seconds``."""
-        try:
-            await self.next(timeout=seconds)
-        except (TimeoutError, EOFError):
-            return True
-        return False
-
-    async def close(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-
 @contextlib.asynccontextmanager
 async def open_stream(
     client: httpx.AsyncClient, method: str, path: str, **kwargs: Any
@@ -163,9 +74,9 @@ async def open_stream(
             await reader.close()
 
 
-def asgi_client(sm: StarModel, **kwargs: Any) -> httpx.AsyncClient:
-    """A client talking to the app in-process (responses are read whole)."""
-    transport = httpx.ASGITransport(app=sm.app, **kwargs)
+def asgi_client(sm: StarModel, *, raise_app_exceptions: bool = True) -> httpx.AsyncClient:
+    """A client talking to the app in-process (its lifespan is not run)."""
+    transport = AsgiTransport(sm.app, raise_app_exceptions=raise_app_exceptions)
     return httpx.AsyncClient(transport=transport, base_url=BASE_URL)
 
 
@@ -197,8 +108,7 @@ def free_port() -> int:
 async def live_server(sm: StarModel) -> AsyncIterator[str]:
     """Serve ``sm.app`` with uvicorn on a loopback port for the duration; yields the base URL.
 
-    Needed where streaming matters: httpx's ASGI transport only returns a response once the
-    app has finished sending it.
+    For what only a real server shows: sockets, HTTP parsing, uvicorn's own handling.
     """
     port = free_port()
     config = uvicorn.Config(

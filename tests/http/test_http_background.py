@@ -72,11 +72,11 @@ async def test_answer_is_immediate_and_the_caller_tab_sees_progress(sm):
         assert response.status_code in (200, 204)  # 200 when it clears field errors
         assert asyncio.get_running_loop().time() - started < 0.15  # did not wait for the work
         events = await collect_until(
-            live, lambda e: e.event == "datastar-patch-signals"
+            live, lambda e: e.type == "datastar-patch-signals"
             and e.signals.get("bg_job", {}).get("status") == "finished"
         )
         dones = [e.signals["bg_job"]["done"] for e in events
-                 if e.event == "datastar-patch-signals" and "done" in e.signals["bg_job"]]
+                 if e.type == "datastar-patch-signals" and "done" in e.signals["bg_job"]]
         assert dones == [1, 2, 3]
         assert all(e.id for e in events)
 
@@ -99,7 +99,7 @@ async def test_a_failing_background_event_is_reported_to_viewers(sm):
         async with open_stream(browser, "GET", LIVE, headers=tab("t")) as live:
             await live.next()
             assert (await post_event(browser, "/bg_job/explode")).status_code == 204
-            events = await collect_until(live, lambda e: e.event == "datastar-patch-elements")
+            events = await collect_until(live, lambda e: e.type == "datastar-patch-elements")
             assert "the import file is corrupt" in events[-1].elements
             assert 'data-variant="error"' in events[-1].elements
         # the step before the failure was committed, the failing one was not
@@ -151,15 +151,15 @@ async def test_a_background_event_can_be_cancelled_by_any_viewer(sm):
     ):
         await live.next()  # resync
         assert (await post_event(starter, "/bg_import/start", rows=100)).status_code in (200, 204)
-        events = await collect_until(live, lambda e: e.event == "datastar-patch-signals"
+        events = await collect_until(live, lambda e: e.type == "datastar-patch-signals"
                                      and e.signals.get("bg_import", {}).get("done", 0) >= 2)
         assert Importer.start.cancel() == "@post('/bg_import/start/cancel')"
         answer = await post_event(other, "/bg_import/start/cancel")
         assert answer.status_code == 200 and "Stopping start" in answer.text
-        events += await collect_until(live, lambda e: e.event == "datastar-patch-signals"
+        events += await collect_until(live, lambda e: e.type == "datastar-patch-signals"
                                       and e.signals.get("bg_import", {}).get("status") == "cancelled")
         stopped_at = max(e.signals["bg_import"].get("done", 0) for e in events
-                         if e.event == "datastar-patch-signals")
+                         if e.type == "datastar-patch-signals")
         assert 2 <= stopped_at < 100
         async with asyncio.timeout(5):
             while app.dispatcher.running(Importer, "global", "start"):
@@ -176,10 +176,10 @@ async def test_a_cancelled_event_that_does_not_catch_it_is_rolled_back_and_repor
     ):
         await live.next()
         await post_event(browser, "/bg_import/stubborn")
-        await collect_until(live, lambda e: e.event == "datastar-patch-signals"
+        await collect_until(live, lambda e: e.type == "datastar-patch-signals"
                             and e.signals.get("bg_import", {}).get("status") == "stubborn")
         assert (await post_event(browser, "/bg_import/stubborn/cancel")).status_code == 200
-        toast = await collect_until(live, lambda e: e.event == "datastar-patch-elements"
+        toast = await collect_until(live, lambda e: e.type == "datastar-patch-elements"
                                     and "stubborn was cancelled" in e.elements)
         assert toast
 
@@ -228,7 +228,7 @@ async def test_a_periodic_job_feeds_every_tab():
         open_stream(browser, "GET", LIVE, headers=tab("viewer")) as live,
     ):
         await live.next()
-        events = await collect_until(live, lambda e: e.event == "datastar-patch-signals"
+        events = await collect_until(live, lambda e: e.type == "datastar-patch-signals"
                                      and len(e.signals.get("bg_chart", {}).get("points", [])) >= 3)
         assert events[-1].signals["bg_chart"]["points"][-3:] == [7, 7, 7]
     assert len(samples) >= 2

@@ -127,7 +127,7 @@ async def test_event_answers_with_changed_and_computed_fields_only(client):
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     events = sse(response)
-    assert {e.event for e in events} == {"datastar-patch-signals"}
+    assert {e.type for e in events} == {"datastar-patch-signals"}
     assert state_signals(events) == {"counter": {"count": 5, "doubled": 10}}
 
     response = await post_event(client, "/counter/relabel", label="hi")
@@ -167,7 +167,7 @@ async def test_returned_component_is_patched_by_its_id(client):
     await post_event(client, "/counter/increment", amount=2)
     response = await post_event(client, "/counter/status")
     [patch] = sse(response)
-    assert patch.event == "datastar-patch-elements"
+    assert patch.type == "datastar-patch-elements"
     assert patch.elements == '<div id="status">Count is 2</div>'
     assert patch.value("selector") is None
     assert patch.value("mode") is None
@@ -178,7 +178,7 @@ async def test_returned_component_uses_selector_and_mode_of_the_event(client):
     response = await post_event(client, "/counter/reset")
     signals, elements = sse(response)
     assert signals.signals == {"counter": {"count": 0, "doubled": 0}}
-    assert elements.event == "datastar-patch-elements"
+    assert elements.type == "datastar-patch-elements"
     assert elements.value("selector") == "#status"
     assert elements.value("mode") == "inner"
     assert "Counter reset!" in elements.elements
@@ -188,7 +188,7 @@ async def test_returned_component_uses_selector_and_mode_of_the_event(client):
 async def test_toast_is_appended_to_the_toast_area(client, variant):
     response = await post_event(client, "/counter/notify", variant=variant)
     [patch] = of_type(sse(response), "datastar-patch-elements")
-    assert patch.event == "datastar-patch-elements"
+    assert patch.type == "datastar-patch-elements"
     assert patch.value("selector") == "#starmodel-toasts"
     assert patch.value("mode") == "append"
     assert f'data-variant="{variant}"' in patch.elements
@@ -199,7 +199,7 @@ async def test_toast_is_appended_to_the_toast_area(client, variant):
 async def test_redirect_action(client):
     response = await post_event(client, "/counter/leave")
     [patch] = sse(response)
-    assert patch.event == "datastar-patch-elements"
+    assert patch.type == "datastar-patch-elements"
     assert 'window.location.assign("/goodbye")' in patch.elements
 
 
@@ -226,7 +226,7 @@ async def test_patch_signals_action(client):
 async def test_several_outputs_arrive_in_order(client):
     response = await post_event(client, "/counter/many")
     events = sse(response)
-    assert [e.event for e in events] == [
+    assert [e.type for e in events] == [
         "datastar-patch-signals",
         "datastar-patch-elements",
         "datastar-patch-elements",
@@ -272,7 +272,7 @@ async def test_streaming_event_yields_arrive_one_by_one(sm):
             while len(arrivals) < 6:
                 item = await stream.next(timeout=3)
                 arrivals.append((item, time.monotonic() - started))
-        kinds = [item.event for item, _ in arrivals]
+        kinds = [item.type for item, _ in arrivals]
         assert kinds == ["datastar-patch-signals", "datastar-patch-elements"] * 3
         assert arrivals[1][0].elements == '<span id="step">Step 1 of 3</span>'
         first_at, last_at = arrivals[1][1], arrivals[-1][1]

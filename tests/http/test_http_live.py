@@ -61,7 +61,7 @@ def tab(tab_id: str) -> dict[str, str]:
 
 
 def signals_of(item: SSEEvent) -> dict:
-    assert item.event == "datastar-patch-signals", item
+    assert item.type == "datastar-patch-signals", item
     return state_signals([item])
 
 

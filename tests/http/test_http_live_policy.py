@@ -55,7 +55,7 @@ async def signals_with(stream, text: str) -> dict:
     """The first signals patch mentioning ``text`` (the stream's opening state comes first)."""
     while True:
         event = await stream.next(timeout=5)
-        if event.event == "datastar-patch-signals" and text in json.dumps(event.signals):
+        if event.type == "datastar-patch-signals" and text in json.dumps(event.signals):
             return event.signals
 
 

@@ -208,5 +208,5 @@ async def test_entity_data_rendered_into_a_page_is_escaped(client):
 
 async def test_signals_patch_carries_data_as_json_not_markup(client):
     response = await post_event(client, "/tally/write", note="</script><b>")
-    [patch] = [e for e in parse_sse(response.text) if e.event == "datastar-patch-signals"]
+    [patch] = [e for e in parse_sse(response.text) if e.type == "datastar-patch-signals"]
     assert patch.signals["tally"]["note"] == "</script><b>"

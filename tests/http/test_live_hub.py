@@ -4,7 +4,7 @@ import asyncio
 from collections import deque
 
 import pytest
-from sm_http import parse_event, parse_sse
+from sm_http import SSEEvent, parse_sse
 
 from starmodel import EntityChanged
 from starmodel.adapters.live_stream import LiveHub
@@ -67,7 +67,7 @@ async def test_slow_tab_is_dropped_with_bounded_memory():
     assert slow.closed == "slow consumer"
     assert len(slow.pending) == 0
     events = hub.events(slow, None)
-    first = parse_event((await next_body(events)).strip())  # a full resync, nothing queued
+    first = SSEEvent.parse((await next_body(events)).strip())  # a full resync, nothing queued
     assert first is not None and first.signals == {} and first.id == hub.last_event_id
     with pytest.raises(StopAsyncIteration):  # a dropped stream ends; the tab reconnects
         await next_body(events)
@@ -84,7 +84,7 @@ async def test_dropped_tab_catches_up_on_reconnect():
     assert stream.closed
     again = hub.open("alice", "a1")
     body = await next_body(hub.events(again, seen_id))
-    blocks = [parse_event(b) for b in body.split("\n\n") if b.strip()]
+    blocks = [SSEEvent.parse(b) for b in body.split("\n\n") if b.strip()]
     assert [b.id for b in blocks] == [f"{hub.epoch}-{n}" for n in range(2, 7)]
 
 
@@ -98,7 +98,7 @@ async def test_replay_buffer_overflow_means_full_resync():
     for count in range(2, 6):
         await hub.on_entity_changed(change(count=count))
     stream = hub.open("alice", "a1")
-    resync = parse_event((await next_body(hub.events(stream, old_id))).strip())
+    resync = SSEEvent.parse((await next_body(hub.events(stream, old_id))).strip())
     assert resync is not None
     assert resync.signals == {"thing": {"count": 42}}
     assert resync.id == hub.last_event_id

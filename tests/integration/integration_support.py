@@ -19,7 +19,7 @@ __all__ = ["DATASTAR", "SSEEvent", "parse_sse"]
 
 
 def signals_of(text: str) -> list[dict[str, Any]]:
-    return [e.signals for e in parse_sse(text) if e.event == "datastar-patch-signals"]
+    return [e.signals for e in parse_sse(text) if e.type == "datastar-patch-signals"]
 
 
 def field_errors(text: str, namespace: str) -> dict[str, str]:

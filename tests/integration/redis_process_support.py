@@ -181,7 +181,7 @@ async def change_of(reader: StreamReader, namespace: str, timeout: float = 5.0) 
     async with asyncio.timeout(timeout):
         while True:
             found = await reader.next(timeout)
-            if found.event == "datastar-patch-signals" and namespace in found.signals:
+            if found.type == "datastar-patch-signals" and namespace in found.signals:
                 return found
 
 

@@ -488,7 +488,7 @@ async def test_generated_views_refresh_when_a_record_changes_elsewhere(database_
             made = await editor.post("/api/gadgets", json={"name": "Fresh"}, headers=as_user("ann"))
             assert made.status_code == 201
             event = await stream.next(timeout=5)
-            while event.event != "datastar-patch-signals" or not event.signals:  # skip the opening state
+            while event.type != "datastar-patch-signals" or not event.signals:  # skip the opening state
                 event = await stream.next(timeout=5)
             # only the stamp: generated views fetch themselves, no record values are pushed
             assert set(event.signals) == {"smlive"} and event.signals["smlive"]["gadget"]

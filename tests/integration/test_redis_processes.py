@@ -173,7 +173,7 @@ async def test_a_tab_resumes_after_its_last_event_id_on_either_process(
         for server, stale in ((b, last_id), (b, f"00000000-{first}"), (a, f"00000000-{first}")):
             async with live(tab, server, last_event_id=stale) as resynced:
                 full = await resynced.next()
-            assert full.event == "datastar-patch-signals", (stale, server.name)
+            assert full.type == "datastar-patch-signals", (stale, server.name)
             assert full.signals["hits"] == {"count": 5}, (stale, server.name)  # from Redis
             assert {"clicks", "visits", "burst"} <= set(full.signals)  # everything
             assert full.id == f"{epoch}-{first + 5}"  # where the tab resumes next time

@@ -509,9 +509,9 @@ async def test_record_changes_reach_the_tabs_watching_the_record_class(make_app,
             deleted = await watching.next()
             assert deleted.signals == {"todo": {key: None}}
             removal = await watching.next()
-            assert removal.event == "datastar-patch-elements"
-            assert removal.lines("selector") == [f"#todo-{key}"]
-            assert removal.lines("mode") == ["remove"]
+            assert removal.type == "datastar-patch-elements"
+            assert removal.values("selector") == [f"#todo-{key}"]
+            assert removal.values("mode") == ["remove"]
 
             assert await not_watching.nothing_within(0.3)  # it never watched todo
 
@@ -533,9 +533,9 @@ async def test_a_tab_that_cannot_be_caught_up_gets_its_lists_redrawn(make_app, d
             assert set(values.signals["todo"]) == {first, second}
             assert values.signals["todo"][second]["title"] == "bread"
             rows = await stream.next()
-            assert rows.event == "datastar-patch-elements"
-            assert rows.lines("selector") == ["#todo-list"]
-            assert rows.lines("mode") == ["inner"]
+            assert rows.type == "datastar-patch-elements"
+            assert rows.values("selector") == ["#todo-list"]
+            assert rows.values("mode") == ["inner"]
             assert f'id="todo-{first}"' in rows.elements and "bread" in rows.elements
 
 
@@ -545,5 +545,5 @@ async def test_the_sse_helpers_parse_error_answers():
         ": ping\n\n"
         "event: datastar-patch-elements\ndata: selector #starmodel-toasts\ndata: mode append\n\n"
     )
-    assert [e.event for e in parse_sse(body)] == ["datastar-patch-signals", "datastar-patch-elements"]
+    assert [e.type for e in parse_sse(body)] == ["datastar-patch-signals", "datastar-patch-elements"]
     assert field_errors(body, "todo") == {"title": "bad"}

@@ -448,7 +448,7 @@ async def test_settle_times_out_and_closing_stops_leftover_work(sm):
         with pytest.raises(TimeoutError, match="still running"):
             await client.settle(timeout=0.05)
     assert time.monotonic() - started < 5
-    assert not [task for task in sm.dispatcher._running if not task.done()]
+    assert not sm.dispatcher.running_tasks()
 
 
 async def test_a_call_that_does_not_finish_in_time(sm):
