@@ -18,6 +18,7 @@ from starmodel import (
     event,
     toast,
 )
+from starmodel.adapters.input_limits import read_json
 from starmodel.adapters.persistence.memory import MemoryRepository
 from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.uow import UnitOfWork
@@ -120,7 +121,7 @@ def spec(cls, name):
 def make(repo: EntityRepository | None = None, retries: int = 8):
     repo = repo if repo is not None else MemoryRepository()
     bus = RecordingBus()
-    dispatcher = Dispatcher(lambda cls: UnitOfWork(repo, bus), retries=retries)
+    dispatcher = Dispatcher(lambda cls: UnitOfWork(repo, bus), read_json=read_json, retries=retries)
     return dispatcher, repo, bus
 
 

@@ -25,6 +25,7 @@ from starmodel import (
     ServerOnly,
     ValidationFailed,
 )
+from starmodel.adapters.input_limits import read_json
 from starmodel.adapters.persistence.memory import MemoryRepository
 from starmodel.adapters.persistence.queries import ScanRecordFinder
 from starmodel.adapters.ui.fields import field_view, form_values, format_value, input_value, render_control
@@ -209,7 +210,7 @@ def repository() -> MemoryRepository:
 @pytest.fixture
 def service(repository: MemoryRepository) -> RecordService:
     bus = RecordingBus()
-    dispatcher = Dispatcher(lambda cls: UnitOfWork(repository, bus))
+    dispatcher = Dispatcher(lambda cls: UnitOfWork(repository, bus), read_json=read_json)
     return RecordService(dispatcher, lambda cls: ScanRecordFinder(lambda: repository))
 
 
