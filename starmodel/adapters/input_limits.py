@@ -14,6 +14,7 @@ __all__ = [
     "MAX_JSON_BYTES",
     "MAX_JSON_DEPTH",
     "InputRefused",
+    "json_too_deep",
     "read_int",
     "read_json",
 ]
@@ -45,7 +46,7 @@ def read_json(raw: str | bytes, *, max_bytes: int = MAX_JSON_BYTES, max_depth: i
         text = raw if isinstance(raw, str) else raw.decode(json.detect_encoding(raw), "surrogatepass")
     except UnicodeDecodeError:
         raise InputRefused("JSON that is not valid text") from None
-    if _too_deep(text, max_depth):
+    if json_too_deep(text, max_depth):
         raise InputRefused(f"JSON nested deeper than {max_depth} levels")
     try:
         return json.loads(text, parse_constant=_refuse_constant)
@@ -73,9 +74,12 @@ def read_int(text: str, *, low: int = -INT64_MAX - 1, high: int = INT64_MAX) -> 
     return value
 
 
-def _too_deep(text: str, max_depth: int) -> bool:
-    """Whether arrays and objects nest deeper than ``max_depth`` in ``text`` (brackets inside
-    strings aside), found without recursion; a document with few brackets needs no scan."""
+def json_too_deep(document: str | bytes, max_depth: int) -> bool:
+    """Whether arrays and objects nest deeper than ``max_depth`` in a JSON ``document``
+    (brackets inside strings aside), found without recursion; one with few brackets needs no
+    scan. Bytes are scanned as they are (brackets, quotes and backslashes are single bytes
+    in UTF-8, never part of another character)."""
+    text = document.decode("latin-1") if isinstance(document, bytes) else document
     if text.count("[") + text.count("{") <= max_depth:
         return False
     brackets = _NOT_BRACKETS.sub("", _STRING.sub("", text))

@@ -31,7 +31,7 @@ from starmodel.adapters.live_stream import LiveHub, LiveStream
 from starmodel.adapters.persistence.client import read_client_state
 from starmodel.adapters.sessions import SignedCookieSessions
 from starmodel.adapters.sse_datastar import error_events, patch_signals_event, render_outputs
-from starmodel.adapters.web_requests import EventRequest, SSEAnswer, error_response
+from starmodel.adapters.web_requests import EventRequest, RequestLimits, SSEAnswer, error_response
 from starmodel.app.dispatcher import Dispatcher, EventResult
 from starmodel.app.jobs import JobRunner
 from starmodel.app.records import RecordService
@@ -188,6 +188,7 @@ class WebApp:
             app.ftrs = [*list(app.ftrs or []), *footers]
         self.app = app
         app.state.starmodel = self  # `starmodel run` finds the StarModel behind an ASGI app
+        app.add_middleware(RequestLimits, handles_itself=self._is_event)
         self._install_routes()
         self._wrap_lifespan()
 
@@ -233,6 +234,9 @@ class WebApp:
                         self._cancel_paths.add(cancel)
             self._table, self._table_version = table, version
         return self._table
+
+    def _is_event(self, method: str, path: str) -> bool:
+        return (method.lower(), path) in self.event_table()
 
     def _install_routes(self) -> None:
         self.app.router.routes.insert(0, EventRoute(self))
