@@ -29,9 +29,10 @@ from starmodel.adapters.input_limits import read_json
 from starmodel.adapters.live_records import WATCH_SIGNAL, RecordViews
 from starmodel.adapters.live_stream import LiveHub, LiveStream
 from starmodel.adapters.persistence.client import read_client_state
+from starmodel.adapters.request_limits import RequestLimits
 from starmodel.adapters.sessions import SignedCookieSessions
 from starmodel.adapters.sse_datastar import error_events, patch_signals_event, render_outputs
-from starmodel.adapters.web_requests import EventRequest, RequestLimits, SSEAnswer, error_response
+from starmodel.adapters.web_requests import EventRequest, SSEAnswer, error_response
 from starmodel.app.dispatcher import Dispatcher, EventResult
 from starmodel.app.jobs import JobRunner
 from starmodel.app.records import RecordService

@@ -3,18 +3,16 @@ complete SSE answer sent in one go. The hottest path of the framework, so no fra
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.responses import PlainTextResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from starmodel.adapters.input_limits import INT64_MAX, MAX_JSON_DEPTH, json_too_deep, read_json
+from starmodel.adapters.input_limits import INT64_MAX, read_json
 from starmodel.adapters.sse_datastar import error_events, patch_signals_event
 from starmodel.core.errors import ValidationFailed
 
-__all__ = ["MAX_BODY", "EventRequest", "RequestLimits", "SSEAnswer", "declared_length", "error_response"]
+__all__ = ["MAX_BODY", "EventRequest", "SSEAnswer", "declared_length", "error_response"]
 
 MAX_BODY = 1_000_000
 
@@ -97,54 +95,6 @@ class EventRequest:
         if not isinstance(signals, dict):
             raise ValidationFailed({"signals": "Signals must be a JSON object"}, "Bad request")
         return signals, args
-
-
-class RequestLimits:
-    """ASGI middleware refusing, before any handler reads it, a request whose ``Content-Length``
-    is not a number or whose JSON body is too large or too deeply nested: FastHTML reads and
-    parses the body of every request its routes answer, without limits of its own. Requests
-    for events (``handles_itself``) are passed on untouched: they are read within limits."""
-
-    def __init__(self, app: ASGIApp, handles_itself: Callable[[str, str], bool]) -> None:
-        self.app = app
-        self.handles_itself = handles_itself
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.handles_itself(scope["method"], scope["path"]):
-            return await self.app(scope, receive, send)
-        length = kind = b""
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                length = value
-            elif name == b"content-type":
-                kind = value
-        if length and not length.strip().isdigit():
-            return await PlainTextResponse("Content-Length must be a number", 400)(scope, receive, send)
-        if kind.split(b";", 1)[0].strip().lower() != b"application/json":
-            return await self.app(scope, receive, send)
-        try:
-            body = await EventRequest(scope, receive, {"content-length": length.decode("latin-1")}).body()
-        except ValidationFailed:
-            return await PlainTextResponse("Request body too large", 413)(scope, receive, send)
-        if json_too_deep(body, MAX_JSON_DEPTH):
-            return await PlainTextResponse(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", 400)(
-                scope, receive, send
-            )
-        await self.app(scope, _replay(body, receive), send)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that hands over ``body`` (already read) first, then the real messages."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 def declared_length(header: str | None) -> int:
