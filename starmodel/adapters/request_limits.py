@@ -32,13 +32,13 @@ class RequestLimits:
         headers: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
             headers.setdefault(name, value)  # the first, as Starlette reads them
-        length = headers.get(b"content-length", b"")
-        if length and not length.strip().isdigit():
+        length = headers.get(b"content-length")
+        if length is not None and not length.strip().isdigit():
             return await _refusal(headers, 400, "Content-Length", "must be a number")(scope, receive, send)
         if headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower() != b"application/json":
             return await self.app(scope, receive, send)
         try:
-            body = await EventRequest(scope, receive, {"content-length": length.decode("latin-1")}).body()
+            body = await EventRequest(scope, receive, {"content-length": (length or b"").decode()}).body()
         except ValidationFailed:
             return await _refusal(headers, 413, "body", "is too large")(scope, receive, send)
         if json_too_deep(body, MAX_JSON_DEPTH):

@@ -37,12 +37,16 @@ from starmodel.app.settings import Settings  # noqa: E402
 from starmodel.core.events import EventSpec  # noqa: E402
 
 __all__ = [
+    "DEMO_ADMIN_EMAIL",
+    "DEMO_ADMIN_PASSWORD_DEFAULT",
     "TALLIES",
     "DemoUnderTest",
     "LogRecords",
     "Tally",
     "Target",
+    "Visitors",
     "problems_with",
+    "session_cookie",
     "tally",
     "targets_of",
 ]
@@ -74,9 +78,26 @@ def targets_of(sm: Any) -> list[Target]:
             for (method, path), (entity, spec) in sorted(sm.event_table().items(), key=lambda item: item[0]):
                 found.append(Target((method.upper(),), path, entity, spec))
         else:
-            methods = tuple(sorted(m for m in (getattr(route, "methods", None) or ()) if m != "HEAD"))
+            methods = tuple(sorted(getattr(route, "methods", None) or ()))
             found.append(Target(methods or ("GET",), route.path))
     return found
+
+
+@dataclass(frozen=True)
+class Visitors:
+    """Who the fuzz requests come from: a signed-in staff member and a visitor (their session
+    cookies), on an app serving ``entities``."""
+
+    entities: tuple[type[Entity], ...]
+    staff_cookie: bytes
+    visitor_cookie: bytes
+
+
+def session_cookie(session_id: str, secret: str = SECRET) -> bytes:
+    """A session cookie as the app signs it, for a session of ``session_id``."""
+    payload = base64.b64encode(json.dumps({SESSION_KEY: session_id}).encode())
+    signed = itsdangerous.TimestampSigner(secret).sign(payload).decode("latin-1")
+    return f"starmodel_session={signed}".encode("latin-1")
 
 
 @dataclass
@@ -175,7 +196,7 @@ class DemoUnderTest:
     def start(self) -> None:
         lifespan = self.sm.app.router.lifespan_context(self.sm.app)
         self.state = self.run(self._lifespan.enter_async_context(lifespan)) or {}
-        self.visitor_cookie = self.session_cookie("fuzz-visitor")
+        self.visitor_cookie = session_cookie("fuzz-visitor")
         self.staff_cookie = self.run(self._sign_in_staff())
         self.run(self._seed())
 
@@ -199,10 +220,9 @@ class DemoUnderTest:
             await asyncio.wait(list(running), timeout=10)
         await asyncio.sleep(0)
 
-    def session_cookie(self, session_id: str) -> bytes:
-        payload = base64.b64encode(json.dumps({SESSION_KEY: session_id}).encode())
-        signed = itsdangerous.TimestampSigner(SECRET).sign(payload).decode("latin-1")
-        return f"starmodel_session={signed}".encode("latin-1")
+    @property
+    def visitors(self) -> Visitors:
+        return Visitors(tuple(self.sm.entities()), self.staff_cookie, self.visitor_cookie)
 
     async def _sign_in_staff(self) -> bytes:
         form = urlencode({"email": DEMO_ADMIN_EMAIL, "password": DEMO_ADMIN_PASSWORD_DEFAULT})
@@ -210,7 +230,7 @@ class DemoUnderTest:
             (b"datastar-request", b"true"),
             (b"content-type", b"application/x-www-form-urlencoded"),
             (b"origin", ORIGIN),
-            (b"cookie", self.session_cookie("fuzz-staff")),
+            (b"cookie", session_cookie("fuzz-staff")),
         ), form.encode()))
         cookie = answer.cookies().get("starmodel_session")
         if answer.status != 200 or not cookie:

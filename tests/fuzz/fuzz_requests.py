@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from asgi_driver import Request
-from demo_under_test import ORIGIN, DemoUnderTest, Target
+from demo_under_test import ORIGIN, Target, Visitors
 from hostile import NASTY_TEXTS, header_value, json_body, json_value, nasty_text, query_string
 from hypothesis import strategies as st
 
@@ -32,7 +32,7 @@ IF_MATCH_DIGIT = '"²"'.encode("latin-1")  # a digit to str.isdigit(), not to in
 path_text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=30)
 
 
-def requests_for(target: Target, demo: DemoUnderTest) -> st.SearchStrategy[Request]:
+def requests_for(target: Target, demo: Visitors) -> st.SearchStrategy[Request]:
     """Requests for ``target``, most of them past the Datastar and origin checks (to reach the
     parsing behind them), with a staff, visitor or hostile session cookie."""
     fields = _field_names(target, demo)
@@ -47,19 +47,19 @@ def requests_for(target: Target, demo: DemoUnderTest) -> st.SearchStrategy[Reque
     )
 
 
-def _field_names(target: Target, demo: DemoUnderTest) -> list[str]:
+def _field_names(target: Target, demo: Visitors) -> list[str]:
     if target.entity is not None:
         return sorted({*target.spec.params, *target.entity.model_fields}) if target.spec else []
     names: set[str] = set(FORM_FIELDS)
-    for entity in demo.sm.entities():
+    for entity in demo.entities:
         if entity.options().table:
             names.update(entity.model_fields)
     return sorted(names)
 
 
-def _path(target: Target, demo: DemoUnderTest) -> st.SearchStrategy[str]:
+def _path(target: Target, demo: Visitors) -> st.SearchStrategy[str]:
     parts = {
-        "namespace": st.sampled_from(sorted(e.namespace() for e in demo.sm.entities())) | path_text,
+        "namespace": st.sampled_from(sorted(e.namespace() for e in demo.entities)) | path_text,
         "action": st.sampled_from(UI_ACTIONS) | path_text,
         "key": st.sampled_from(["1", "2", "3", "999"]) | st.sampled_from(NASTY_TEXTS[:40]) | path_text,
         "name:path": st.sampled_from(STATIC_NAMES) | path_text,
@@ -78,7 +78,7 @@ def _path(target: Target, demo: DemoUnderTest) -> st.SearchStrategy[str]:
     return st.tuples(*(parts[name] for name in names)).map(fill)
 
 
-def _headers(demo: DemoUnderTest) -> st.SearchStrategy[tuple[tuple[bytes, bytes], ...]]:
+def _headers(demo: Visitors) -> st.SearchStrategy[tuple[tuple[bytes, bytes], ...]]:
     """The headers a Datastar page sends, each one mostly right (or absent, where that is
     right too), else wrong; and the headers handlers parse, mostly wrong."""
     well_formed = {  # name -> (right values, wrong values); b"" stands for "not sent"

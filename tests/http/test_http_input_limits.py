@@ -170,7 +170,7 @@ async def test_if_match_must_be_an_etag_of_ascii_digits(client, etag):
     assert [p["count"] for p in await parts(client)] == [0]
 
 
-@pytest.mark.parametrize("length", ["²", "-1", "1e3", "12abc", "9" * 40])
+@pytest.mark.parametrize("length", ["²", "-1", "1e3", "12abc", "9" * 40, ""])
 async def test_a_content_length_that_is_not_a_number_is_no_server_error(client, length):
     declared = length.encode("latin-1")
     headers = {**DATASTAR_JSON, "Content-Length": declared}
@@ -234,3 +234,16 @@ async def test_a_whole_number_its_column_cannot_hold_is_refused_not_a_crash(clie
     key = await client.get("/api/parts/" + "9" * 30)
     assert key.status_code == 404
     assert await parts(client) == []
+
+
+# --- methods -------------------------------------------------------------------------------
+
+
+async def test_head_is_a_read_everywhere(client):
+    made = (await client.post("/api/parts", json={"name": "nut"})).json()
+    assert (await client.head(f"/api/parts/{made['id']}")).status_code == 200
+    assert (await client.head("/api/parts")).status_code == 200
+    assert (await client.head("/_starmodel/ui/part/list", headers=DATASTAR)).status_code == 200
+    posted_as_head = await client.head("/_starmodel/ui/part/create", headers=DATASTAR_JSON)
+    assert posted_as_head.status_code == 404  # create is a POST action; HEAD reads
+    assert len(await parts(client)) == 1

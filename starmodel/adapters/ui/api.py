@@ -40,6 +40,7 @@ __all__ = ["OPENAPI_PATH", "JsonApi"]
 
 log = logging.getLogger("starmodel.api")
 OPENAPI_PATH = "/api/openapi.json"
+_READS = ("GET", "HEAD")  # HEAD: a GET without its body (Starlette routes it with GET)
 
 
 class JsonAnswer(JSONResponse):
@@ -105,18 +106,18 @@ class JsonApi:
     # --- handlers ----------------------------------------------------------------------
 
     async def collection(self, request: Request) -> Response:
-        if request.method == "GET":
+        if request.method in _READS:
             return await self._run(request, self._list)
         return await self._run(request, self._create)
 
     async def item(self, request: Request) -> Response:
-        handlers = {"GET": self._get, "PATCH": self._patch, "PUT": self._put, "DELETE": self._delete}
-        return await self._run(request, handlers[request.method])
+        handlers = {"PATCH": self._patch, "PUT": self._put, "DELETE": self._delete}
+        return await self._run(request, handlers.get(request.method, self._get))
 
     async def _run(self, request: Request, handler: Any) -> Response:
         ctx: CallContext | None = None
         try:
-            if request.method != "GET":
+            if request.method not in _READS:
                 refusal = self.web.refuse_cross_site(request, datastar=False)
                 if refusal:
                     return problem(403, refusal)

@@ -96,7 +96,7 @@ class UiMount:
 
     async def handle(self, request: Request) -> Response | SSEAnswer:
         action = request.path_params["action"]
-        handler = _GETS.get(action) if request.method == "GET" else _POSTS.get(action)
+        handler = _GETS.get(action) if request.method in ("GET", "HEAD") else _POSTS.get(action)
         if handler is None:
             return PlainTextResponse("Not found", status_code=404)
         views = self.lookup(request.path_params["namespace"])
