@@ -198,7 +198,7 @@ class Entity(BaseModel, metaclass=EntityMeta):
     model_config = ConfigDict(
         validate_assignment=True,
         extra="forbid",
-        allow_inf_nan=False,  # NaN and infinities only where a field says so: Field(allow_inf_nan=True)
+        allow_inf_nan=False,  # NaN and infinities only where a field says so: AllowInfNan(True)
         ignored_types=(EventDescriptor, SignalDescriptor, RecordsDescriptor),
     )
 
