@@ -49,7 +49,7 @@ def read_json(raw: str | bytes, *, max_bytes: int = MAX_JSON_BYTES, max_depth: i
     if json_too_deep(text, max_depth):
         raise InputRefused(f"JSON nested deeper than {max_depth} levels")
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return _DECODER.decode(text)
     except InputRefused:
         raise
     except ValueError as exc:  # JSONDecodeError, or a number longer than Python converts
@@ -88,3 +88,6 @@ def json_too_deep(document: str | bytes, max_depth: int) -> bool:
 
 def _refuse_constant(name: str) -> Any:
     raise InputRefused(f"{name} is not a JSON number")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)  # one for all: building one costs
