@@ -17,6 +17,7 @@ from typing import Any
 from fasthtml.common import FastHTML
 from sqlalchemy.exc import SQLAlchemyError
 
+from starmodel.adapters.input_limits import read_json
 from starmodel.adapters.persistence.client import ClientRepository
 from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
 from starmodel.adapters.persistence.queries import ScanRecordFinder, SqlRecordFinder
@@ -177,7 +178,7 @@ def build_services(settings: Settings) -> Services:
     def uow_factory(entity_cls: type[Entity]) -> UnitOfWork:
         return UnitOfWork(services.unit_repositories(), bus)
 
-    dispatcher = Dispatcher(uow_factory, retries=settings.event_retries)
+    dispatcher = Dispatcher(uow_factory, read_json=read_json, retries=settings.event_retries)
     bus.subscribe(CancelRequested, dispatcher.on_cancel_requested, everywhere=True)
     services = Services(settings, bus, repositories, dispatcher, _redis=redis)
     memory = services.memory

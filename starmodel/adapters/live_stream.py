@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import weakref
 from collections import deque
@@ -34,6 +35,8 @@ _capture: ContextVar[list[tuple[str, tuple[str | None, str] | None, _Message]] |
     "sm_live_capture", default=None
 )
 _HUBS: weakref.WeakSet[LiveHub] = weakref.WeakSet()
+_EVENT_ID = re.compile(r"[0-9A-Za-z]{1,64}-[0-9]{1,19}")
+"""The ids this hub gives (``<epoch>-<seq>``); a ``Last-Event-ID`` of another shape is ignored."""
 
 
 def close_all_live_streams() -> None:
@@ -327,6 +330,8 @@ class LiveHub:
         (client gone at once) leaves nothing registered."""
         if self.closing:
             return
+        if last_event_id is not None and not _EVENT_ID.fullmatch(last_event_id):
+            last_event_id = None  # not an id of this app: the tab gets a full resync
         self._join(stream)
         try:
             missed = self.missed_since(last_event_id, stream)

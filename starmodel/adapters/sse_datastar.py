@@ -14,6 +14,7 @@ from starmodel.adapters.ui_monster import render_toast
 from starmodel.app.dispatcher import Prepared
 from starmodel.core.actions import Alert, PatchSignals, Redirect, Script, Toast
 from starmodel.core.events import EventSpec
+from starmodel.core.json_text import json_text
 
 __all__ = [
     "error_events",
@@ -25,7 +26,7 @@ __all__ = [
 
 def patch_signals_event(signals: dict[str, Any], event_id: str | None = None) -> str:
     """One ``datastar-patch-signals`` event."""
-    return str(SSE.patch_signals(signals, event_id=event_id))
+    return str(SSE.patch_signals(json_text(signals), event_id=event_id))
 
 
 def sse_comment(text: str = "") -> str:

@@ -25,9 +25,11 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
 from starmodel.adapters.assets import ASSETS_PREFIX, STATIC_PREFIX
+from starmodel.adapters.input_limits import read_json
 from starmodel.adapters.live_records import WATCH_SIGNAL, RecordViews
 from starmodel.adapters.live_stream import LiveHub, LiveStream
 from starmodel.adapters.persistence.client import read_client_state
+from starmodel.adapters.request_limits import RequestLimits
 from starmodel.adapters.sessions import SignedCookieSessions
 from starmodel.adapters.sse_datastar import error_events, patch_signals_event, render_outputs
 from starmodel.adapters.web_assets import ServedAssets
@@ -61,6 +63,7 @@ USER_SCOPE_KEY = "starmodel.user"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _TAB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _STATIC_DIR = Path(__file__).parent / "static"
+_MAX_FILE_NAME = 1024
 _SAFE_SITES = ("same-origin", "none")
 
 
@@ -190,6 +193,7 @@ class WebApp:
             app.ftrs = [*list(app.ftrs or []), *footers]
         self.app = app
         app.state.starmodel = self  # `starmodel run` finds the StarModel behind an ASGI app
+        app.add_middleware(RequestLimits, handles_itself=self._is_event)
         self._install_routes()
         self._wrap_lifespan()
 
@@ -235,6 +239,9 @@ class WebApp:
                         self._cancel_paths.add(cancel)
             self._table, self._table_version = table, version
         return self._table
+
+    def _is_event(self, method: str, path: str) -> bool:
+        return (method.lower(), path) in self.event_table()
 
     def _install_routes(self) -> None:
         self.app.router.routes.insert(0, EventRoute(self))
@@ -576,8 +583,8 @@ class WebApp:
             return Response(status_code=503, headers={"Retry-After": "1"})
         ctx = self.context(request)
         try:
-            signals = json.loads(request.query_params.get("datastar") or "{}")
-        except ValueError:
+            signals = read_json(request.query_params.get("datastar") or "{}")
+        except ValueError:  # the stream opens anyway, watching nothing in particular
             signals = {}
         try:
             user = await self.current_user(request)
@@ -642,8 +649,26 @@ def _clear_field_errors(namespace: str, spec: EventSpec, outputs: list[Any]) -> 
 
 
 def _serve_file(folder: Path, name: str) -> Response:
+    not_found = PlainTextResponse("Not found", status_code=404)
+    if not _plain_file_name(name):
+        return not_found
     root = folder.resolve()
     target = (root / name).resolve()
-    if not target.is_relative_to(root) or not target.is_file():
-        return PlainTextResponse("Not found", status_code=404)
+    try:
+        if not target.is_relative_to(root) or not target.is_file():
+            return not_found
+    except OSError:  # a name the file system refuses (too long, ...)
+        return not_found
     return FileResponse(target, headers={"Cache-Control": "public, max-age=3600"})
+
+
+def _plain_file_name(name: str) -> bool:
+    """Whether ``name`` is a relative path of plain parts (no ``..``, no empty part, no
+    control character or backslash, not overlong) that may name a served file."""
+    parts = name.split("/")
+    return (
+        len(name) <= _MAX_FILE_NAME
+        and name.isprintable()
+        and "\\" not in name
+        and all(part not in ("", ".", "..") and len(part) <= 255 for part in parts)
+    )

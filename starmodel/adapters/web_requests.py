@@ -3,16 +3,16 @@ complete SSE answer sent in one go. The hottest path of the framework, so no fra
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope, Send
 
+from starmodel.adapters.input_limits import INT64_MAX, read_json
 from starmodel.adapters.sse_datastar import error_events, patch_signals_event
 from starmodel.core.errors import ValidationFailed
 
-__all__ = ["MAX_BODY", "EventRequest", "SSEAnswer", "error_response"]
+__all__ = ["MAX_BODY", "EventRequest", "SSEAnswer", "declared_length", "error_response"]
 
 MAX_BODY = 1_000_000
 
@@ -60,8 +60,7 @@ class EventRequest:
         return cls(scope, receive, headers)
 
     async def body(self) -> bytes:
-        length = self.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_BODY:
+        if declared_length(self.headers.get("content-length")) > MAX_BODY:
             raise ValidationFailed({"body": "Request body too large"}, "Request refused")
         chunks: list[bytes] = []
         size = 0
@@ -90,12 +89,21 @@ class EventRequest:
         if not raw:
             return {}, args
         try:
-            signals = json.loads(raw)
-        except ValueError:
-            raise ValidationFailed({"signals": "Signals are not valid JSON"}, "Bad request") from None
+            signals = read_json(raw)
+        except ValueError as exc:
+            raise ValidationFailed({"signals": f"Signals refused: {exc}"}, "Bad request") from None
         if not isinstance(signals, dict):
             raise ValidationFailed({"signals": "Signals must be a JSON object"}, "Bad request")
         return signals, args
+
+
+def declared_length(header: str | None) -> int:
+    """The ``Content-Length`` a request declares, in ASCII digits only (0 if none or not a
+    number: the body is counted as it arrives anyway; a number too long to read is huge)."""
+    text = (header or "").strip()
+    if not (text.isascii() and text.isdigit()):
+        return 0
+    return int(text) if len(text) <= 18 else INT64_MAX
 
 
 def _header_safe(text: str) -> str:

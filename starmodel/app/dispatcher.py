@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -32,11 +31,12 @@ from starmodel.core.messages import CancelRequested, EventOutputs
 from starmodel.core.records import current_workspace
 from starmodel.core.store import StateStore
 
-__all__ = ["Dispatcher", "EventResult", "Prepare", "Prepared", "UowFactory"]
+__all__ = ["Dispatcher", "EventResult", "JsonReader", "Prepare", "Prepared", "UowFactory"]
 
 log = logging.getLogger("starmodel.dispatcher")
 UowFactory = Callable[[type[Entity]], UnitOfWork]
 Prepare = Callable[[list[Any]], Any]
+JsonReader = Callable[[str], Any]
 GLOBAL_KEY = "global"
 
 
@@ -69,11 +69,14 @@ class Dispatcher:
 
     Args:
         uow_factory: a fresh unit of work for an entity class (one per event).
+        read_json: parses the JSON of an action's argument, within the web adapter's limits
+            (raises ``ValueError`` for what it refuses: the argument is then taken as text).
         retries: how often an event that lost a write race is re-run.
     """
 
-    def __init__(self, uow_factory: UowFactory, retries: int = 8) -> None:
+    def __init__(self, uow_factory: UowFactory, *, read_json: JsonReader, retries: int = 8) -> None:
         self.uow_factory = uow_factory
+        self.read_json = read_json
         self.retries = retries
         self.locks = KeyedLocks()
         self._running: set[asyncio.Task[None]] = set()
@@ -83,9 +86,12 @@ class Dispatcher:
 
     # --- identity and parameters -------------------------------------------------------
 
-    @staticmethod
     def identity(
-        entity_cls: type[Entity], ctx: CallContext, args: Mapping[str, str], spec: EventSpec | None = None
+        self,
+        entity_cls: type[Entity],
+        ctx: CallContext,
+        args: Mapping[str, str],
+        spec: EventSpec | None = None,
     ) -> str:
         """The key of the entity instance a request addresses (``""`` for class events)."""
         if spec is not None and spec.on_class:
@@ -98,11 +104,11 @@ class Dispatcher:
         raw = args.get("_key")
         if not raw:
             raise EntityNotFound(f"{entity_cls.__name__}: which record? the request has no key")
-        key = _decode_argument(raw)  # actions send it bare; a JSON-quoted key is accepted too
+        key = self.argument(raw)  # actions send it bare; a JSON-quoted key is accepted too
         return str(key) if isinstance(key, str | int) and not isinstance(key, bool) else raw
 
-    @staticmethod
     def bind(
+        self,
         entity_cls: type[Entity],
         spec: EventSpec,
         args: Mapping[str, str],
@@ -125,7 +131,7 @@ class Dispatcher:
         for name in spec.params:
             if name in args:
                 raw = args[name]
-                values[name] = _decode_argument(raw)
+                values[name] = self.argument(raw)
                 if values[name] != raw and not isinstance(values[name], str):
                     verbatim[name] = raw  # `?note=42` may mean the text "42"; `?note="x"` is "x"
             elif name in own:
@@ -140,6 +146,14 @@ class Dispatcher:
             if not retry:
                 raise
             return spec.validate_params({**values, **retry})
+
+    def argument(self, raw: str) -> Any:
+        """Action arguments are JSON in the query string; a bare word (or JSON the reader
+        refuses) is taken as text."""
+        try:
+            return self.read_json(raw)
+        except ValueError:
+            return raw
 
     # --- running events ----------------------------------------------------------------
 
@@ -487,10 +501,3 @@ def flatten(returned: Any) -> list[Any]:
         return items
     return [returned]
 
-
-def _decode_argument(raw: str) -> Any:
-    """Action arguments are JSON in the query string; a bare word is taken as a string."""
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw

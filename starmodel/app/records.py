@@ -25,11 +25,13 @@ from starmodel.core.errors import (
 from starmodel.core.fields import editable_fields, searchable_fields, sortable_fields
 from starmodel.core.queries import ListQuery, RecordFinder, ResultPage
 
-__all__ = ["MAX_PER_PAGE", "RecordService"]
+__all__ = ["MAX_PAGE", "MAX_PER_PAGE", "RecordService"]
 
 E = TypeVar("E", bound=Entity)
 FinderFor = Callable[[type[Entity]], RecordFinder]
 MAX_PER_PAGE = 100
+MAX_PAGE = 1_000_000_000
+"""The last page a list query may ask for (its offset stays far inside a 64-bit number)."""
 
 
 class RecordService:
@@ -52,8 +54,8 @@ class RecordService:
         if query.sort is not None and query.sort not in sortable_fields(entity_cls):
             choices = ", ".join(sortable_fields(entity_cls))
             errors["sort"] = f"cannot sort by {query.sort!r}; choose one of {choices}"
-        if query.page < 1:
-            errors["page"] = "must be 1 or more"
+        if not 1 <= query.page <= MAX_PAGE:
+            errors["page"] = f"must be between 1 and {MAX_PAGE}"
         if not 1 <= query.per_page <= MAX_PER_PAGE:
             errors["per_page"] = f"must be between 1 and {MAX_PER_PAGE}"
         if len(query.search) > 200:

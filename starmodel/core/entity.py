@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import html
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
@@ -12,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, computed_field
 
 from starmodel.core.errors import ConfigurationError
 from starmodel.core.events import EventDescriptor, EventSpec
+from starmodel.core.json_text import json_text
 from starmodel.core.policy import Policy
 from starmodel.core.records import RecordsDescriptor
 from starmodel.core.signals import SignalDescriptor, check_namespace, snake_case
@@ -198,6 +198,7 @@ class Entity(BaseModel, metaclass=EntityMeta):
     model_config = ConfigDict(
         validate_assignment=True,
         extra="forbid",
+        allow_inf_nan=False,  # NaN and infinities only where a field says so: AllowInfNan(True)
         ignored_types=(EventDescriptor, SignalDescriptor, RecordsDescriptor),
     )
 
@@ -315,7 +316,7 @@ class Entity(BaseModel, metaclass=EntityMeta):
 
     def __html__(self) -> str:
         """Rendering an entity emits its signals, so ``data-text``/``data-bind`` work at once."""
-        payload = html.escape(json.dumps(self.signals(), separators=(",", ":")), quote=True)
+        payload = html.escape(json_text(self.signals()), quote=True)
         anchor = type(self).namespace()
         options = type(self).__starmodel_options__
         if options.scope == "id":

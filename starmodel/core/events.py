@@ -115,7 +115,8 @@ class EventSpec:
                 fields[name] = (annotation, default)
             self._model = create_model(
                 f"{self.name}_params",
-                __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+                # NaN and infinities only for a parameter that says so: AllowInfNan(True)
+                __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False),
                 **fields,
             )
         return self._model

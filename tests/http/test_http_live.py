@@ -169,7 +169,7 @@ async def test_reconnect_with_last_event_id_replays_what_was_missed(sm, server):
             assert await live.nothing_within(0.2)
 
 
-@pytest.mark.parametrize("last_id", ["00000000-3", "garbage", "not-a-number", ""])
+@pytest.mark.parametrize("last_id", ["00000000-3", "garbage", "not-a-number", "", "deadbeef-" + "9" * 5_000])
 async def test_unknown_last_event_id_gets_a_full_resync(sm, server, last_id):
     async with socket_client(server) as viewer, socket_client(server) as other:
         await post_event(viewer, "/live_mine/increment", amount=4)

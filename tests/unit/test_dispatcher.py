@@ -18,6 +18,7 @@ from starmodel import (
     event,
     toast,
 )
+from starmodel.adapters.input_limits import read_json
 from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
 from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.uow import UnitOfWork
@@ -124,10 +125,10 @@ def make(repo: EntityRepository | MemoryStore | None = None, retries: int = 8):
     bus = RecordingBus()
     if isinstance(repo, EntityRepository):
         single = repo
-        dispatcher = Dispatcher(lambda cls: UnitOfWork(single, bus), retries=retries)
+        dispatcher = Dispatcher(lambda cls: UnitOfWork(single, bus), read_json=read_json, retries=retries)
         return dispatcher, repo, bus
     store = repo if repo is not None else MemoryStore()
-    dispatcher = Dispatcher(lambda cls: UnitOfWork(MemoryRepository(store), bus), retries=retries)
+    dispatcher = Dispatcher(lambda cls: UnitOfWork(MemoryRepository(store), bus), read_json=read_json, retries=retries)
     return dispatcher, MemoryRepository(store), bus
 
 

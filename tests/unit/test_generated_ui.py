@@ -25,6 +25,7 @@ from starmodel import (
     ServerOnly,
     ValidationFailed,
 )
+from starmodel.adapters.input_limits import read_json
 from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
 from starmodel.adapters.persistence.queries import ScanRecordFinder
 from starmodel.adapters.ui.fields import field_view, form_values, format_value, input_value, render_control
@@ -214,7 +215,7 @@ def repository(store: MemoryStore) -> MemoryRepository:
 @pytest.fixture
 def service(store: MemoryStore) -> RecordService:
     bus = RecordingBus()
-    dispatcher = Dispatcher(lambda cls: UnitOfWork(MemoryRepository(store), bus))
+    dispatcher = Dispatcher(lambda cls: UnitOfWork(MemoryRepository(store), bus), read_json=read_json)
     return RecordService(dispatcher, lambda cls: ScanRecordFinder(lambda: MemoryRepository(store)))
 
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy.exc import DBAPIError
 
-from starmodel.adapters.persistence.sql import OWNER_COLUMN, SqlDatabase, entity_from_row
+from starmodel.adapters.persistence.sql import OWNER_COLUMN, SqlDatabase, entity_from_row, statement_error
 from starmodel.core.entity import Entity
 from starmodel.core.errors import StoreUnavailable
 from starmodel.core.ports import EntityRepository
@@ -66,8 +66,10 @@ class SqlRecordFinder(RecordFinder):
             async with self.db.engine.connect() as conn:
                 total = int((await conn.execute(count_query)).scalar_one())
                 rows = (await conn.execute(rows_query)).mappings().all()
-        except (OSError, DBAPIError) as exc:
-            raise StoreUnavailable(f"the database cannot be queried ({_first_line(exc)})") from None
+        except DBAPIError as exc:
+            raise statement_error(exc, entity_cls) from None
+        except OSError as exc:
+            raise StoreUnavailable(f"the database cannot be reached ({exc})") from None
         return ResultPage([entity_from_row(entity_cls, row) for row in rows], total, query)
 
 
@@ -97,7 +99,3 @@ class ScanRecordFinder(RecordFinder):
         start = query.offset
         return ResultPage(records[start : start + query.per_page], len(records), query)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__

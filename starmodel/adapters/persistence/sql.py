@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Column,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     and_,
@@ -31,7 +33,15 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 from sqlmodel.main import get_column_from_field
 
@@ -39,6 +49,7 @@ from starmodel.core.entity import Entity
 from starmodel.core.errors import (
     ConcurrencyError,
     ConfigurationError,
+    StarModelError,
     StoreUnavailable,
     ValidationFailed,
 )
@@ -51,8 +62,10 @@ __all__ = [
     "SqlRepository",
     "entity_from_row",
     "normalize_url",
+    "statement_error",
 ]
 
+log = logging.getLogger("starmodel.sql")
 E = TypeVar("E", bound=Entity)
 VERSION_COLUMN = "sm_version"
 OWNER_COLUMN = "sm_owner"
@@ -118,7 +131,7 @@ class SqlDatabase:
         found = self._statements.get(entity_cls)
         if found is None:
             found = self._statements[entity_cls] = _Statements.build(
-                self.table(entity_cls), _pk(entity_cls), lock_rows=not self.is_sqlite
+                self.table(entity_cls), _pk(entity_cls), sqlite=self.is_sqlite
             )
         return found
 
@@ -156,11 +169,12 @@ class _Statements:
     update: Any
     delete: Any
     columns: tuple[str, ...]  # the columns an update sets (all but the primary key)
+    whole_numbers: dict[str, tuple[int, int]]  # integer column -> the lowest and highest value it holds
 
     @classmethod
-    def build(cls, table: Table, pk: str, *, lock_rows: bool) -> _Statements:
+    def build(cls, table: Table, pk: str, *, sqlite: bool) -> _Statements:
         get = select(table).where(table.c[pk] == bindparam("sm_key"))
-        if lock_rows:
+        if not sqlite:
             # a record read in a transaction is about to be changed: writers of one record
             # take turns in the database (SQLite has one writer at a time anyway)
             get = get.with_for_update()
@@ -171,7 +185,20 @@ class _Statements:
             .values({name: bindparam(f"new_{name}") for name in columns})
         )
         delete = table.delete().where(table.c[pk] == bindparam("sm_key"))
-        return cls(get, update, delete, columns)
+        whole_numbers = {
+            c.name: _int_range(c.type, sqlite) for c in table.columns if isinstance(c.type, Integer)
+        }
+        return cls(get, update, delete, columns, whole_numbers)
+
+
+def _int_range(column_type: Integer, sqlite: bool) -> tuple[int, int]:
+    """The values an integer column holds: 64 bits in SQLite whatever its declared type; in
+    PostgreSQL 16, 32 or 64 by type."""
+    if sqlite or isinstance(column_type, BigInteger):
+        bits = 64
+    else:
+        bits = 16 if isinstance(column_type, SmallInteger) else 32
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
 
 def table_name(entity_cls: type[Entity]) -> str:
@@ -226,16 +253,8 @@ class SqlRepository(EntityRepository):
         conn = await self._connection()
         try:
             return await conn.execute(statement, params)
-        except IntegrityError as exc:
-            raise _integrity_error(exc, entity_cls) from None
         except DBAPIError as exc:
-            if _sqlstate(exc) in ("40001", "40P01"):  # serialization failure, deadlock: re-run
-                raise ConcurrencyError(f"the database asked to retry ({_first_line(exc)})") from None
-            if isinstance(exc, DataError) or _sqlstate(exc).startswith("22"):  # data exception
-                raise ValidationFailed(
-                    {"__root__": f"a value the database cannot store ({_first_line(exc)})"}, "Not saved"
-                ) from None
-            raise _database_error(exc) from None
+            raise statement_error(exc, entity_cls) from None
         except OSError as exc:
             raise StoreUnavailable(f"the database cannot be reached ({exc})") from None
 
@@ -247,9 +266,8 @@ class SqlRepository(EntityRepository):
         except ValidationError:
             return None
         if isinstance(typed, int):
-            column_type = self.db.table(entity_cls).c[_pk(entity_cls)].type
-            bits = 63 if isinstance(column_type, BigInteger) else 31
-            if not -(2**bits) <= typed < 2**bits:
+            low, high = self.db.statements(entity_cls).whole_numbers.get(_pk(entity_cls), (typed, typed))
+            if not low <= typed <= high:
                 return None
         return typed
 
@@ -277,6 +295,7 @@ class SqlRepository(EntityRepository):
         table = self.db.table(cls)
         pk = _pk(cls)
         values = {name: getattr(entity, name) for name in cls.model_fields}
+        _check_whole_numbers(values, self.db.statements(cls).whole_numbers)
         if cls.options().private:
             values[OWNER_COLUMN] = entity._sm_owner
         if entity._sm_version == 0:
@@ -327,7 +346,7 @@ class SqlRepository(EntityRepository):
             if isinstance(exc, IntegrityError):  # a deferred constraint
                 raise _integrity_error(exc, None) from None
             if isinstance(exc, DBAPIError):
-                raise _database_error(exc) from None
+                raise statement_error(exc) from None
             raise StoreUnavailable(f"the database cannot be reached ({exc})") from None
         finally:
             await self._release()
@@ -424,11 +443,43 @@ def _integrity_error(
     return ValidationFailed({"__root__": _first_line(exc)}, "Not saved: the database refused it")
 
 
-def _database_error(exc: DBAPIError) -> StoreUnavailable:
+def _check_whole_numbers(values: dict[str, Any], ranges: dict[str, tuple[int, int]]) -> None:
+    """Refuse a whole number its column cannot hold before the driver sees it (SQLite's
+    raises ``OverflowError``, PostgreSQL's quotes the value in its error)."""
+    errors = {
+        name: f"must be between {low} and {high}"
+        for name, (low, high) in ranges.items()
+        if isinstance(values.get(name), int) and not low <= values[name] <= high
+    }
+    if errors:
+        raise ValidationFailed(errors, "Not saved")
+
+
+def statement_error(exc: DBAPIError, entity_cls: type[Entity] | None = None) -> StarModelError:
+    """What a failed statement means to the caller, in words that quote neither the statement
+    nor its values (the driver's text is logged instead): a lost race is a conflict (re-run), a
+    refused value 422, a missing table or column, or a database that went away, 503; anything
+    else is a failure of the query (500), not the database being down."""
     text = _first_line(exc)
+    state = _sqlstate(exc)
     lowered = text.lower()
+    if isinstance(exc, IntegrityError):
+        return _integrity_error(exc, entity_cls)
+    if state in ("40001", "40P01"):  # serialization failure, deadlock: re-run
+        return ConcurrencyError(f"the database asked to retry ({text})")
+    if isinstance(exc, DataError) or state.startswith("22"):  # data exception
+        log.info("the database refused a value: %s", text)
+        return ValidationFailed({"__root__": "a value the database cannot store"}, "Not saved")
     if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
         return StoreUnavailable(f"a table is missing ({text}); run `starmodel migrate`")
     if "no such column" in lowered or ("column" in lowered and "does not exist" in lowered):
         return StoreUnavailable(f"the database schema is behind the code ({text}); run `starmodel migrate`")
-    return StoreUnavailable(f"the database failed ({text})")
+    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError) or state[:2] in (
+        "08",  # connection exception
+        "53",  # insufficient resources
+        "57",  # operator intervention (shutdown, cancelled)
+    ):
+        log.warning("the database is unavailable: %s", text)
+        return StoreUnavailable("the database is unavailable")
+    log.error("a statement failed in the database: %s", text)
+    return StarModelError("the database could not run a query; nothing was changed")

@@ -9,7 +9,6 @@ such a request from another site without the app's consent).
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from starmodel.adapters.input_limits import InputRefused, read_int, read_json
 from starmodel.adapters.ui.openapi import openapi_document
 from starmodel.adapters.ui.views import EntityViews
 from starmodel.adapters.web_requests import EventRequest
@@ -29,6 +29,7 @@ from starmodel.core.errors import (
     ValidationFailed,
 )
 from starmodel.core.fields import editable_fields
+from starmodel.core.json_text import json_text
 from starmodel.core.queries import ListQuery
 
 if TYPE_CHECKING:
@@ -39,6 +40,14 @@ __all__ = ["OPENAPI_PATH", "JsonApi"]
 
 log = logging.getLogger("starmodel.api")
 OPENAPI_PATH = "/api/openapi.json"
+_READS = ("GET", "HEAD")  # HEAD: a GET without its body (Starlette routes it with GET)
+
+
+class JsonAnswer(JSONResponse):
+    """A JSON answer that is valid JSON whatever the record holds (see ``json_text``)."""
+
+    def render(self, content: Any) -> bytes:
+        return json_text(content).encode("utf-8")
 
 
 def problem(
@@ -48,7 +57,7 @@ def problem(
     body: dict[str, Any] = {"detail": detail}
     if errors:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JsonAnswer(body, status_code=status, headers=headers)
 
 
 def serialize(record: Entity) -> dict[str, Any]:
@@ -65,9 +74,10 @@ def _if_match(request: Request) -> int | None:
     if raw is None:
         return None
     text = raw.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise BadRequest({"If-Match": 'must be an ETag given by this API, such as "3"'})
-    return int(text)
+    try:
+        return read_int(text, low=0)
+    except InputRefused:
+        raise BadRequest({"If-Match": 'must be an ETag given by this API, such as "3"'}) from None
 
 
 class JsonApi:
@@ -96,18 +106,18 @@ class JsonApi:
     # --- handlers ----------------------------------------------------------------------
 
     async def collection(self, request: Request) -> Response:
-        if request.method == "GET":
+        if request.method in _READS:
             return await self._run(request, self._list)
         return await self._run(request, self._create)
 
     async def item(self, request: Request) -> Response:
-        handlers = {"GET": self._get, "PATCH": self._patch, "PUT": self._put, "DELETE": self._delete}
-        return await self._run(request, handlers[request.method])
+        handlers = {"PATCH": self._patch, "PUT": self._put, "DELETE": self._delete}
+        return await self._run(request, handlers.get(request.method, self._get))
 
     async def _run(self, request: Request, handler: Any) -> Response:
         ctx: CallContext | None = None
         try:
-            if request.method != "GET":
+            if request.method not in _READS:
                 refusal = self.web.refuse_cross_site(request, datastar=False)
                 if refusal:
                     return problem(403, refusal)
@@ -145,7 +155,7 @@ class JsonApi:
             per_page=_number(params, "per_page", self.views.per_page),
         )
         page = await self.web.record_service.page(self.entity_cls, query, ctx)
-        return JSONResponse(
+        return JsonAnswer(
             {
                 "items": [serialize(record) for record in page.items],
                 "total": page.total,
@@ -159,13 +169,13 @@ class JsonApi:
         values = await self._body(request)
         record = await self.web.record_service.create(self.entity_cls, values, ctx)
         location = f"{self.path}/{record.record_key()}"
-        return JSONResponse(
+        return JsonAnswer(
             serialize(record), status_code=201, headers={"Location": location, **_etag(record)}
         )
 
     async def _get(self, request: Request, ctx: CallContext) -> Response:
         record = await self.web.record_service.get(self.entity_cls, request.path_params["key"], ctx)
-        return JSONResponse(serialize(record), headers=_etag(record))
+        return JsonAnswer(serialize(record), headers=_etag(record))
 
     async def _patch(self, request: Request, ctx: CallContext) -> Response:
         return await self._patch_values(request, ctx, await self._body(request))
@@ -182,7 +192,7 @@ class JsonApi:
         record = await self.web.record_service.update(
             self.entity_cls, request.path_params["key"], values, ctx, version=_if_match(request)
         )
-        return JSONResponse(serialize(record), headers=_etag(record))
+        return JsonAnswer(serialize(record), headers=_etag(record))
 
     async def _delete(self, request: Request, ctx: CallContext) -> Response:
         await self.web.record_service.delete(
@@ -196,9 +206,9 @@ class JsonApi:
             raise _UnsupportedMedia()
         raw = await EventRequest.from_scope(request.scope, request.receive).body()
         try:
-            values = json.loads(raw or b"null")
-        except ValueError:
-            raise BadRequest({"body": "is not valid JSON"}) from None
+            values = read_json(raw or b"null")
+        except ValueError as exc:
+            raise BadRequest({"body": str(exc)}) from None
         if not isinstance(values, dict):
             raise BadRequest({"body": "must be a JSON object of field values"})
         return values
@@ -225,6 +235,6 @@ def _number(params: Any, name: str, default: int) -> int:
     if raw in (None, ""):
         return default
     try:
-        return int(raw)
-    except ValueError:
-        raise ValidationFailed({name: "must be a whole number"}, "Invalid list query") from None
+        return read_int(raw)
+    except InputRefused as exc:
+        raise ValidationFailed({name: str(exc)}, "Invalid list query") from None

@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args, get_origin
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen, MultipleOf
 from fasthtml.common import Input, Option, Select, Span, Textarea
 
+from starmodel.adapters.input_limits import read_json
 from starmodel.core.entity import Entity
 from starmodel.core.fields import is_optional, plain_type, ui_options
 
@@ -244,7 +245,7 @@ def form_values(views: list[FieldView], raw: Any) -> dict[str, Any]:
             value = _choice_value(view.annotation, value)
         elif view.kind == "json" and isinstance(value, str):
             with contextlib.suppress(ValueError):  # not JSON: left as text, the entity refuses it
-                value = json.loads(value) if value.strip() else None
+                value = read_json(value) if value.strip() else None
         values[view.name] = value
     return values
 

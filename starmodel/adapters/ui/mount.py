@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from starmodel.adapters.input_limits import InputRefused, read_int
 from starmodel.adapters.sse_datastar import error_events, patch_signals_event, render_outputs
 from starmodel.adapters.ui.fields import form_values, input_value
 from starmodel.adapters.ui.views import FORM_SIGNAL, EntityViews, parse_list_query
@@ -95,7 +96,7 @@ class UiMount:
 
     async def handle(self, request: Request) -> Response | SSEAnswer:
         action = request.path_params["action"]
-        handler = _GETS.get(action) if request.method == "GET" else _POSTS.get(action)
+        handler = _GETS.get(action) if request.method in ("GET", "HEAD") else _POSTS.get(action)
         if handler is None:
             return PlainTextResponse("Not found", status_code=404)
         views = self.lookup(request.path_params["namespace"])
@@ -256,9 +257,9 @@ def _version(args: Any) -> int | None:
     if raw in (None, ""):
         return None
     try:
-        return int(raw)
-    except ValueError:
-        raise ValidationFailed({"version": "must be a whole number"}, "Invalid request") from None
+        return read_int(str(raw), low=0)
+    except InputRefused as exc:
+        raise ValidationFailed({"version": str(exc)}, "Invalid request") from None
 
 
 def _then(args: Any) -> str:

@@ -4,7 +4,6 @@ anonymous visitor who may not see a page is sent to the login page when the app 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -23,6 +22,7 @@ from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
 from starmodel.core.errors import PermissionDenied, StarModelError, ValidationFailed
 from starmodel.core.events import EventSpec
+from starmodel.core.json_text import json_text
 from starmodel.core.signals import JsExpr
 
 if TYPE_CHECKING:
@@ -259,7 +259,7 @@ def event_form(views: EntityViews, spec: EventSpec, record: Entity | None) -> An
             cls="flex flex-wrap items-end gap-3",
         ),
         P(doc[0], cls=TextPresets.muted_sm) if doc else "",
-        data_signals=json.dumps(signals, default=str) if signals else None,
+        data_signals=json_text(signals, default=str) if signals else None,
         cls="space-y-1",
         **{"data-on:submit__prevent": action},
     )

@@ -18,11 +18,13 @@ from urllib.parse import urlencode
 from fasthtml.common import A, Div, Form, Input, Label, Li, Nav, P, Span, Table, Tbody, Td, Th, Thead, Tr, Ul
 from monsterui.all import Button, ButtonT, TextPresets
 
+from starmodel.adapters.input_limits import InputRefused, read_int
 from starmodel.adapters.live_records import LIVE_SIGNAL, WATCH_SIGNAL
 from starmodel.adapters.ui.fields import FieldView, field_view, format_value, input_value, render_control
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ValidationFailed
 from starmodel.core.fields import editable_fields, public_fields, sortable_fields
+from starmodel.core.json_text import json_text
 from starmodel.core.queries import ListQuery, ResultPage
 
 if TYPE_CHECKING:
@@ -162,7 +164,7 @@ class EntityViews:
             id=f"sm-form-{self.namespace}-{form_key}",
             cls="space-y-4 max-w-2xl",
             novalidate=True,  # the server validates (and says why), not the browser
-            data_signals=json.dumps(signals, default=str),
+            data_signals=json_text(signals, default=str),
             **{"data-on:submit__prevent": f"@post('{submit}')"},
         )
 
@@ -415,9 +417,9 @@ def parse_list_query(params: Any, per_page: int) -> ListQuery:
         if raw in (None, ""):
             return default
         try:
-            return int(raw)
-        except (TypeError, ValueError):
-            errors[name] = "must be a whole number"
+            return read_int(str(raw))
+        except InputRefused as exc:
+            errors[name] = str(exc)
             return default
 
     page, size = number("page", 1), number("per_page", per_page)

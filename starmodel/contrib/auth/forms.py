@@ -7,6 +7,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from starlette.requests import Request
 
+from starmodel.adapters.web_requests import declared_length
+
 __all__ = ["FORM_TYPE", "MAX_FORM_BYTES", "FormRefused", "read_form", "safe_next"]
 
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -28,8 +30,7 @@ async def read_form(request: Request, fields: Iterable[str]) -> dict[str, str]:
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind != FORM_TYPE:
         raise FormRefused(415, f"Send the form as {FORM_TYPE}")
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_FORM_BYTES:
+    if declared_length(request.headers.get("content-length")) > MAX_FORM_BYTES:
         raise FormRefused(413, "The form is too large")
     body = b""
     async for chunk in request.stream():
