@@ -258,9 +258,9 @@ class DemoUnderTest:
     async def snapshot(self) -> dict[str, Any]:
         """Every row of the SQLite file and every memory entity, as plain data."""
         stored: dict[str, Any] = {}
-        memory = self.sm.services.repositories[StateStore.SERVER_MEMORY]
         for entity_cls in self.sm.entities():
             if entity_cls.options().store is StateStore.SERVER_MEMORY:
+                memory = self.sm.services.repository_for(entity_cls)
                 records = await memory.list(entity_cls, limit=1_000_000)
                 stored[entity_cls.namespace()] = [
                     (r._sm_key, r._sm_version, r.model_dump(mode="json")) for r in records

@@ -19,7 +19,7 @@ from sm_http import (
 )
 from sqlmodel import Field
 
-from starmodel import Entity, StarModel, StateStore, event
+from starmodel import Entity, StarModel, event
 from starmodel.adapters.input_limits import MAX_JSON_DEPTH
 
 DEEP = 1_000  # deep enough to exhaust the parser's recursion without a limit
@@ -86,7 +86,7 @@ async def client(sm):
 
 
 async def gauge(sm) -> Gauge | None:
-    memory = sm.services.repositories[StateStore.SERVER_MEMORY]
+    memory = sm.services.repository_for(Gauge)
     [stored] = await memory.list(Gauge) or [None]
     return stored
 
@@ -142,7 +142,7 @@ async def test_a_live_stream_with_deep_watch_signals_still_opens(sm):
         socket_client(url) as browser,
         open_stream(browser, "GET", "/_starmodel/live", params={"datastar": watch}, headers=DATASTAR) as live,
     ):
-        assert (await live.next()).event == "datastar-patch-signals"
+        assert (await live.next()).type == "datastar-patch-signals"
 
 
 # --- whole numbers, headers, paths ---------------------------------------------------------
@@ -220,7 +220,7 @@ async def test_a_field_that_allows_infinity_gets_it_and_the_answers_stay_json(sm
     assert answer.status_code == 200, answer.text
     assert (await gauge(sm)).peak == float("inf")
     for item in parse_sse(answer.text):
-        for line in item.lines("signals"):
+        for line in item.values("signals"):
             strict_json(line)
     assert state_signals(parse_sse(answer.text))["gauge"]["peak"] == "Infinity"
 

@@ -128,7 +128,9 @@ def make(repo: EntityRepository | MemoryStore | None = None, retries: int = 8):
         dispatcher = Dispatcher(lambda cls: UnitOfWork(single, bus), read_json=read_json, retries=retries)
         return dispatcher, repo, bus
     store = repo if repo is not None else MemoryStore()
-    dispatcher = Dispatcher(lambda cls: UnitOfWork(MemoryRepository(store), bus), read_json=read_json, retries=retries)
+    dispatcher = Dispatcher(
+        lambda cls: UnitOfWork(MemoryRepository(store), bus), read_json=read_json, retries=retries
+    )
     return dispatcher, MemoryRepository(store), bus
 
 

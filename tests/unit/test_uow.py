@@ -1,6 +1,7 @@
 """UnitOfWork: validate, save, commit, then publish; roll back on any error."""
 
 import asyncio
+import json
 import logging
 
 import pytest
@@ -348,7 +349,7 @@ async def test_a_second_deciding_store_refusing_after_the_first_committed_is_not
     for cls in (InSql, InMemory, InOtherRedis):  # the records the event changes
         stores.of[cls].committed[(cls.namespace(), "s")] = (cls(), 1)
     stores.other_redis.failures["commit"] = ConcurrencyError("changed meanwhile in the other Redis")
-    dispatcher = Dispatcher(lambda cls: stores.unit(bus), retries=5)
+    dispatcher = Dispatcher(lambda cls: stores.unit(bus), read_json=json.loads, retries=5)
     with pytest.raises(CommitIncomplete):
         await dispatcher.dispatch(InRedis, InRedis.events()["bump_everything"], CTX, {})
     assert stores.calls("prepare") == ["redis", "sql", "memory", "other_redis"]
