@@ -131,7 +131,9 @@ class CircuitBreaker:
         return f"{self.server}: {self.reason}" if self.server else str(self.reason)
 
     async def close(self) -> None:
-        """Stop probing (the app is stopping)."""
+        """Stop probing and forget the outage (the app is stopping, or its event loop
+        ends): a call made after this finds out afresh whether the server answers."""
+        self.reason = None
         prober, self._prober = self._prober, None
         if prober is not None:
             prober.cancel()

@@ -125,7 +125,9 @@ async def test_the_server_is_named_in_messages_when_the_service_does_not_say():
     await breaker.close()
 
 
-async def test_closing_stops_the_probes():
+async def test_closing_stops_the_probes_and_the_next_call_finds_out_afresh():
+    """What ``starmodel run`` does: Redis is checked in a loop of its own, closed, then the
+    server's loop uses the same connection; an outage seen before must not outlive it."""
     server = FakeServer()
     breaker = make(server)
     breaker.trip("connection refused")
@@ -134,3 +136,4 @@ async def test_closing_stops_the_probes():
     probes = server.probes
     await asyncio.sleep(0.1)
     assert server.probes == probes
+    assert not breaker.is_open and await breaker.call(answers(3)) == 3
