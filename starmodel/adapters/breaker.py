@@ -4,10 +4,10 @@ server costs one timeout, not one per call.
 Every call is bounded by a timeout. A call that times out or loses its connection opens the
 breaker: the calls waiting on that server give up at once, and from then on calls that need
 it fail at once (``StoreUnavailable``, 503) instead of each waiting for its own timeout, or
-queueing behind calls that wait. One probe
-runs in the background, at once and then every ``interval`` seconds, until the server answers
-again; that closes the breaker. The outage is logged once (a warning) and so is the recovery
-(an info line), whatever the number of calls refused meanwhile.
+queueing behind calls that wait. One probe runs in the background, at once and then every
+``interval`` seconds, until the server answers again; that closes the breaker. The outage is
+logged once (a warning) and so is the recovery (an info line), however many calls were
+refused meanwhile.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ class CircuitBreaker:
     Args:
         service: how messages name the server (``"Redis at 127.0.0.1:6379"``).
         probe: a cheap round trip to the server (a ``PING``, a ``SELECT 1``).
-        server: which server, when ``service`` does not say (``"PostgreSQL at host:5432"``).
         timeout: the seconds a call, or a probe, may take.
         interval: the seconds between probes while the breaker is open (also the
             ``Retry-After`` of the calls it refuses).
+        server: which server, when ``service`` does not say (``"PostgreSQL at host:5432"``).
     """
 
     def __init__(
