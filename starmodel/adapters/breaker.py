@@ -56,6 +56,7 @@ class CircuitBreaker:
         self.interval = interval
         self.reason: str | None = None  # why the breaker is open; None while it is closed
         self._prober: asyncio.Task[None] | None = None
+        self._probe_task: asyncio.Task[Any] | None = None  # the probe running now, if any
         self._back_handlers: list[Callable[[], None]] = []
         self._waiting: set[Callable[[], None]] = set()  # how to abort each call in flight
 
@@ -82,6 +83,13 @@ class CircuitBreaker:
             yield
         finally:
             self._waiting.discard(abort)
+
+    async def answers(self, within: float) -> bool:
+        """Whether the server answers a probe within ``within`` seconds (while the breaker is
+        closed; one probe at a time, shared by everyone asking). For calls that may rightly
+        take long, such as a statement waiting for a row lock: a slow call is not a silent
+        server."""
+        return self.reason is None and await self._probe_answers(within)
 
     def on_back(self, handler: Callable[[], None]) -> None:
         """Call ``handler`` each time the server answers again after an outage."""
@@ -134,11 +142,29 @@ class CircuitBreaker:
         """Stop probing and forget the outage (the app is stopping, or its event loop
         ends): a call made after this finds out afresh whether the server answers."""
         self.reason = None
-        prober, self._prober = self._prober, None
-        if prober is not None:
-            prober.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await prober
+        for task in (self._prober, self._probe_task):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._prober = self._probe_task = None
+
+    async def _probe_answers(self, within: float) -> bool:
+        """Run the probe (or join the one running) and wait ``within`` seconds at most for
+        it. A probe that takes longer is left to end by itself (the probe bounds its own round
+        trips) rather than cancelled: cancelling a driver mid-call can cost more waiting."""
+        task = self._probe_task
+        if task is None or task.done():
+            task = self._probe_task = asyncio.get_running_loop().create_task(self._run_probe())
+        done, _ = await asyncio.wait({task}, timeout=within)
+        return bool(done) and not task.cancelled() and task.result()
+
+    async def _run_probe(self) -> bool:
+        try:
+            await self.probe()
+        except Exception:
+            return False
+        return True
 
     def _start_probing(self) -> None:
         if self._prober is None or self._prober.done():
@@ -146,13 +172,8 @@ class CircuitBreaker:
             self._prober = loop.create_task(self._probe_until_back(), name=f"starmodel-probe {self.service}")
 
     async def _probe_until_back(self) -> None:
-        while True:
-            try:
-                async with asyncio.timeout(self.timeout):
-                    await self.probe()
-                break
-            except Exception:
-                await asyncio.sleep(self.interval)
+        while not await self._probe_answers(self.timeout):
+            await asyncio.sleep(self.interval)
         self.reason = None
         log.info("%s answers again", self.service)
         for handler in self._back_handlers:

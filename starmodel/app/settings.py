@@ -40,9 +40,11 @@ class Settings:
         live_heartbeat: seconds between keep-alive comments on idle live streams.
         live_replay: how many recent live messages are kept for tabs that reconnect.
         event_retries: how often a conflicting event is re-run before the caller gets a 409.
-        store_timeout: seconds one operation on a store's server (a Redis command, a SQL
-            connection, statement or commit) may take before the store counts as unreachable
-            and the call answers 503 (``STARMODEL_STORE_TIMEOUT``).
+        store_timeout: seconds a store's server may stay silent before it counts as
+            unreachable and calls that need it answer 503: a Redis command, a PostgreSQL
+            handshake, or a PostgreSQL statement during which the server does not answer a
+            probe either (a statement that waits for a row lock, while the server answers, may
+            go on) (``STARMODEL_STORE_TIMEOUT``).
         bus_timeout: seconds publishing a fact on the Redis bus may take; past that the fact is
             delivered in this process only and other processes resync later
             (``STARMODEL_BUS_TIMEOUT``).

@@ -137,3 +137,23 @@ async def test_closing_stops_the_probes_and_the_next_call_finds_out_afresh():
     await asyncio.sleep(0.1)
     assert server.probes == probes
     assert not breaker.is_open and await breaker.call(answers(3)) == 3
+
+
+async def test_asking_whether_the_server_answers_shares_one_probe_and_never_waits_longer_than_asked():
+    server = FakeServer()
+    server.up = True
+    breaker = make(server)
+    assert await breaker.answers(within=1) and server.probes == 1
+
+    async def silent() -> None:
+        server.probes += 1
+        await asyncio.sleep(3600)
+
+    breaker.probe = silent
+    started = time.monotonic()
+    assert await asyncio.gather(*(breaker.answers(within=0.05) for _ in range(5))) == [False] * 5
+    assert time.monotonic() - started < 1 and server.probes == 2  # one probe for all five
+    assert not breaker.is_open  # asking opens nothing: the caller decides
+    breaker.trip("no answer within 0.05 s")
+    assert not await breaker.answers(within=1)  # known to be away: no probe needed
+    await breaker.close()

@@ -96,8 +96,8 @@ class SqlDatabase:
 
     Args:
         url: the database (``DATABASE_URL``).
-        timeout: seconds a PostgreSQL connection, pool checkout, statement or commit may take
-            before the database counts as unreachable.
+        timeout: seconds a PostgreSQL server may stay silent (see ``sql_guard``) before it
+            counts as unreachable.
         probe_interval: seconds between checks of an unreachable database.
     """
 
@@ -106,10 +106,12 @@ class SqlDatabase:
     ) -> None:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        self.timeout = timeout
         # the server's handshake is bounded; the pool is never waited for (see ``connect``)
+        self._connect_args: dict[str, Any] = {} if self.is_sqlite else {"connect_args": {"timeout": timeout}}
         bounds: dict[str, Any] = {} if self.is_sqlite else {
             "pool_size": _POOL_SIZE, "max_overflow": _POOL_OVERFLOW, "pool_timeout": timeout,
-            "connect_args": {"timeout": timeout},
+            **self._connect_args,
         }
         try:
             # no pre-ping (three round trips per event): a connection that died is reported
@@ -124,6 +126,7 @@ class SqlDatabase:
         # one slot per connection the pool may hold: calls beyond that wait here, for other
         # calls (as long as they take), not for the server (which each round trip is bounded by)
         self._slots = asyncio.Semaphore(_POOL_SIZE + _POOL_OVERFLOW)
+        self._probe_engine: AsyncEngine | None = None
         self.metadata = MetaData()
         self._tables: dict[type[Entity], Table] = {}
         self._statements: dict[type[Entity], _Statements] = {}
@@ -193,13 +196,21 @@ class SqlDatabase:
         return GuardedConnection(conn, self.breaker, release=self._slots.release)
 
     async def _probe(self) -> None:
-        """A round trip while the breaker is open (the breaker bounds it in time)."""
-        async with GuardedConnection(await self.engine.connect(), self.breaker, probing=True) as conn:
+        """``SELECT 1`` on a connection kept for probes (those of the pool may all be busy,
+        or stuck), its handshake and its statement each bounded by the timeout."""
+        if self._probe_engine is None:
+            self._probe_engine = create_async_engine(
+                self.url, pool_size=1, max_overflow=0, pool_timeout=self.timeout, **self._connect_args
+            )
+        async with GuardedConnection(await self._probe_engine.connect(), self.breaker, probing=True) as conn:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         if self.breaker is not None:
             await self.breaker.close()
+        if self._probe_engine is not None:
+            await self._probe_engine.dispose()
+            self._probe_engine = None
         await self.engine.dispose()
 
 

@@ -1,13 +1,17 @@
-"""Round trips to a SQL server bounded in time, so that a frozen database answers 503 within
-the store timeout instead of holding requests, and their pooled connections, for minutes.
+"""Round trips to a SQL server watched, so that a frozen database answers 503 within the
+store timeout instead of holding requests, and their pooled connections, for minutes.
 
-A statement, commit or rollback that gets no answer in time has its connection cut: the
-driver's connection is terminated at once (closing it politely would wait on the frozen
-server too, and so would a driver-side statement timeout, which asks the server to cancel).
-The database's circuit breaker then opens, so other calls fail at once until a probe gets an
-answer. Rolling back or closing while the breaker is open cuts the connection instead: the
-server rolls back what a lost connection left. SQLite is a file within this process's reach
-and has no breaker: its connections pass through unchanged.
+A statement may rightly take long (waiting for a row lock that other writers hold, say), so
+its duration alone proves nothing: when one has run for half the store timeout, the database
+is asked whether it still answers (a probe on a connection of its own, shared by every call
+asking at that moment). If it does, the statement goes on (up to ``PATIENCE`` timeouts); if
+the probe gets no answer within the other half, the database's circuit breaker opens, which
+cuts every connection waiting on it: the driver's connection is terminated at once (closing
+it politely would wait on the frozen server too, and so would a driver-side statement
+timeout, which asks the server to cancel). Calls then fail at once until the breaker's probe
+gets an answer. Rolling back or closing while the breaker is open cuts the connection
+instead: the server rolls back what a lost connection left. SQLite is a file within this
+process's reach and has no breaker: its connections pass through unchanged.
 """
 
 from __future__ import annotations
@@ -24,9 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 from starmodel.adapters.breaker import CircuitBreaker, discard_unawaited, first_line
 from starmodel.core.errors import StoreUnavailable
 
-__all__ = ["GuardedConnection", "GuardedTransaction"]
+__all__ = ["PATIENCE", "GuardedConnection", "GuardedTransaction"]
 
 T = TypeVar("T")
+PATIENCE = 20
+"""How many store timeouts one round trip may last while the database answers probes
+meanwhile; past that its connection is taken for dead (a connection the server no longer
+serves looks like that) and dropped."""
 
 
 class GuardedConnection:
@@ -84,25 +92,30 @@ class GuardedConnection:
         await self.close()
 
     async def _bounded(self, step: Awaitable[T]) -> T:
-        """Await one round trip; cut the connection if it takes longer than the timeout."""
+        """Await one round trip, watched (see the module docstring)."""
         breaker = self.breaker
         if breaker is None:
             return await step
         if self.cut or (breaker.is_open and not self.probing):
             discard_unawaited(step)
             raise breaker.unavailable() if breaker.is_open else self._no_answer()
-        timer = asyncio.get_running_loop().call_later(breaker.timeout, self._cut)
+        watch = _Watch(self, breaker)
         try:
-            with breaker.aborting(self._cut):  # another call found the server away: cut now
+            with breaker.aborting(self._cut):  # the server was found away: cut now
                 return await step
         except Exception as exc:
+            if watch.overdue:
+                raise StoreUnavailable(
+                    f"the database took over {watch.patience:g} s to answer a statement "
+                    "(its connection was dropped)"
+                ) from None
             if self.cut:
                 raise self._no_answer() from None
             if isinstance(exc, OSError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
                 raise breaker.trip(first_line(getattr(exc, "orig", None) or exc)) from None
             raise
         finally:
-            timer.cancel()
+            watch.stop()
 
     async def _rollback(self, tx: AsyncTransaction) -> None:
         """Roll back within the timeout; if the server is away, drop the connection instead
@@ -143,6 +156,43 @@ class GuardedConnection:
         terminate = getattr(driver, "terminate", None)
         if callable(terminate):
             terminate()
+
+
+class _Watch:
+    """Watches one round trip of a ``GuardedConnection`` (see the module docstring); the
+    breaker's own probe is simply cut after one timeout."""
+
+    def __init__(self, connection: GuardedConnection, breaker: CircuitBreaker) -> None:
+        self.connection = connection
+        self.breaker = breaker
+        self.loop = asyncio.get_running_loop()
+        self.started = self.loop.time()
+        self.patience = breaker.timeout * PATIENCE
+        self.overdue = False
+        self._asking: asyncio.Task[None] | None = None
+        if connection.probing:
+            self._timer = self.loop.call_later(breaker.timeout, connection._cut)
+        else:
+            self._timer = self.loop.call_later(breaker.timeout / 2, self._suspect)
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        if self._asking is not None:
+            self._asking.cancel()
+
+    def _suspect(self) -> None:
+        self._asking = self.loop.create_task(self._ask())
+
+    async def _ask(self) -> None:
+        half = self.breaker.timeout / 2
+        if not await self.breaker.answers(within=half):
+            self.breaker.trip(f"no answer within {self.breaker.timeout:g} s")  # cuts all waiting
+            self.connection._cut()
+        elif self.loop.time() - self.started >= self.patience:
+            self.overdue = True
+            self.connection._cut()
+        else:
+            self._timer = self.loop.call_later(half, self._suspect)
 
 
 class GuardedTransaction:
