@@ -6,8 +6,8 @@ mapping, so ``sqlmodel.Field(primary_key=..., unique=..., max_length=...)`` work
 ``sm_version`` column for optimistic concurrency: an update only applies to the version it
 read, so no write is ever lost. One repository per unit of work = one transaction.
 
-Every round trip to a PostgreSQL server is bounded by the store timeout and goes through the
-database's circuit breaker (``sql_guard``): a frozen server answers 503 within one timeout.
+Every round trip to a PostgreSQL server is watched and goes through the database's circuit
+breaker (``sql_guard``): a frozen server answers 503 within one store timeout.
 """
 
 from __future__ import annotations
