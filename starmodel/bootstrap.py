@@ -112,7 +112,11 @@ class Services:
     def database(self) -> SqlDatabase:
         """The SQL database (``DATABASE_URL``, else a SQLite file), connected on first use."""
         if self._database is None:
-            self._database = SqlDatabase(self.settings.database_url or DEFAULT_URL)
+            self._database = SqlDatabase(
+                self.settings.database_url or DEFAULT_URL,
+                timeout=self.settings.store_timeout,
+                probe_interval=self.settings.probe_interval,
+            )
         return self._database
 
     def backend(self, name: str) -> Callable[[], EntityRepository]:
@@ -136,9 +140,7 @@ class Services:
     def redis(self) -> RedisConnection:
         """The Redis server (``REDIS_URL``, else the local default), connected on first use."""
         if self._redis is None:
-            self._redis = RedisConnection(
-                self.settings.redis_url or DEFAULT_REDIS_URL, prefix=self.settings.redis_prefix
-            )
+            self._redis = redis_connection(self.settings, self.settings.redis_url or DEFAULT_REDIS_URL)
         return self._redis
 
     async def close(self) -> None:
@@ -147,6 +149,16 @@ class Services:
             await self._database.dispose()
         if self._redis is not None:
             await self._redis.close()
+
+
+def redis_connection(settings: Settings, url: str) -> RedisConnection:
+    """The app's Redis, with the timeouts of ``settings``."""
+    return RedisConnection(
+        url,
+        prefix=settings.redis_prefix,
+        timeout=settings.store_timeout,
+        probe_interval=settings.probe_interval,
+    )
 
 
 def development_secret(path: Path = SECRET_FILE) -> str:
@@ -170,8 +182,8 @@ def build_services(settings: Settings) -> Services:
     bus: EventBus = InProcessBus()
     if settings.redis_url:
         check_redis_url(settings.redis_url)  # likewise a bad REDIS_URL
-        redis = RedisConnection(settings.redis_url, prefix=settings.redis_prefix)
-        bus = RedisBus(redis)
+        redis = redis_connection(settings, settings.redis_url)
+        bus = RedisBus(redis, timeout=settings.bus_timeout)
     repositories: dict[StateStore, EntityRepository] = {}
     services: Services
 

@@ -180,7 +180,7 @@ class RecordViews:
             try:
                 records = await lister(entity_cls, owner or None, self.limits.get(namespace, RESYNC_LIMIT))
             except StarModelError as exc:  # its store is down: the tab keeps what it shows
-                log.warning("live list %s not resynced: %s", namespace, exc)
+                log.info("live list %s not resynced: %s", namespace, exc)  # the outage is logged once
                 continue
             body += patch_signals_event({namespace: {str(r._sm_key): r.public_state() for r in records}})
             if namespace in self.renderers:

@@ -14,6 +14,11 @@ live) and a warning is logged once; the subscription retries with backoff, and o
 replays what it missed from the log. If facts could not cross processes meanwhile (or the
 log no longer reaches back far enough, or Redis lost its data), every process asks its tabs
 to resync.
+
+A frozen Redis (the process stopped, the network silent) costs a publisher at most one
+``timeout``: the connection's circuit breaker then opens, and until Redis answers again
+every fact is delivered in this process at once, without trying Redis; when it answers, the
+other processes are asked to resync.
 """
 
 from __future__ import annotations
@@ -30,10 +35,12 @@ from typing import Any
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
+from starmodel.adapters.breaker import first_line
 from starmodel.adapters.persistence.redis import RedisConnection, where
 from starmodel.adapters.sse_datastar import render_outputs
 from starmodel.app.bus import InProcessBus, delivery_position
 from starmodel.app.dispatcher import Prepared
+from starmodel.core.errors import StoreUnavailable
 from starmodel.core.messages import DomainEvent, EntityChanged, EventOutputs
 from starmodel.core.ports import EventBus, Handler
 
@@ -57,6 +64,7 @@ return seq
 """
 _RESYNC = "starmodel.resync"  # the body type asking every process to resync its tabs
 _BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
+_LOST = (RedisError, OSError, StoreUnavailable)  # what a Redis call raises when Redis is away
 
 
 class RedisBus(EventBus):
@@ -65,11 +73,14 @@ class RedisBus(EventBus):
     Args:
         connection: the Redis to use (shared with the Redis store, if any).
         log_size: facts kept in the Redis log for processes catching up after a disconnect.
+        timeout: seconds a publish may wait for Redis before the fact is delivered in this
+            process only.
     """
 
-    def __init__(self, connection: RedisConnection, *, log_size: int = 10_000) -> None:
+    def __init__(self, connection: RedisConnection, *, log_size: int = 10_000, timeout: float = 1.0) -> None:
         self.connection = connection
         self.log_size = log_size
+        self.timeout = timeout
         self.local = InProcessBus()
         self.everywhere = InProcessBus()
         prefix = connection.prefix
@@ -84,6 +95,8 @@ class RedisBus(EventBus):
         self._isolated = False  # facts were delivered here only: others must resync
         self._warned = False  # the outage has been logged
         self._resync_handlers: list[Callable[[], None]] = []
+        self._recovery: asyncio.Task[None] | None = None
+        connection.breaker.on_back(self._redis_answers_again)
 
     # --- EventBus -----------------------------------------------------------------------
 
@@ -98,24 +111,28 @@ class RedisBus(EventBus):
             return
         # sent even with no handler here: another process may subscribe everywhere
         self.start()
-        if self._connected.is_set():
+        breaker = self.connection.breaker
+        if not self._connected.is_set():
+            self._lost("not subscribed")
+        elif breaker.is_open:  # known to be away: no waiting for it
+            self._lost(breaker.reason or "")
+        else:
             try:
                 await self._publish_body(body)
                 return
-            except (RedisError, OSError) as exc:
-                self._lost(exc)
-        else:
-            self._lost(ConnectionError("not subscribed"))
+            except _LOST as exc:
+                self._lost(breaker.reason or first_line(exc))
         self._isolated = True
         await self.everywhere.publish(event)
 
     async def close(self) -> None:
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        for task in (self._task, self._recovery):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._task = self._recovery = None
 
     async def history(self, epoch: str, after: int, limit: int) -> list[tuple[tuple[str, int], Any]] | None:
         """Facts after ``after`` up to the last one delivered here, from the Redis log
@@ -128,10 +145,11 @@ class RedisBus(EventBus):
         if upto - after > limit:
             return None
         try:
-            entries = await self.connection.client.xrange(
-                self._keys[2], min=f"({after}-0", max=f"{upto}-0"
+            entries = await self.connection.call(
+                self.connection.client.xrange(self._keys[2], min=f"({after}-0", max=f"{upto}-0"),
+                timeout=self.timeout,
             ) or []
-        except (RedisError, OSError):
+        except _LOST:
             return None
         if not entries or int(str(entries[0][0]).split("-")[0]) != after + 1:
             return None
@@ -146,7 +164,11 @@ class RedisBus(EventBus):
                 decoded = json.loads(body)
             except ValueError:
                 continue
-            event = _decode(decoded) if isinstance(decoded, dict) and decoded.get("t") != _RESYNC else None
+            if not isinstance(decoded, dict):
+                continue
+            if decoded.get("t") == _RESYNC:  # facts were missed there: a replay cannot make up for it
+                return None
+            event = _decode(decoded)
             if event is not None:
                 found.append(((epoch, int(str(entry_id).split("-")[0])), event))
         return found
@@ -182,7 +204,7 @@ class RedisBus(EventBus):
             self._script = self.connection.client.register_script(_PUBLISH)
         fresh_epoch = secrets.token_hex(4)
         args = [self.channel, body, self.log_size, fresh_epoch]
-        return int(await self._script(keys=self._keys, args=args))
+        return int(await self.connection.call(self._script(keys=self._keys, args=args), timeout=self.timeout))
 
     async def _listen(self) -> None:
         failures = 0
@@ -196,13 +218,8 @@ class RedisBus(EventBus):
                 await pubsub.subscribe(self.channel)
                 await self._catch_up()
                 self._connected.set()
-                if self._warned:
-                    self._warned = False
-                    log.warning("Redis bus at %s is back: real time spans processes again",
-                                where(self.connection.url))
-                if self._isolated:  # facts of the outage never left this process
-                    self._isolated = False
-                    await self._publish_body(json.dumps({"t": _RESYNC, "b": {}}))
+                self._back()
+                await self._end_isolation()
                 failures = 0
                 while not self._closed:
                     message = await pubsub.get_message(timeout=30.0)
@@ -210,8 +227,9 @@ class RedisBus(EventBus):
                         await self._receive(str(message["data"]))
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
-                self._lost(exc)
+            except _LOST as exc:
+                self._connected.clear()
+                self._lost(first_line(exc))
                 await asyncio.sleep(_BACKOFF[min(failures, len(_BACKOFF) - 1)])
                 failures += 1
             finally:
@@ -219,16 +237,45 @@ class RedisBus(EventBus):
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
-    def _lost(self, exc: BaseException) -> None:
+    def _lost(self, detail: str) -> None:
         """Redis went away: say so once; until it is back, facts are delivered here only."""
         if not self._warned:
             self._warned = True
-            detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
             log.warning(
                 "Redis bus at %s unreachable (%s): changes reach this process's tabs only "
                 "until it is back", where(self.connection.url), detail,
             )
-        self._connected.clear()
+
+    def _back(self) -> None:
+        if self._warned:
+            self._warned = False
+            log.warning("Redis bus at %s is back: real time spans processes again",
+                        where(self.connection.url))
+
+    async def _end_isolation(self) -> None:
+        """Facts delivered here only during an outage never reached the other processes:
+        ask every process to resync its tabs (and keep asking until that message is sent)."""
+        if self._isolated:
+            self._isolated = False
+            try:
+                await self._publish_body(json.dumps({"t": _RESYNC, "b": {}}))
+            except BaseException:
+                self._isolated = True
+                raise
+
+    def _redis_answers_again(self) -> None:
+        """The breaker closed. A frozen Redis leaves the subscription in place (it never
+        saw an error), so the end of the outage is handled here rather than on resubscribing."""
+        if self._closed or not self._connected.is_set():
+            return  # the subscription is being renewed: it ends the outage itself
+
+        async def recover() -> None:
+            with contextlib.suppress(*_LOST):  # away again: the next recovery retries
+                await self._end_isolation()
+                self._back()
+
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.get_running_loop().create_task(recover(), name="starmodel-bus-recovery")
 
     async def _catch_up(self) -> None:
         """After (re)subscribing: deliver the facts of the log this process has not seen."""

@@ -522,7 +522,7 @@ class WebApp:
         except ValidationFailed as exc:
             return error_response(422, exc.message, namespace, exc.errors)
         except StarModelError as exc:
-            return error_response(exc.status_code, str(exc))
+            return error_response(exc.status_code, str(exc), retry_after=exc.retry_after)
         except ValueError as exc:
             return error_response(422, str(exc) or "Invalid value")
         except Exception as exc:
@@ -567,7 +567,7 @@ class WebApp:
             _, args = await request.signals_and_args()
             await self.dispatcher.cancel(entity_cls, spec, await self.call_context(request), args)
         except StarModelError as exc:
-            return error_response(exc.status_code, str(exc))
+            return error_response(exc.status_code, str(exc), retry_after=exc.retry_after)
         return SSEAnswer(200, render_outputs([toast(f"Stopping {spec.name}...", "info")]))
 
     def _failure_message(self, exc: Exception, consequence: str) -> str:

@@ -3,6 +3,7 @@ complete SSE answer sent in one go. The hottest path of the framework, so no fra
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -12,7 +13,7 @@ from starmodel.adapters.input_limits import INT64_MAX, read_json
 from starmodel.adapters.sse_datastar import error_events, patch_signals_event
 from starmodel.core.errors import ValidationFailed
 
-__all__ = ["MAX_BODY", "EventRequest", "SSEAnswer", "declared_length", "error_response"]
+__all__ = ["MAX_BODY", "EventRequest", "SSEAnswer", "declared_length", "error_response", "retry_after_value"]
 
 MAX_BODY = 1_000_000
 
@@ -119,9 +120,20 @@ def error_response(
     namespace: str | None = None,
     field_errors: dict[str, str] | None = None,
     reset: dict[str, Any] | None = None,
+    *,
+    retry_after: float | None = None,
 ) -> SSEAnswer:
     """An error answer: toast and field errors; ``reset`` (``{namespace: state}``) first puts
-    signals back to a known state (browser-stored entities with invalid data)."""
+    signals back to a known state (browser-stored entities with invalid data);
+    ``retry_after`` (seconds) becomes a ``Retry-After`` header."""
     body = patch_signals_event(reset) if reset else ""
     body += error_events(message, namespace=namespace, field_errors=field_errors)
-    return SSEAnswer(status, body, [(b"x-starmodel-error", _header_safe(message).encode("latin-1"))])
+    headers = [(b"x-starmodel-error", _header_safe(message).encode("latin-1"))]
+    if retry_after is not None:
+        headers.append((b"retry-after", retry_after_value(retry_after).encode("latin-1")))
+    return SSEAnswer(status, body, headers)
+
+
+def retry_after_value(seconds: float) -> str:
+    """A ``Retry-After`` value: whole seconds, at least one."""
+    return str(max(1, math.ceil(seconds)))

@@ -394,7 +394,9 @@ class Dispatcher:
                 async with self.uow_factory(entity_cls) as uow:
                     entity = await uow.load(entity_cls, key)  # defaults if nothing is stored
             except StarModelError as exc:  # its store is down: the tab keeps what it shows
-                log.warning("%s not resynced: %s", entity_cls.__name__, exc)
+                # (info: every tab opening during an outage comes here; the store's adapter
+                # reports the outage itself once)
+                log.info("%s not resynced: %s", entity_cls.__name__, exc)
                 continue
             state.update(entity.signals())
         return state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -44,6 +45,17 @@ class Settings:
         live_heartbeat: seconds between keep-alive comments on idle live streams.
         live_replay: how many recent live messages are kept for tabs that reconnect.
         event_retries: how often a conflicting event is re-run before the caller gets a 409.
+        store_timeout: seconds a store's server may stay silent before it counts as
+            unreachable and calls that need it answer 503: a Redis command, a PostgreSQL
+            handshake, or a PostgreSQL statement during which the server does not answer a
+            probe either (a statement that waits for a row lock, while the server answers, may
+            go on) (``STARMODEL_STORE_TIMEOUT``).
+        bus_timeout: seconds publishing a fact on the Redis bus may take; past that the fact is
+            delivered in this process only and other processes resync later
+            (``STARMODEL_BUS_TIMEOUT``).
+        probe_interval: seconds between checks of a server found unreachable; meanwhile calls
+            that need it answer 503 at once, with this as ``Retry-After``
+            (``STARMODEL_PROBE_INTERVAL``).
         debug: show exception messages in error toasts (``STARMODEL_DEBUG``).
     """
 
@@ -61,6 +73,9 @@ class Settings:
     live_heartbeat: float = 15.0
     live_replay: int = 1024
     event_retries: int = 8
+    store_timeout: float = 1.5
+    bus_timeout: float = 1.0
+    probe_interval: float = 1.0
     debug: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -80,8 +95,9 @@ class Settings:
             raise ConfigurationError(
                 f"redis_prefix must be a word without spaces or glob characters, not {self.redis_prefix!r}"
             )
-        if self.live_heartbeat <= 0:
-            raise ConfigurationError("live_heartbeat must be a positive number of seconds")
+        for name in ("live_heartbeat", *_SECONDS):
+            if not 0 < getattr(self, name) < math.inf:
+                raise ConfigurationError(f"{name} must be a positive number of seconds")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -104,6 +120,9 @@ class Settings:
                 values[attr] = env[var]
         if "STARMODEL_DEBUG" in env:
             values["debug"] = _parse_bool("STARMODEL_DEBUG", env["STARMODEL_DEBUG"])
+        for attr, var in _SECONDS.items():
+            if env.get(var):
+                values[attr] = _parse_seconds(var, env[var])
         if env.get("STARMODEL_ALLOWED_ORIGINS"):
             origins = env["STARMODEL_ALLOWED_ORIGINS"].split(",")
             values["allowed_origins"] = tuple(o.strip().rstrip("/") for o in origins if o.strip())
@@ -134,7 +153,15 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "live_heartbeat": (int, float),
     "live_replay": int,
     "event_retries": int,
+    "store_timeout": (int, float),
+    "bus_timeout": (int, float),
+    "probe_interval": (int, float),
     "debug": bool,
+}
+_SECONDS = {
+    "store_timeout": "STARMODEL_STORE_TIMEOUT",
+    "bus_timeout": "STARMODEL_BUS_TIMEOUT",
+    "probe_interval": "STARMODEL_PROBE_INTERVAL",
 }
 
 
@@ -145,3 +172,13 @@ def _parse_bool(name: str, raw: str) -> bool:
     if lowered in _FALSE:
         return False
     raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
+
+
+def _parse_seconds(name: str, raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise ConfigurationError(f"{name} must be a positive number of seconds, not {raw!r}")
+    return value

@@ -27,6 +27,7 @@ class StarModelError(Exception):
     """
 
     status_code: int = 500
+    retry_after: float | None = None  # seconds after which trying again makes sense, if known
 
 
 class ConfigurationError(StarModelError):
@@ -58,9 +59,19 @@ class ConcurrencyError(StarModelError):
 
 
 class StoreUnavailable(StarModelError):
-    """The entity's store cannot be reached right now; nothing was changed."""
+    """The entity's store cannot be reached right now; nothing was changed.
+
+    Args:
+        message: what cannot be reached, and why.
+        retry_after: seconds after which trying again makes sense, when known (sent to HTTP
+            clients as ``Retry-After``).
+    """
 
     status_code = 503
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class CorruptData(StoreUnavailable):

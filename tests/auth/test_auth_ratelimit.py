@@ -138,8 +138,10 @@ async def test_redis_down_falls_back_to_memory_with_one_warning(tmp_path, caplog
     for _ in range(2):
         await attempts.fail(["address:x"])
     assert await attempts.retry_after(["address:x"]) == 300
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "starmodel.auth"]
     assert len(warnings) == 1 and "failed sign-ins are counted per process" in warnings[0].getMessage()
+    outages = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "starmodel.services"]
+    assert len(outages) == 1 and "Redis at 127.0.0.1:1 cannot be reached" in outages[0].getMessage()
     await down.close()
 
 

@@ -63,7 +63,7 @@ class SqlRecordFinder(RecordFinder):
         )
         count_query = select(func.count()).select_from(table).where(*conditions)
         try:
-            async with self.db.engine.connect() as conn:
+            async with await self.db.connect() as conn:
                 total = int((await conn.execute(count_query)).scalar_one())
                 rows = (await conn.execute(rows_query)).mappings().all()
         except DBAPIError as exc:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -28,9 +29,10 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 from redis import asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from starmodel.adapters.breaker import CircuitBreaker
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ConcurrencyError, ConfigurationError, CorruptData, StoreUnavailable
 from starmodel.core.ports import EntityRepository
@@ -38,8 +40,10 @@ from starmodel.core.ports import EntityRepository
 __all__ = ["DEFAULT_REDIS_URL", "RedisConnection", "RedisRepository", "check_redis_url"]
 
 E = TypeVar("E", bound=Entity)
+T = TypeVar("T")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _LIST_BATCH = 100
+_OUTAGES = (RedisConnectionError, RedisTimeoutError, OSError)  # errors that mean Redis is away
 
 # KEYS: the hashes and index sets touched; ARGV[1]: the operations as JSON, each
 # {k: hash KEYS index, i: index KEYS index, m: index member, e: version expected in Redis
@@ -98,15 +102,28 @@ def where(url: str) -> str:
 
 class RedisConnection:
     """One Redis server: a client with a connection pool, created on first use (never at
-    import time) and shared by every repository of the app.
+    import time) and shared by every repository of the app (and the bus).
 
-    Timeouts are short so that a Redis outage answers an event with a 503 at once instead
-    of hanging; the pool reconnects by itself when Redis is back.
+    Every call goes through ``call``: bounded by ``timeout`` seconds, and refused at once while
+    the server's circuit breaker is open (after a call timed out or lost its connection), so a
+    frozen Redis answers events with a 503 within one timeout instead of making them queue;
+    the pool reconnects by itself when Redis is back.
     """
 
-    def __init__(self, url: str = DEFAULT_REDIS_URL, *, prefix: str = "sm") -> None:
+    def __init__(
+        self,
+        url: str = DEFAULT_REDIS_URL,
+        *,
+        prefix: str = "sm",
+        timeout: float = 1.5,
+        probe_interval: float = 1.0,
+    ) -> None:
         self.url = check_redis_url(url)
         self.prefix = prefix
+        self.timeout = timeout
+        self.breaker = CircuitBreaker(
+            f"Redis at {where(self.url)}", self._probe, timeout=timeout, interval=probe_interval
+        )
         self._client: aioredis.Redis | None = None
         self._commit_script: Any = None
 
@@ -116,8 +133,8 @@ class RedisConnection:
             self._client = aioredis.Redis.from_url(
                 self.url,
                 decode_responses=True,
-                socket_connect_timeout=2,
-                socket_timeout=5,
+                socket_connect_timeout=self.timeout,
+                socket_timeout=self.timeout,
                 health_check_interval=30,
             )
             self._commit_script = self._client.register_script(_COMMIT)
@@ -134,29 +151,31 @@ class RedisConnection:
     def index_key(self, namespace: str) -> str:
         return f"{self.prefix}:{namespace}"
 
+    async def call(self, pending: Awaitable[T], *, timeout: float | None = None) -> T:
+        """Await a Redis call within ``timeout`` seconds (default: the store timeout); an
+        outage (no answer in time, connection lost or refused) opens the breaker and raises
+        ``StoreUnavailable``, as does any call while it is open."""
+        return await self.breaker.call(pending, timeout=timeout, outages=_OUTAGES)
+
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` (one clear line) unless Redis answers."""
-        try:
-            await self.client.ping()
-        except RedisError as exc:
-            raise unavailable(self.url, exc) from None
+        await self.call(self.client.ping())
 
     async def claim_tick(self, job: str, tick: int, interval: float) -> bool:
         """Whether this process runs tick ``tick`` of periodic job ``job`` (the first to ask
         does; the claim expires on its own)."""
         key = f"{self.prefix}:job:{job}:{tick}"
         ttl_ms = max(1000, int(interval * 2000))
-        return bool(await self.client.set(key, "1", nx=True, px=ttl_ms))
+        return bool(await self.call(self.client.set(key, "1", nx=True, px=ttl_ms)))
 
     async def close(self) -> None:
+        await self.breaker.close()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
 
-
-def unavailable(url: str, exc: BaseException) -> StoreUnavailable:
-    detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-    return StoreUnavailable(f"Redis at {where(url)} cannot be reached ({detail})")
+    async def _probe(self) -> None:
+        await self.client.ping()
 
 
 @dataclass
@@ -343,12 +362,11 @@ class RedisRepository(EntityRepository):
     # --- helpers ------------------------------------------------------------------------
 
     async def _call(self, pending: Any, redis_key: str | None = None) -> Any:
-        """Await a Redis call, turning outages into ``StoreUnavailable`` and foreign data
-        (a key of another type, ``redis_key`` when known) into ``CorruptData``."""
+        """Await a Redis call through the connection (outages are ``StoreUnavailable``),
+        turning foreign data (a key of another type, ``redis_key`` when known) into
+        ``CorruptData``."""
         try:
-            return await pending
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise unavailable(self.connection.url, exc) from None
+            return await self.connection.call(pending)
         except ResponseError as exc:
             if "WRONGTYPE" in str(exc):
                 if redis_key is not None:

@@ -5,6 +5,9 @@ The entity stays a pydantic model; its table is derived from its fields (SQLMode
 mapping, so ``sqlmodel.Field(primary_key=..., unique=..., max_length=...)`` work) plus a
 ``sm_version`` column for optimistic concurrency: an update only applies to the version it
 read, so no write is ever lost. One repository per unit of work = one transaction.
+
+Every round trip to a PostgreSQL server is watched and goes through the database's circuit
+breaker (``sql_guard``): a frozen server answers 503 within one store timeout.
 """
 
 from __future__ import annotations
@@ -42,9 +45,12 @@ from sqlalchemy.exc import (
     NoSuchModuleError,
     OperationalError,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.main import get_column_from_field
 
+from starmodel.adapters.breaker import CircuitBreaker
+from starmodel.adapters.persistence.sql_guard import GuardedConnection, GuardedTransaction
 from starmodel.core.entity import Entity
 from starmodel.core.errors import (
     ConcurrencyError,
@@ -71,6 +77,7 @@ VERSION_COLUMN = "sm_version"
 OWNER_COLUMN = "sm_owner"
 DEFAULT_URL = "sqlite:///starmodel.db"
 _CHECK_DEFERRED = text("SET CONSTRAINTS ALL IMMEDIATE")
+_POOL_SIZE, _POOL_OVERFLOW = 5, 10  # connections kept, and opened beyond them when busy
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "postgresql": "postgresql+asyncpg",
@@ -101,17 +108,40 @@ class SqlDatabase:
     """One database: its async engine and StarModel's own ``MetaData`` (a table per entity).
 
     The engine is created here, never at import time, and is not FastSQLModel's global one.
+
+    Args:
+        url: the database (``DATABASE_URL``).
+        timeout: seconds a PostgreSQL server may stay silent (see ``sql_guard``) before it
+            counts as unreachable.
+        probe_interval: seconds between checks of an unreachable database.
     """
 
-    def __init__(self, url: str = DEFAULT_URL, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str = DEFAULT_URL, *, echo: bool = False, timeout: float = 1.5, probe_interval: float = 1.0
+    ) -> None:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        self.timeout = timeout
+        # the server's handshake is bounded; the pool is never waited for (see ``connect``)
+        self._connect_args: dict[str, Any] = {} if self.is_sqlite else {"connect_args": {"timeout": timeout}}
+        bounds: dict[str, Any] = {} if self.is_sqlite else {
+            "pool_size": _POOL_SIZE, "max_overflow": _POOL_OVERFLOW, "pool_timeout": timeout,
+            **self._connect_args,
+        }
         try:
             # no pre-ping (three round trips per event): a connection that died is reported
             # once (503) and dropped from the pool
-            self.engine: AsyncEngine = create_async_engine(self.url, echo=echo)
+            self.engine: AsyncEngine = create_async_engine(self.url, echo=echo, **bounds)
         except (NoSuchModuleError, ImportError) as exc:
             raise ConfigurationError(f"DATABASE_URL {url!r}: driver not installed ({exc})") from None
+        # SQLite is a local file: nothing to wait for but its write lock (below)
+        self.breaker = None if self.is_sqlite else CircuitBreaker(
+            "the database", self._probe, timeout=timeout, interval=probe_interval, server=_server(self.url)
+        )
+        # one slot per connection the pool may hold: calls beyond that wait here, for other
+        # calls (as long as they take), not for the server (which each round trip is bounded by)
+        self._slots = asyncio.Semaphore(_POOL_SIZE + _POOL_OVERFLOW)
+        self._probe_engine: AsyncEngine | None = None
         self.metadata = MetaData()
         self._tables: dict[type[Entity], Table] = {}
         self._statements: dict[type[Entity], _Statements] = {}
@@ -159,7 +189,43 @@ class SqlDatabase:
             return []
         return [t.name for t in tables if t.name in missing]
 
+    async def connect(self) -> GuardedConnection:
+        """A connection from the pool, each of its round trips bounded (close it when done).
+
+        Waits for a free slot of the pool while other calls hold them all; then, while the
+        database is known to be away, ``StoreUnavailable`` at once, and if a new connection
+        gets no answer within the timeout, ``StoreUnavailable`` (and the breaker opens).
+        """
+        if self.breaker is None:
+            return GuardedConnection(await self.engine.connect(), None)
+        await self._slots.acquire()
+        try:
+            conn = await self.breaker.call(self.engine.connect())
+        except BaseException as exc:
+            self._slots.release()
+            if isinstance(exc, PoolTimeout):  # connections taken outside ``connect``: busy, not away
+                raise StoreUnavailable("the database is busy (no free connection)", retry_after=1) from None
+            if isinstance(exc, OSError | DBAPIError):
+                raise self.breaker.trip(_first_line(exc)) from None
+            raise
+        return GuardedConnection(conn, self.breaker, release=self._slots.release)
+
+    async def _probe(self) -> None:
+        """``SELECT 1`` on a connection kept for probes (those of the pool may all be busy,
+        or stuck), its handshake and its statement each bounded by the timeout."""
+        if self._probe_engine is None:
+            self._probe_engine = create_async_engine(
+                self.url, pool_size=1, max_overflow=0, pool_timeout=self.timeout, **self._connect_args
+            )
+        async with GuardedConnection(await self._probe_engine.connect(), self.breaker, probing=True) as conn:
+            await conn.execute(text("SELECT 1"))
+
     async def dispose(self) -> None:
+        if self.breaker is not None:
+            await self.breaker.close()
+        if self._probe_engine is not None:
+            await self._probe_engine.dispose()
+            self._probe_engine = None
         await self.engine.dispose()
 
 
@@ -230,21 +296,24 @@ class SqlRepository(EntityRepository):
 
     def __init__(self, database: SqlDatabase) -> None:
         self.db = database
-        self._conn: AsyncConnection | None = None
-        self._tx: AsyncTransaction | None = None
+        self._conn: GuardedConnection | None = None
+        self._tx: GuardedTransaction | None = None
         self._locked = False
 
-    async def _connection(self) -> AsyncConnection:
+    async def _connection(self) -> GuardedConnection:
         if self._conn is None:
             if self.db.write_lock is not None:
                 await self.db.write_lock.acquire()
                 self._locked = True
             try:
-                self._conn = await self.db.engine.connect()
+                self._conn = await self.db.connect()
                 self._tx = await self._conn.begin()
             except (OSError, DBAPIError) as exc:
                 await self._release()
                 raise StoreUnavailable(f"the database cannot be reached ({_first_line(exc)})") from None
+            except BaseException:
+                await self._release()
+                raise
         return self._conn
 
     async def _run(
@@ -483,3 +552,9 @@ def statement_error(exc: DBAPIError, entity_cls: type[Entity] | None = None) -> 
         return StoreUnavailable("the database is unavailable")
     log.error("a statement failed in the database: %s", text)
     return StarModelError("the database could not run a query; nothing was changed")
+
+
+def _server(url: str) -> str:
+    """Which PostgreSQL server a URL names, without credentials (for messages)."""
+    parsed = make_url(url)
+    return f"PostgreSQL at {parsed.host or 'localhost'}:{parsed.port or 5432}"

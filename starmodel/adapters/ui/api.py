@@ -19,7 +19,7 @@ from starlette.routing import Route
 from starmodel.adapters.input_limits import InputRefused, read_int, read_json
 from starmodel.adapters.ui.openapi import openapi_document
 from starmodel.adapters.ui.views import EntityViews
-from starmodel.adapters.web_requests import EventRequest
+from starmodel.adapters.web_requests import EventRequest, retry_after_value
 from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
 from starmodel.core.errors import (
@@ -135,7 +135,9 @@ class JsonApi:
         except ValidationFailed as exc:
             return problem(exc.status_code, exc.message, exc.errors)
         except StarModelError as exc:
-            return problem(exc.status_code, str(exc))
+            wait = exc.retry_after
+            return problem(exc.status_code, str(exc),
+                           headers=None if wait is None else {"Retry-After": retry_after_value(wait)})
         except Exception:
             log.exception("API %s %s failed", request.method, request.url.path)
             return problem(500, "Something went wrong; nothing was changed")

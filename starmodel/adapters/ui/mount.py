@@ -112,7 +112,7 @@ class UiMount:
         except ValidationFailed as exc:
             return error_response(422, exc.message, None, exc.errors)
         except StarModelError as exc:
-            return error_response(exc.status_code, str(exc))
+            return error_response(exc.status_code, str(exc), retry_after=exc.retry_after)
         except Exception:
             log.exception("generated view action %s on %s failed", action, views.namespace)
             return error_response(500, "Something went wrong; nothing was changed")

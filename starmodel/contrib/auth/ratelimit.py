@@ -15,7 +15,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from starmodel.adapters.persistence.redis import RedisConnection
-from starmodel.core.errors import ConfigurationError
+from starmodel.core.errors import ConfigurationError, StoreUnavailable
 
 __all__ = [
     "Attempts",
@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("starmodel.auth")
+_AWAY = (RedisError, OSError, StoreUnavailable)  # what a Redis call raises while Redis is away
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,8 @@ class MemoryAttempts(Attempts):
 class RedisAttempts(Attempts):
     """Counts in Redis under ``<prefix>:auth:fail:<key>`` (the app's ``redis_prefix``):
     ``SET NX PX`` starts a key's window and ``INCR`` counts, in one transaction, so a count
-    never lacks its expiry."""
+    never lacks its expiry. Calls are bounded like the stores' (``StoreUnavailable`` when
+    Redis does not answer in time, at once while it is known to be away)."""
 
     def __init__(self, limit: RateLimit, redis: RedisConnection) -> None:
         super().__init__(limit)
@@ -139,7 +141,7 @@ class RedisAttempts(Attempts):
         for name in names:
             pipe.get(name)
             pipe.pttl(name)
-        replies = await pipe.execute()
+        replies = await self.redis.call(pipe.execute())
         waits = [
             int(ttl) / 1000
             for count, ttl in zip(replies[::2], replies[1::2], strict=True)
@@ -153,10 +155,10 @@ class RedisAttempts(Attempts):
         for key in keys:
             pipe.set(self._key(key), 0, nx=True, px=window_ms)
             pipe.incr(self._key(key))
-        await pipe.execute()
+        await self.redis.call(pipe.execute())
 
     async def clear(self, key: str) -> None:
-        await self.client.delete(self._key(key))
+        await self.redis.call(self.client.delete(self._key(key)))
 
 
 class FallbackAttempts(Attempts):
@@ -179,8 +181,9 @@ class FallbackAttempts(Attempts):
         if not self._down:
             self._down = True
             detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-            log.warning("Redis unreachable (%s): failed sign-ins are counted per process until it is back",
-                        detail)
+            if not isinstance(exc, StoreUnavailable):  # its message says what is unreachable
+                detail = f"Redis unreachable ({detail})"
+            log.warning("%s: failed sign-ins are counted per process until it is back", detail)
 
     def _back(self) -> None:
         if self._down:
@@ -194,7 +197,7 @@ class FallbackAttempts(Attempts):
                 found = await self.primary.retry_after(keys)
                 self._back()
                 return found
-            except (RedisError, OSError) as exc:
+            except _AWAY as exc:
                 self._lost(exc)
         return await self.fallback.retry_after(keys)
 
@@ -205,7 +208,7 @@ class FallbackAttempts(Attempts):
                 await self.primary.fail(keys)
                 self._back()
                 return
-            except (RedisError, OSError) as exc:
+            except _AWAY as exc:
                 self._lost(exc)
         await self.fallback.fail(keys)
 
@@ -215,5 +218,5 @@ class FallbackAttempts(Attempts):
             try:
                 await self.primary.clear(key)
                 self._back()
-            except (RedisError, OSError) as exc:
+            except _AWAY as exc:
                 self._lost(exc)

@@ -107,7 +107,7 @@ class UserStore:
     async def _execute(self, query: Any) -> list[Any]:
         """The rows of a query (as mappings), on a connection of its own."""
         try:
-            async with self.database.engine.connect() as conn:
+            async with await self.database.connect() as conn:
                 return list((await conn.execute(query)).mappings().all())
         except (OSError, DBAPIError) as exc:
             raise unavailable(exc) from None
