@@ -147,7 +147,7 @@ class SignInStore:
         if self._lookup is None or self._lookup[0] is not database:
             self._lookup = (database, _lookup_statement(database))
         try:
-            async with database.engine.connect() as conn:
+            async with await database.connect() as conn:  # bounded by the store timeout
                 row = (await conn.execute(self._lookup[1], {"key": key})).mappings().first()
         except (OSError, DBAPIError) as exc:
             raise unavailable(exc) from None
@@ -192,10 +192,12 @@ class SignInStore:
         database = self.database
         result: Any = None
         try:
-            async with database.write_lock or contextlib.nullcontext(), database.engine.begin() as conn:
+            async with database.write_lock or contextlib.nullcontext(), await database.connect() as conn:
+                transaction = await conn.begin()
                 for statement in statements:
                     found = await conn.execute(statement)
                     result = [row[0] for row in found] if found.returns_rows else found.rowcount
+                await transaction.commit()
         except (OSError, DBAPIError) as exc:
             raise unavailable(exc) from None
         return result
