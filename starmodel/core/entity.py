@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, computed_field
 
 from starmodel.core.errors import ConfigurationError
 from starmodel.core.events import EventDescriptor, EventSpec
+from starmodel.core.holding import Hold
 from starmodel.core.json_text import json_text
 from starmodel.core.policy import Policy
 from starmodel.core.records import RecordsDescriptor
@@ -332,6 +333,12 @@ class Entity(BaseModel, metaclass=EntityMeta):
                 f' data-on:starmodel-restore="{restore}"'
             )
         return f'<div id="sm-signals-{html.escape(anchor)}" hidden data-signals="{payload}"{extra}></div>'
+
+    def hold(self) -> Hold:
+        """``async with self.hold():`` in a background or streaming event keeps the entity held
+        across the waits inside the block (others wait), committing at its end; elsewhere the
+        body holds it only between waits. In a plain event (held throughout) it does nothing."""
+        return Hold()
 
     def emit(self, event: Any) -> None:
         """Record a domain event; it is published on the bus after the unit of work commits."""

@@ -55,9 +55,13 @@ class EventSpec:
     _model: type[BaseModel] | None = None
     _defaults: dict[str, Any] | None = None
     on_class: bool = False
+    title: str = ""
+    exclusive: bool = False
 
     def __post_init__(self) -> None:
         self.name = self.fn.__name__
+        if not self.title:
+            self.title = _first_line(self.fn.__doc__)
         if inspect.isasyncgenfunction(self.fn):
             self.kind = "asyncgen"
         elif inspect.iscoroutinefunction(self.fn):
@@ -87,6 +91,11 @@ class EventSpec:
             self.params[param.name] = param
         if all(p.default is not inspect.Parameter.empty for p in self.params.values()):
             self._defaults = {name: p.default for name, p in self.params.items()}
+
+    @property
+    def label(self) -> str:
+        """How messages name the event: its ``title``, else its method name."""
+        return self.title or self.name
 
     @property
     def all_defaults(self) -> dict[str, Any] | None:
@@ -128,6 +137,12 @@ class EventSpec:
         except ValidationError as exc:
             raise ValidationFailed.from_pydantic(exc, f"Invalid input for {self.name}") from None
         return {name: getattr(model, name) for name in self.params}
+
+
+def _first_line(doc: str | None) -> str:
+    """A docstring's first line without its closing period ("" without a docstring)."""
+    line = (doc or "").strip().split("\n", 1)[0].strip()
+    return line[:-1] if line.endswith(".") and not line.endswith("..") else line
 
 
 CANCEL_SUFFIX = "/cancel"
@@ -239,7 +254,9 @@ def event(
     mode: PatchMode | None = None,
     path: str | None = None,
     background: bool = False,
+    exclusive: bool = False,
     allow: Allow | None = None,
+    title: str | None = None,
 ) -> Callable[[Callable[..., Any]], EventDescriptor]: ...
 def event(
     fn: Callable[..., Any] | None = None,
@@ -250,7 +267,9 @@ def event(
     mode: PatchMode | None = None,
     path: str | None = None,
     background: bool = False,
+    exclusive: bool = False,
     allow: Allow | None = None,
+    title: str | None = None,
 ) -> EventDescriptor | Callable[[Callable[..., Any]], EventDescriptor]:
     """Mark an entity method as callable from the browser.
 
@@ -260,7 +279,11 @@ def event(
         mode: Datastar patch mode for returned components (``outer`` by default).
         path: route path instead of ``/{namespace}/{method_name}``.
         background: run after the answer starts, streaming progress to every viewer.
+        exclusive: (background events) one run per entity at a time, in every process: a
+            start while one runs is refused (409); pages see ``$<namespace>._running.<event>``.
         allow: ``allow(ctx) -> bool``; a call it refuses changes nothing (403).
+        title: how messages (cancel, failure toasts) name the event; default: the first line
+            of its docstring, else its name.
     """
     method_lower = method.lower()
     if method_lower not in _METHODS:
@@ -269,6 +292,8 @@ def event(
         raise ConfigurationError(f"@event: mode must be one of {', '.join(_MODES)}")
     if path is not None and not path.startswith("/"):
         raise ConfigurationError(f"@event: path {path!r} must start with '/'")
+    if exclusive and not background:
+        raise ConfigurationError("@event: exclusive=True applies to background events only")
 
     def decorate(func: Callable[..., Any]) -> EventDescriptor:
         spec = EventSpec(
@@ -279,6 +304,8 @@ def event(
             path=path,
             background=background,
             allow=allow,
+            title=title or "",
+            exclusive=exclusive,
         )
         return EventDescriptor(spec)
 

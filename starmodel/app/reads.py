@@ -1,0 +1,41 @@
+"""The read side: entity state for pages and for tabs that (re)open their live stream."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from starmodel.app.uow import UnitOfWork
+from starmodel.core.entity import Entity
+from starmodel.core.errors import StarModelError
+
+__all__ = ["GLOBAL_KEY", "current_state"]
+
+log = logging.getLogger("starmodel.dispatcher")
+GLOBAL_KEY = "global"
+
+
+async def current_state(
+    uow_factory: Callable[[type[Entity]], UnitOfWork],
+    entity_classes: Iterable[type[Entity]],
+    session_id: str,
+) -> dict[str, Any]:
+    """The signals of every session/global entity a tab of ``session_id`` may show, as the
+    store has them now (defaults for those not stored: after a restart, or expired)."""
+    state: dict[str, Any] = {}
+    for entity_cls in entity_classes:
+        scope = entity_cls.options().scope
+        if scope == "id" or entity_cls.options().store.is_client:
+            continue  # records come with their lists; browser-stored state is the browser's
+        key = session_id if scope == "session" else GLOBAL_KEY
+        try:
+            async with uow_factory(entity_cls) as uow:
+                entity = await uow.load(entity_cls, key)  # defaults if nothing is stored
+        except StarModelError as exc:  # its store is down: the tab keeps what it shows
+            # (info: every tab opening during an outage comes here; the store's adapter
+            # reports the outage itself once)
+            log.info("%s not resynced: %s", entity_cls.__name__, exc)
+            continue
+        state.update(entity.signals())
+    return state
