@@ -130,6 +130,7 @@ class Stretches:
                 throw = None
                 if not self.holding:
                     await self._commit([], release=True, at_yield=False)
+                self._answer()  # the first wait ends what the request waits for
                 throw = await _wait(yielded)
                 if self._stack is None:
                     throw = await self._retake() or throw
@@ -178,12 +179,15 @@ class Stretches:
         patch = await uow.commit(self.call.ctx)
         if release:
             await self._drop()
-        if not self.started.done():
-            self.started.set_result(None)
+        self._answer()
         outputs = [PatchSignals(patch)] if patch else []
         outputs.extend(returned)
         if outputs or at_yield:
             await self.emit(outputs, at_yield)
+
+    def _answer(self) -> None:
+        if not self.started.done():
+            self.started.set_result(None)
 
     async def _drop(self) -> None:
         """Release the entity, rolling back what the stretch did not commit."""
