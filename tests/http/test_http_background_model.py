@@ -142,7 +142,8 @@ async def test_stretches_that_change_nothing_commit_nothing(sm):
 async def test_cancel_rolls_back_only_the_current_stretch(sm):
     async with EventClient(sm) as client, client.session().watch() as viewer:
         assert (await client.call(Meter.stubborn)).ok
-        await viewer.wait_for(lambda view: view.signals.get("model_meter", {}).get("log") == ["started", "step"])
+        shown = ["started", "step"]
+        await viewer.wait_for(lambda view: view.signals.get("model_meter", {}).get("log") == shown)
         stop = await client.http.post(
             "/model_meter/stubborn/cancel", headers={"datastar-request": "true"}
         )
