@@ -30,6 +30,7 @@ from starmodel.adapters.persistence.redis import (
 from starmodel.adapters.persistence.sql import DEFAULT_URL, SqlDatabase, SqlRepository, normalize_url
 from starmodel.adapters.plugins import persistence_backend
 from starmodel.adapters.redis_bus import RedisBus
+from starmodel.adapters.redis_claims import RedisRunClaims
 from starmodel.adapters.ui.admin import Admin
 from starmodel.adapters.ui.registry import UiRegistry
 from starmodel.adapters.ui.views import EntityViews
@@ -190,7 +191,11 @@ def build_services(settings: Settings) -> Services:
     def uow_factory(entity_cls: type[Entity]) -> UnitOfWork:
         return UnitOfWork(services.unit_repositories(), bus)
 
-    dispatcher = Dispatcher(uow_factory, read_json=read_json, retries=settings.event_retries)
+    claims = RedisRunClaims(redis) if redis is not None else None
+    dispatcher = Dispatcher(
+        uow_factory, read_json=read_json, retries=settings.event_retries, bus=bus,
+        claims=claims, renew_every=claims.renew_every if claims is not None else 0.0,
+    )
     bus.subscribe(CancelRequested, dispatcher.on_cancel_requested, everywhere=True)
     services = Services(settings, bus, repositories, dispatcher, _redis=redis)
     memory = services.memory

@@ -14,6 +14,7 @@ reaches the body at its current wait, with the entity held again, as ``Cancelled
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -34,13 +35,15 @@ from starmodel.app.calls import (
 from starmodel.app.uow import UnitOfWork
 from starmodel.core.actions import PatchSignals
 from starmodel.core.entity import Entity
-from starmodel.core.errors import ValidationFailed
+from starmodel.core.errors import ConcurrencyError, ValidationFailed
 from starmodel.core.holding import current_stepper
 from starmodel.core.records import current_workspace
 
 __all__ = ["Emit", "Stretches"]
 
 log = logging.getLogger("starmodel.dispatcher")
+_MERGES = 8  # attempts at applying a stretch to a state other processes keep changing
+_UNSET = object()
 
 Emit = Callable[[list[Any], bool], Awaitable[None]]
 """``emit(outputs, at_yield)``: a committed stretch's outputs (its ``PatchSignals`` first, then
@@ -77,6 +80,7 @@ class Stretches:
         self.target: Entity | type[Entity] | None = None
         self._stack: AsyncExitStack | None = None
         self._uow: UnitOfWork | None = None
+        self._base: dict[str, Any] = {}  # the entity's fields as the current stretch loaded them
 
     async def run(self) -> None:
         """Run the body to its end; raise what ended it (``CancelledError`` included)."""
@@ -158,6 +162,8 @@ class Stretches:
             await stack.aclose()
             raise
         self._stack, self._uow = stack, uow
+        if isinstance(self.target, Entity):
+            self._base = copy.deepcopy(self.target.__dict__)
         current_workspace.set(uow)
 
     async def _retake(self) -> BaseException | None:
@@ -176,7 +182,12 @@ class Stretches:
         """Commit the stretch; release the entity (``release``); then hand on the outputs."""
         uow = self._unit()
         returned = prepare_outputs(returned, self.prepare)
-        patch = await uow.commit(self.call.ctx)
+        try:
+            patch = await uow.commit(self.call.ctx)
+        except ConcurrencyError as exc:
+            if not release:
+                raise
+            patch = await self._merge(uow, exc)
         if release:
             await self._drop()
         self._answer()
@@ -184,6 +195,27 @@ class Stretches:
         outputs.extend(returned)
         if outputs or at_yield:
             await self.emit(outputs, at_yield)
+
+    async def _merge(self, failed: UnitOfWork, conflict: ConcurrencyError) -> dict[str, Any]:
+        """Another process saved the entity between this stretch's load and its commit (a
+        store that checks versions, such as Redis): the stretch's changes are applied to the
+        current state if that writer changed other fields only; else ``conflict`` stands."""
+        target, base = self.target, self._base
+        if not isinstance(target, Entity) or not failed.tracks_only(target):
+            raise conflict
+        mine = {name: value for name, value in target.__dict__.items() if base.get(name, _UNSET) != value}
+        for _ in range(_MERGES):
+            await self._drop()
+            await self._take()  # the current state, in a fresh unit of work
+            current = self._base
+            if any(current.get(name, _UNSET) != base.get(name, _UNSET) for name in mine):
+                raise conflict  # both changed the same field: neither may silently win
+            target.__dict__.update(copy.deepcopy(mine))
+            try:
+                return await self._unit().commit(self.call.ctx)
+            except ConcurrencyError:
+                base = current
+        raise conflict
 
     def _answer(self) -> None:
         if not self.started.done():

@@ -139,6 +139,10 @@ class UnitOfWork:
             if item.entity is current:
                 item.entity = entity
 
+    def tracks_only(self, entity: Entity) -> bool:
+        """Whether ``entity`` is the one entity this unit of work holds (loaded, added, deleted)."""
+        return len(self._tracked) == 1 and self._tracked[0].entity is entity
+
     async def get(self, entity_cls: type[E], key: str) -> E | None:
         known = self._tracked_entity(entity_cls, key)
         if known is not None:
