@@ -245,4 +245,4 @@ class Dispatcher:
     ) -> dict[str, Any]:
         """The signals of every session/global entity a tab of ``session_id`` may show, as the
         store has them now (defaults for those not stored: after a restart, or expired)."""
-        return await current_state(self.uow_factory, entity_classes, session_id)
+        return await current_state(self.uow_factory, entity_classes, session_id, self.background.held)

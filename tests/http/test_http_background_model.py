@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from starmodel import Entity, PermissionDenied, StarModel, ValidationFailed, event
+from starmodel import ConfigurationError, Entity, PermissionDenied, StarModel, ValidationFailed, event
 from starmodel.testing import EventClient
 
 
@@ -151,3 +151,41 @@ async def test_cancel_rolls_back_only_the_current_stretch(sm):
         await client.settle()
         await viewer.wait_for(lambda view: any("was cancelled" in t.message for t in view.toasts))
         assert (await client.state(Meter)).log == ["started", "step"]
+
+
+class Importer(Entity):
+    model_config = {"scope": "global", "namespace": "model_importer"}
+    rows: int = 0
+
+    @event(background=True, exclusive=True)
+    async def start(self, rows: int = 3):
+        """Import the file."""
+        for _ in range(rows):
+            await asyncio.sleep(0.05)
+            self.rows += 1
+            yield None
+
+
+async def test_an_exclusive_event_refuses_a_second_start_and_pages_see_it_running():
+    app = StarModel(entities=[Importer], secret_key="model")
+    async with EventClient(app) as client, client.session().watch() as viewer:
+        assert viewer.initial["model_importer"]["_running"] == {"start": False}
+        assert (await client.call(Importer.start)).ok
+        again = await client.session().call(Importer.start)
+        assert again.status == 409 and "Import the file is running already" in again.error
+        async with client.session().watch() as late:  # a tab opened mid-run is told too
+            assert late.initial["model_importer"]["_running"] == {"start": True}
+        await client.settle()
+        await viewer.wait_for(lambda view: view.signals["model_importer"].get("_running") == {"start": False})
+        running = [m.signals["model_importer"]["_running"]["start"] for m in viewer.messages
+                   if "_running" in m.signals.get("model_importer", {})]
+        assert running == [True, False]
+        assert (await client.state(Importer)).rows == 3  # one run only
+        assert (await client.call(Importer.start)).ok  # it ended: another may start
+        await client.settle()
+        assert (await client.state(Importer)).rows == 6
+
+
+def test_exclusive_is_for_background_events():
+    with pytest.raises(ConfigurationError, match="background events only"):
+        event(exclusive=True)(lambda self: None)
