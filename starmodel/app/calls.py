@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from starmodel.app.uow import UnitOfWork
+from starmodel.core.clock import REAL_CLOCK, Clock, current_clock
 from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
 from starmodel.core.errors import PermissionDenied, ValidationFailed
@@ -64,15 +65,18 @@ class EventCall:
 
 
 class Units:
-    """How runs reach the stores: a fresh unit of work, and an entity's turn."""
+    """How runs reach the stores and time: a fresh unit of work, an entity's turn, the clock
+    event bodies sleep on (``starmodel.sleep``)."""
 
     def __init__(
         self,
         uow_factory: Callable[[type[Entity]], UnitOfWork],
         turn: Callable[[type[Entity], str], AbstractAsyncContextManager[Any]],
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.uow_factory = uow_factory
         self.turn = turn
+        self.clock = clock
 
 
 @dataclass(frozen=True)
@@ -108,9 +112,12 @@ async def target_of(uow: UnitOfWork, call: EventCall) -> Entity | type[Entity]:
     return call.entity_cls if call.spec.on_class else await uow.load(call.entity_cls, call.key)
 
 
-async def call_method(call: EventCall, target: Entity | type[Entity], uow: UnitOfWork) -> Any:
-    """Run a plain (sync or async) event method inside ``uow``."""
+async def call_method(
+    call: EventCall, target: Entity | type[Entity], uow: UnitOfWork, clock: Clock | None = None
+) -> Any:
+    """Run a plain (sync or async) event method inside ``uow`` (its sleeps on ``clock``)."""
     token = current_workspace.set(uow)
+    clock_token = current_clock.set(clock) if clock is not None else None
     try:
         result = call.spec.fn(target, **call.params)
         if inspect.isawaitable(result):
@@ -119,6 +126,8 @@ async def call_method(call: EventCall, target: Entity | type[Entity], uow: UnitO
         raise ValidationFailed.from_pydantic(exc, "Invalid value") from None
     finally:
         current_workspace.reset(token)
+        if clock_token is not None:
+            current_clock.reset(clock_token)
     return result
 
 

@@ -26,6 +26,7 @@ from starmodel.app.reads import GLOBAL_KEY, current_state
 from starmodel.app.streams import start_stream
 from starmodel.app.uow import UnitOfWork
 from starmodel.core.actions import PatchSignals
+from starmodel.core.clock import Clock
 from starmodel.core.context import CallContext, request_signals
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ConcurrencyError, EntityNotFound, EventNotFound, ValidationFailed
@@ -71,6 +72,15 @@ class Dispatcher:
         self._bus = bus
         self.background = BackgroundRuns(self.units, self._the_bus, claims, renew_every)
         self._streams: set[asyncio.Task[None]] = set()
+
+    @property
+    def clock(self) -> Clock:
+        """The clock event bodies sleep on (``starmodel.sleep``); a test may set a fake one."""
+        return self.units.clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self.units.clock = clock
 
     def _the_bus(self) -> EventBus:
         if self._bus is None:
@@ -182,7 +192,8 @@ class Dispatcher:
                 async with self.turn(call.entity_cls, call.key), self.uow_factory(call.entity_cls) as uow:
                     target = await target_of(uow, call)
                     authorize(call.spec, call.ctx, target)
-                    returned = prepare_outputs(flatten(await call_method(call, target, uow)), prepare)
+                    returned = await call_method(call, target, uow, self.units.clock)
+                    returned = prepare_outputs(flatten(returned), prepare)
                     patch = await uow.commit(call.ctx)
                 break
             except ConcurrencyError:  # only while nothing of the event is saved: a re-run is safe

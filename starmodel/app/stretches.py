@@ -34,6 +34,7 @@ from starmodel.app.calls import (
 )
 from starmodel.app.uow import UnitOfWork
 from starmodel.core.actions import PatchSignals
+from starmodel.core.clock import current_clock
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ConcurrencyError, ValidationFailed
 from starmodel.core.holding import current_stepper
@@ -85,6 +86,7 @@ class Stretches:
     async def run(self) -> None:
         """Run the body to its end; raise what ended it (``CancelledError`` included)."""
         current_stepper.set(self)  # this task's context only
+        current_clock.set(self.units.clock)
         await self._take()
         try:
             target = self.target
