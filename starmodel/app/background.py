@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
-from starmodel.app.calls import EventCall, Prepare, Units, prepare_outputs
+from starmodel.app.event_call import EventCall, Prepare, Units, prepare_outputs
 from starmodel.app.stretches import Stretches
 from starmodel.core.actions import PatchSignals, toast
 from starmodel.core.errors import AlreadyRunning, StarModelError

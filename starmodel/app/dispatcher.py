@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 from starmodel.app.background import BackgroundRuns, RunClaims
-from starmodel.app.calls import (
+from starmodel.app.event_call import (
     EventCall,
     EventResult,
     Prepare,
@@ -22,7 +22,7 @@ from starmodel.app.calls import (
     target_of,
 )
 from starmodel.app.locks import KeyedLocks
-from starmodel.app.reads import GLOBAL_KEY, current_state
+from starmodel.app.resync import GLOBAL_KEY, current_state
 from starmodel.app.streams import start_stream
 from starmodel.app.uow import UnitOfWork
 from starmodel.core.actions import PatchSignals

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starmodel.app.calls import EventCall, Prepare, Units
+from starmodel.app.event_call import EventCall, Prepare, Units
 from starmodel.app.stretches import Stretches
 
 __all__ = ["start_stream"]

@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from starmodel.app.calls import (
+from starmodel.app.event_call import (
     EventCall,
     Prepare,
     Units,

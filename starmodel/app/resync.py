@@ -1,4 +1,4 @@
-"""The read side: entity state for pages and for tabs that (re)open their live stream."""
+"""Resync: the current state of the entities a tab shows, for a tab whose live stream (re)opens."""
 
 from __future__ import annotations
 
