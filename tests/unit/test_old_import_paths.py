@@ -14,8 +14,6 @@ OLD_TO_NEW = [
     ("starmodel.adapters.ui_theme", "starmodel.adapters.driving.ui.theme", ["MODES", "theme_picker"]),
     ("starmodel.adapters.plugins", "starmodel.adapters.driven.plugins",
      ["GROUPS", "Plugin", "discover", "load_plugin", "persistence_backend"]),
-    ("starmodel.adapters.web_fasthtml", "starmodel.adapters.driving.web.fasthtml",
-     ["LIVE_PATH", "SESSION_KEY", "USER_SCOPE_KEY", "WebApp"]),
     ("starmodel.adapters.persistence", "starmodel.adapters.driven.stores", ["MemoryRepository"]),
     ("starmodel.adapters.persistence.migrations", "starmodel.adapters.driven.migrations",
      ["run_env", "MigrationTarget", "Migrations", "APP_OPTION", "TARGET_ATTRIBUTE"]),
