@@ -32,6 +32,11 @@ class Timer(Entity):
     def reset(self):
         self.remaining, self.status = 0, "idle"
 
+    @event(background=True, title="The big import")
+    async def big_import(self):
+        """Not what toasts say: the title is."""
+        await starmodel.sleep(60)
+
 
 class Stats(Entity):
     model_config = {"scope": "global", "namespace": "kit_stats"}
@@ -78,11 +83,23 @@ async def test_cancel_is_a_call_and_the_run_stops():
         await client.advance(2)
         stopping = await client.call(Timer.start.cancel)
         assert stopping.status == 200 and stopping.toasts[0].variant == "info"
+        assert stopping.toasts[0].message == "Stopping Count down…"  # its docstring's first line
         await client.wait_for_runs()
         assert (await client.state(Timer)).remaining == 8
         await viewer.wait_for(lambda view: any("Count down was cancelled" in t.message for t in view.toasts))
         with pytest.raises(TypeError, match="not a background event"):
             await client.call(Timer.reset.cancel)
+
+
+async def test_messages_name_the_event_by_its_title():
+    async with EventClient(app(), fake_clock=True) as client, client.session().watch() as viewer:
+        assert (await client.call(Timer.big_import)).ok
+        stopping = await client.call(Timer.big_import.cancel)
+        assert stopping.toasts[0].message == "Stopping The big import…"
+        await client.wait_for_runs()
+        await viewer.wait_for(lambda view: bool(view.toasts))
+        assert [t.message for t in viewer.toasts] == ["The big import was cancelled"]
+    assert Timer.events()["reset"].label == "reset"  # no title, no docstring: its name
 
 
 async def test_advance_needs_a_fake_clock():

@@ -568,7 +568,7 @@ class WebApp:
             await self.dispatcher.cancel(entity_cls, spec, await self.call_context(request), args)
         except StarModelError as exc:
             return error_response(exc.status_code, str(exc), retry_after=exc.retry_after)
-        return SSEAnswer(200, render_outputs([toast(f"Stopping {spec.name}...", "info")]))
+        return SSEAnswer(200, render_outputs([toast(f"Stopping {spec.label}…", "info")]))
 
     def _failure_message(self, exc: Exception, consequence: str) -> str:
         """The toast for an unexpected error: its text only in debug mode (it may leak internals)."""
