@@ -30,6 +30,7 @@ from starmodel.adapters.driven.stores.redis import (
 )
 from starmodel.adapters.driven.stores.redis_claims import RedisRunClaims
 from starmodel.adapters.driven.stores.sql import DEFAULT_URL, SqlDatabase, SqlRepository, normalize_url
+from starmodel.adapters.driving.datastar.sse import DatastarOutputsCodec
 from starmodel.adapters.driving.ui.admin import Admin
 from starmodel.adapters.driving.ui.registry import UiRegistry
 from starmodel.adapters.driving.ui.views import EntityViews
@@ -184,7 +185,7 @@ def build_services(settings: Settings) -> Services:
     if settings.redis_url:
         check_redis_url(settings.redis_url)  # likewise a bad REDIS_URL
         redis = redis_connection(settings, settings.redis_url)
-        bus = RedisBus(redis, timeout=settings.bus_timeout)
+        bus = RedisBus(redis, timeout=settings.bus_timeout, outputs=DatastarOutputsCodec())
     repositories: dict[StateStore, EntityRepository] = {}
     services: Services
 

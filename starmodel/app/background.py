@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
-from starmodel.app.event_call import EventCall, Prepare, Units, prepare_outputs
+from starmodel.app.event_call import EventCall, OutputCheck, Units
 from starmodel.app.stretches import Stretches
 from starmodel.core.actions import PatchSignals, toast
 from starmodel.core.errors import AlreadyRunning, StarModelError
@@ -100,7 +100,7 @@ class BackgroundRuns:
         self._by_slot: dict[Slot, set[asyncio.Task[None]]] = {}
         self._cancelling: set[asyncio.Task[None]] = set()
 
-    async def start(self, call: EventCall, prepare: Prepare | None) -> None:
+    async def start(self, call: EventCall, check: OutputCheck | None) -> None:
         """Run ``call`` in a task of its own; return once its first stretch is committed, or
         raise what refused it (policy, validation, an exclusive run going) with nothing done."""
         spec = call.spec
@@ -109,7 +109,7 @@ class BackgroundRuns:
         # the calling tab gets the changes through its live stream like every other tab
         call = replace(call, ctx=replace(call.ctx, tab_id=None, entity=None))
         started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(self._run(call, prepare, started))
+        task = asyncio.create_task(self._run(call, check, started))
         self.tasks.add(task)
         self._by_slot.setdefault(call.slot, set()).add(task)
         task.add_done_callback(lambda done: self._forget(call.slot, done))
@@ -124,14 +124,16 @@ class BackgroundRuns:
             if not tasks:
                 del self._by_slot[slot]
 
-    async def _run(self, call: EventCall, prepare: Prepare | None, started: asyncio.Future[None]) -> None:
+    async def _run(self, call: EventCall, check: OutputCheck | None, started: asyncio.Future[None]) -> None:
         options = call.entity_cls.options()
         session = call.ctx.session_id if options.scope == "session" else None
 
         async def show(outputs: list[Any]) -> None:
             # state changes travel as EntityChanged; what the event showed goes to its viewers
             if outputs:
-                fact = EventOutputs(options.namespace, call.key, options.scope, outputs, session)
+                fact = EventOutputs(
+                    options.namespace, call.key, options.scope, outputs, session, spec.selector, spec.mode
+                )
                 await self.bus().publish(fact)
 
         async def emit(outputs: list[Any], at_yield: bool) -> None:
@@ -144,20 +146,20 @@ class BackgroundRuns:
                 await show([running_signal(options.namespace, spec.name, True)])
                 if self.renew_every > 0:
                     renewing = asyncio.create_task(self._renew(call))
-            await Stretches(call, self.units, emit, started, prepare).run()
+            await Stretches(call, self.units, emit, started, check).run()
         except asyncio.CancelledError:
             if not started.done():
                 started.cancel()
             if asyncio.current_task() not in self._cancelling:
                 raise  # the app is stopping
-            await show(prepare_outputs([toast(f"{spec.label} was cancelled", "warning")], prepare))
+            await show([toast(f"{spec.label} was cancelled", "warning")])
         except Exception as exc:
             if not started.done():  # refused before its first wait: the caller is answered
                 started.set_exception(exc)
                 return
             log.exception("background event %s.%s failed", call.entity_cls.__name__, spec.name)
             message = str(exc) if isinstance(exc, StarModelError | ValueError) else "it failed"
-            await show(prepare_outputs([toast(f"{spec.label}: {message}", "error")], prepare))
+            await show([toast(f"{spec.label}: {message}", "error")])
         finally:
             if renewing is not None:
                 renewing.cancel()

@@ -11,14 +11,13 @@ from starmodel.app.background import BackgroundRuns, RunClaims
 from starmodel.app.event_call import (
     EventCall,
     EventResult,
-    Prepare,
-    Prepared,
+    OutputCheck,
     Units,
     authorize,
     back_off,
     call_method,
+    checked,
     flatten,
-    prepare_outputs,
     target_of,
 )
 from starmodel.app.locks import KeyedLocks
@@ -35,7 +34,7 @@ from starmodel.core.messages import CancelRequested
 from starmodel.core.ports import EventBus
 from starmodel.core.store import StateStore
 
-__all__ = ["Dispatcher", "EventResult", "JsonReader", "Prepare", "Prepared", "UowFactory", "flatten"]
+__all__ = ["Dispatcher", "EventResult", "JsonReader", "OutputCheck", "UowFactory", "flatten"]
 
 UowFactory = Callable[[type[Entity]], UnitOfWork]
 JsonReader = Callable[[str], Any]
@@ -167,25 +166,25 @@ class Dispatcher:
         ctx: CallContext,
         args: Mapping[str, str],
         signals: Mapping[str, Any] | None = None,
-        prepare: Prepare | None = None,
+        check: OutputCheck | None = None,
     ) -> EventResult:
         """Validate and run one event; raise ``StarModelError`` subclasses for the caller.
 
-        ``prepare`` (optional) turns what the event returned (or each ``yield``) into a
-        ``Prepared`` value before the commit; if it raises, the event is rolled back.
+        ``check`` (optional) refuses, before the commit, outputs the caller could not send
+        (the event is then rolled back). The outputs come back as data, to be rendered once.
         """
         key = self.identity(entity_cls, ctx, args, spec)
         params = self.bind(entity_cls, spec, args, signals)
         request_signals.set(signals)  # browser-stored entities come from here
         call = EventCall(entity_cls, spec, key, params, ctx, signals)
         if spec.background:
-            await self.background.start(call, prepare)
+            await self.background.start(call, check)
             return EventResult(spec)
         if spec.kind == "asyncgen":
-            return EventResult(spec, stream=await start_stream(call, self.units, prepare, self._streams))
-        return EventResult(spec, outputs=await self._run_plain(call, prepare))
+            return EventResult(spec, stream=await start_stream(call, self.units, check, self._streams))
+        return EventResult(spec, outputs=await self._run_plain(call, check))
 
-    async def _run_plain(self, call: EventCall, prepare: Prepare | None) -> list[Any]:
+    async def _run_plain(self, call: EventCall, check: OutputCheck | None) -> list[Any]:
         """A plain event holds its entity from start to commit; a lost write race re-runs it."""
         for attempt in range(self.retries):
             try:
@@ -193,7 +192,7 @@ class Dispatcher:
                     target = await target_of(uow, call)
                     authorize(call.spec, call.ctx, target)
                     returned = await call_method(call, target, uow, self.units.clock)
-                    returned = prepare_outputs(flatten(returned), prepare)
+                    returned = checked(flatten(returned), check)
                     patch = await uow.commit(call.ctx)
                 break
             except ConcurrencyError:  # only while nothing of the event is saved: a re-run is safe

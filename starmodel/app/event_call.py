@@ -23,18 +23,20 @@ from starmodel.core.records import current_workspace
 __all__ = [
     "EventCall",
     "EventResult",
-    "Prepare",
-    "Prepared",
+    "OutputCheck",
     "Units",
     "authorize",
     "back_off",
     "call_method",
+    "checked",
     "flatten",
-    "prepare_outputs",
     "target_of",
 ]
 
-Prepare = Callable[[list[Any]], Any]
+OutputCheck = Callable[[list[Any]], None]
+"""Raises (``TypeError``, ``ValueError``) for outputs the calling adapter could not send; runs
+before the commit, so an event returning one changes nothing. Outputs stay data: the adapter
+renders them once, after the commit."""
 
 
 @dataclass(frozen=True)
@@ -79,14 +81,6 @@ class Units:
         self.clock = clock
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """What an adapter made of an event's returned outputs before the commit (e.g. its SSE
-    text): a return value the adapter cannot render refuses the event, so nothing is saved."""
-
-    value: Any
-
-
 @dataclass
 class EventResult:
     """What an event produced: a list of outputs, or a stream of lists (one per ``yield``).
@@ -100,10 +94,11 @@ class EventResult:
     stream: AsyncIterator[list[Any]] | None = None
 
 
-def prepare_outputs(outputs: list[Any], prepare: Prepare | None) -> list[Any]:
-    if prepare is None or not outputs:
-        return outputs
-    return [Prepared(prepare(outputs))]
+def checked(outputs: list[Any], check: OutputCheck | None) -> list[Any]:
+    """``outputs``, once ``check`` accepted them."""
+    if check is not None and outputs:
+        check(outputs)
+    return outputs
 
 
 async def target_of(uow: UnitOfWork, call: EventCall) -> Entity | type[Entity]:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starmodel.app.event_call import EventCall, Prepare, Units
+from starmodel.app.event_call import EventCall, OutputCheck, Units
 from starmodel.app.stretches import Stretches
 
 __all__ = ["start_stream"]
@@ -15,7 +15,7 @@ _DONE = object()
 
 
 async def start_stream(
-    call: EventCall, units: Units, prepare: Prepare | None, running: set[asyncio.Task[None]]
+    call: EventCall, units: Units, check: OutputCheck | None, running: set[asyncio.Task[None]]
 ) -> AsyncIterator[list[Any]]:
     """Run a streaming event in a task of its own, up to its first wait.
 
@@ -44,7 +44,7 @@ async def start_stream(
 
     async def run() -> None:
         try:
-            await Stretches(call, units, emit, started, prepare).run()
+            await Stretches(call, units, emit, started, check).run()
         except Exception as exc:
             if not started.done():
                 started.set_exception(exc)

@@ -29,12 +29,12 @@ from pydantic import ValidationError
 
 from starmodel.app.event_call import (
     EventCall,
-    Prepare,
+    OutputCheck,
     Units,
     authorize,
     call_method,
+    checked,
     flatten,
-    prepare_outputs,
     target_of,
 )
 from starmodel.app.uow import UnitOfWork
@@ -65,8 +65,8 @@ class Stretches:
         emit: receives each committed stretch's outputs, with nothing held.
         started: resolved when the first stretch is committed, or set to the error that ended
             the run before (the caller answers the request with it).
-        prepare: turns a stretch's returned outputs into what the adapter sends, before the
-            commit (what it cannot render refuses the stretch).
+        check: refuses, before the commit, outputs the adapter could not send (the stretch
+            is then rolled back).
     """
 
     def __init__(
@@ -75,10 +75,10 @@ class Stretches:
         units: Units,
         emit: Emit,
         started: asyncio.Future[None],
-        prepare: Prepare | None = None,
+        check: OutputCheck | None = None,
     ) -> None:
         self.call = call
-        self.prepare = prepare
+        self.check = check
         self.units = units
         self.emit = emit
         self.started = started
@@ -188,7 +188,7 @@ class Stretches:
     async def _commit(self, returned: list[Any], *, release: bool, at_yield: bool) -> None:
         """Commit the stretch; release the entity (``release``); then hand on the outputs."""
         uow = self._unit()
-        returned = prepare_outputs(returned, self.prepare)
+        returned = checked(returned, self.check)
         try:
             patch = await uow.commit(self.call.ctx)
         except ConcurrencyError as exc:

@@ -14,7 +14,6 @@ import re
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -24,7 +23,12 @@ from starlette.responses import FileResponse, PlainTextResponse, Response, Strea
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
-from starmodel.adapters.driving.datastar.sse import error_events, patch_signals_event, render_outputs
+from starmodel.adapters.driving.datastar.sse import (
+    check_outputs,
+    error_events,
+    patch_signals_event,
+    render_outputs,
+)
 from starmodel.adapters.driving.live.lists import WATCH_SIGNAL, RecordViews
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
 from starmodel.adapters.driving.web.assets import ASSETS_PREFIX, STATIC_PREFIX
@@ -514,9 +518,7 @@ class WebApp:
         try:
             signals, args = await request.signals_and_args()
             ctx = await self.call_context(request)
-            result = await self.dispatcher.dispatch(
-                entity_cls, spec, ctx, args, signals, prepare=partial(render_outputs, spec=spec)
-            )
+            result = await self.dispatcher.dispatch(entity_cls, spec, ctx, args, signals, check=check_outputs)
         except ClientStateInvalid as exc:
             return error_response(422, exc.message, exc.namespace, exc.errors, {exc.namespace: exc.reset})
         except ValidationFailed as exc:
@@ -537,7 +539,11 @@ class WebApp:
         outputs = _clear_field_errors(namespace, spec, result.outputs) if spec.params else result.outputs
         if not outputs:
             return Response(status_code=204)
-        body = render_outputs(outputs, spec)
+        try:
+            body = render_outputs(outputs, spec)  # once, after the commit
+        except Exception as exc:  # a component that broke while being drawn
+            log.exception("event %s.%s: its answer could not be drawn", entity_cls.__name__, spec.name)
+            return error_response(500, self._failure_message(exc, "the change was saved; reload the page"))
         return SSEAnswer(200, body)
 
     async def _stream_body(self, entity_cls: type[Entity], result: EventResult) -> AsyncIterator[str]:
