@@ -15,6 +15,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from starmodel.core.errors import ConfigurationError, ValidationFailed
+from starmodel.core.markup import page_syntax
 from starmodel.core.signals import JsExpr
 
 if TYPE_CHECKING:
@@ -223,9 +224,9 @@ def _action_expression(method: str, path: str, values: dict[str, Any]) -> Action
     if js_parts:
         url = path + "?" + "&".join([*([query] if query else []), *js_parts])
         escaped = url.replace("\\", "\\\\").replace("`", "\\`")
-        return ActionExpr(f"@{method}(`{escaped}`)")
+        return ActionExpr(page_syntax().action(method, escaped, template=True))
     url = f"{path}?{query}" if query else path
-    return ActionExpr(f"@{method}('{url}')")
+    return ActionExpr(page_syntax().action(method, url))
 
 
 class EventDescriptor:

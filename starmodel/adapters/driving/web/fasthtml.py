@@ -29,6 +29,7 @@ from starmodel.adapters.driving.datastar.sse import (
     patch_signals_event,
     render_outputs,
 )
+from starmodel.adapters.driving.datastar.syntax import CLIENT_RESTORE_PATH
 from starmodel.adapters.driving.live.lists import WATCH_SIGNAL, RecordViews
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
 from starmodel.adapters.driving.web.assets import ASSETS_PREFIX, STATIC_PREFIX
@@ -44,7 +45,7 @@ from starmodel.app.settings import Settings
 from starmodel.core.actions import PatchSignals, toast
 from starmodel.core.client_state import read_client_state
 from starmodel.core.context import CallContext
-from starmodel.core.entity import CLIENT_RESTORE_PATH, Entity, registered_entities, registry_version
+from starmodel.core.entity import Entity, registered_entities, registry_version
 from starmodel.core.errors import (
     ClientStateInvalid,
     ConfigurationError,
