@@ -17,6 +17,7 @@ from typing import Any
 from fasthtml.common import FastHTML
 from sqlalchemy.exc import SQLAlchemyError
 
+from starmodel.adapters.event_rates import EventRateLimiter
 from starmodel.adapters.input_limits import read_json
 from starmodel.adapters.persistence.client import ClientRepository
 from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
@@ -263,6 +264,7 @@ class StarModel(WebApp):
 
         self._ui: UiRegistry | None = None
         self._record_service = RecordService(self.services.dispatcher, self.services.finder_for)
+        self.rate_limiter = EventRateLimiter.for_app(settings.redis_url, lambda: self.services.redis)
         if self.services._redis is not None:  # each tick of a periodic job runs in one process
             self.jobs.claim = self.services._redis.claim_tick
         self.startup_hooks.append(self._check_backends)

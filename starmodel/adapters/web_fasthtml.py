@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
 from starmodel.adapters.assets import ASSETS_PREFIX, STATIC_PREFIX
+from starmodel.adapters.event_rates import EventRateLimiter, MemoryCallCounter
 from starmodel.adapters.input_limits import read_json
 from starmodel.adapters.live_records import WATCH_SIGNAL, RecordViews
 from starmodel.adapters.live_stream import LiveHub, LiveStream
@@ -34,6 +35,7 @@ from starmodel.adapters.sessions import SignedCookieSessions
 from starmodel.adapters.sse_datastar import error_events, patch_signals_event, render_outputs
 from starmodel.adapters.web_assets import ServedAssets
 from starmodel.adapters.web_requests import EventRequest, SSEAnswer, error_response
+from starmodel.adapters.web_security import SecurityHeaders, TrustedProxies, with_nonces
 from starmodel.app.dispatcher import Dispatcher, EventResult
 from starmodel.app.jobs import JobRunner
 from starmodel.app.records import RecordService
@@ -183,17 +185,25 @@ class WebApp:
                 secret_key=settings.secret_key,
                 session_cookie="starmodel_session",
                 sess_cls=SignedCookieSessions,
+                max_age=settings.session_max_age,
                 default_hdrs=False,
                 htmx=False,
                 surreal=False,
                 canonical=False,  # FastHTML's says https:// whatever the server speaks
             )
         else:
-            app.hdrs = [*list(app.hdrs or []), *headers]
+            app.hdrs = [*with_nonces(list(app.hdrs or [])), *headers]
             app.ftrs = [*list(app.ftrs or []), *footers]
         self.app = app
         app.state.starmodel = self  # `starmodel run` finds the StarModel behind an ASGI app
         app.add_middleware(RequestLimits, handles_itself=self._is_event)
+        app.add_middleware(
+            SecurityHeaders, csp=settings.csp, report_only=settings.csp_report_only,
+            hsts_max_age=settings.hsts_max_age, cdn=settings.assets == "cdn",
+        )
+        app.add_middleware(TrustedProxies, proxies=settings.trusted_proxies)
+        self.rate_limiter = EventRateLimiter(MemoryCallCounter())
+        """Counts calls of events that have a ``rate`` (in Redis when the app has ``REDIS_URL``)."""
         self._install_routes()
         self._wrap_lifespan()
 
@@ -514,6 +524,8 @@ class WebApp:
         try:
             signals, args = await request.signals_and_args()
             ctx = await self.call_context(request)
+            if spec.rate is not None:
+                await self.rate_limiter.check(namespace, spec.name, spec.rate, ctx)
             result = await self.dispatcher.dispatch(
                 entity_cls, spec, ctx, args, signals, prepare=partial(render_outputs, spec=spec)
             )
