@@ -50,11 +50,11 @@ REFERRER_POLICY = "strict-origin-when-cross-origin"
 _nonce: ContextVar[str | None] = ContextVar("starmodel_csp_nonce", default=None)
 
 
-def csp_nonce() -> str:
-    """The nonce of the page being rendered (``""`` outside a request, or with the policy
-    off). Give it to your own scripts: ``Script(src="/app.js", nonce=csp_nonce())``;
-    StarModel's page headers carry it already."""
-    return _nonce.get() or ""
+def csp_nonce() -> str | None:
+    """The nonce of the page being rendered (``None`` outside a request, or with the policy
+    off: FastHTML then leaves the attribute out). Give it to your own scripts:
+    ``Script(src="/app.js", nonce=csp_nonce())``; StarModel's page headers carry it already."""
+    return _nonce.get()
 
 
 class NoncedElement(FT):
