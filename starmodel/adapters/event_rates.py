@@ -138,8 +138,9 @@ class FallbackCallCounter(CallCounter):
                     self._down = True
                     text = str(exc).strip()
                     detail = text.splitlines()[0][:160] if text else type(exc).__name__
-                    log.warning("Redis unreachable (%s): event rates are counted per process "
-                                "until it is back", detail)
+                    if not isinstance(exc, StoreUnavailable):  # its message names what is away
+                        detail = f"Redis unreachable ({detail})"
+                    log.warning("%s: event rates are counted per process until it is back", detail)
             else:
                 if self._down:
                     self._down = False
