@@ -5,7 +5,7 @@ validates input, persists state and pushes changes live to every tab over Datast
 """
 
 from starmodel.adapters.persistence.sql_entity import Entity
-from starmodel.adapters.web_security import csp_nonce
+from starmodel.adapters.web_security import NoncedElement, csp_nonce
 from starmodel.app.settings import Settings
 from starmodel.bootstrap import StarModel
 from starmodel.core.actions import alert, patch_signals, redirect, script, toast
@@ -45,6 +45,7 @@ __all__ = [
     "EntityNotFound",
     "EventNotFound",
     "FieldUI",
+    "NoncedElement",
     "PermissionDenied",
     "RateLimited",
     "ServerOnly",
