@@ -47,14 +47,30 @@ nonce, ``{cdn}`` the CDN hosts when ``assets="cdn"``."""
 CDN_HOSTS = " https://cdn.jsdelivr.net https://cdn.tailwindcss.com"
 REFERRER_POLICY = "strict-origin-when-cross-origin"
 
-_nonce: ContextVar[str | None] = ContextVar("starmodel_csp_nonce", default=None)
+class _RequestNonce:
+    """A request's nonce, made when first asked for (events and streams never need one)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self) -> None:
+        self._value: str | None = None
+
+    @property
+    def value(self) -> str:
+        if self._value is None:
+            self._value = secrets.token_urlsafe(16)
+        return self._value
+
+
+_nonce: ContextVar[_RequestNonce | None] = ContextVar("starmodel_csp_nonce", default=None)
 
 
 def csp_nonce() -> str | None:
     """The nonce of the page being rendered (``None`` outside a request, or with the policy
     off: FastHTML then leaves the attribute out). Give it to your own scripts:
     ``Script(src="/app.js", nonce=csp_nonce())``; StarModel's page headers carry it already."""
-    return _nonce.get()
+    found = _nonce.get()
+    return None if found is None else found.value
 
 
 class NoncedElement(FT):
@@ -65,7 +81,7 @@ class NoncedElement(FT):
         super().__init__(element.tag, element.children, element.attrs, void_=element.void_)
 
     def __ft__(self) -> FT:
-        nonce = _nonce.get()
+        nonce = csp_nonce()
         attrs = {**self.attrs, "nonce": nonce} if nonce else self.attrs
         return FT(self.tag, self.children, attrs, void_=self.void_)
 
@@ -106,20 +122,24 @@ class TrustedProxies:
     def __init__(self, app: ASGIApp, proxies: Iterable[str] = ()) -> None:
         self.app = app
         self.networks = [ipaddress.ip_network(p, strict=False) for p in proxies]
-        self._known: dict[str, bool] = {}
+        self._known: dict[str, bool | None] = {}  # address -> trusted; None: no address
+
+    def _lookup(self, host: str) -> bool | None:
+        if host in self._known:
+            return self._known[host]
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            found: bool | None = None
+        else:
+            found = any(address in network for network in self.networks)
+        if len(self._known) < 10_000:
+            self._known[host] = found
+        return found
 
     def trusted(self, host: str) -> bool:
-        found = self._known.get(host)
-        if found is None:
-            try:
-                address = ipaddress.ip_address(host)
-            except ValueError:
-                found = False
-            else:
-                found = any(address in network for network in self.networks)
-            if len(self._known) < 10_000:
-                self._known[host] = found
-        return found
+        """Whether ``host`` is the address of a trusted proxy."""
+        return bool(self._lookup(host))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
@@ -142,12 +162,11 @@ class TrustedProxies:
             else:
                 scope["scheme"] = proto
         for hop in reversed(hops):
-            try:
-                ipaddress.ip_address(hop)
-            except ValueError:
+            trusted = self._lookup(hop)
+            if trusted is None:
                 break  # a hop that is no address: believe nothing further left
             scope["client"] = (hop, 0)
-            if not self.trusted(hop):
+            if not trusted:
                 break
         return scope
 
@@ -177,7 +196,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        nonce = secrets.token_urlsafe(16) if self.csp != "off" else None
+        nonce = _RequestNonce() if self.csp != "off" else None
         https = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
@@ -193,7 +212,7 @@ class SecurityHeaders:
             _nonce.reset(token)
 
     def _headers(
-        self, headers: list[tuple[bytes, bytes]], nonce: str | None, https: bool
+        self, headers: list[tuple[bytes, bytes]], nonce: _RequestNonce | None, https: bool
     ) -> list[tuple[bytes, bytes]]:
         present = {name.lower() for name, _ in headers}
         if b"x-content-type-options" not in present:
@@ -205,7 +224,7 @@ class SecurityHeaders:
         if nonce is not None and self.csp_header not in present:
             content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"")
             if content_type.lower().startswith(b"text/html"):
-                policy = content_security_policy(self.csp, nonce, cdn=self.cdn)
+                policy = content_security_policy(self.csp, nonce.value, cdn=self.cdn)
                 if policy is not None:
                     headers.append((self.csp_header, policy.encode("latin-1")))
         return headers
