@@ -1,9 +1,11 @@
 """In-process cost of the production security layer on one event: the trusted-proxy and
-security-header middlewares (a nonce per request, the safe headers) and a ``rate`` on the
+security-header middlewares (the safe headers; a nonce only for pages) and a ``rate`` on the
 event, against the same app without them, measured in the same run.
 
 Calls the apps' ASGI callables directly (as ``profile_event.py`` does), rounds interleaved so
-a busy machine slows every app alike, and prints CPU microseconds per event and the ratios.
+a busy machine slows every app alike, and prints CPU microseconds per event and the ratios;
+then the cost of each part alone (the two middlewares around an app that does nothing, and one
+rate check), which a shared machine blurs less.
 
 Usage::
 
@@ -26,7 +28,10 @@ import bench_apps  # a sibling file, not a package
 from asgi_calls import AsgiApp, call_asgi, event_scope
 
 from starmodel import Entity, StarModel, event
+from starmodel.adapters.event_rates import EventRateLimiter, MemoryCallCounter
 from starmodel.adapters.web_security import SecurityHeaders, TrustedProxies
+from starmodel.core.context import CallContext
+from starmodel.core.rates import Rate
 
 BenchCounter, SECRET = bench_apps.BenchCounter, bench_apps.SECRET
 
@@ -74,6 +79,42 @@ async def cost(app: AsgiApp, requests: int) -> float:
     return (time.process_time() - start) / requests * 1e6
 
 
+async def part_costs(calls: int) -> dict[str, float]:
+    """Microseconds per call of each part alone."""
+
+    async def nothing(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def ignore(message: Any) -> None:
+        return None
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b""}
+
+    scope = {"type": "http", "scheme": "http", "client": ("127.0.0.1", 1),
+             "headers": [(b"x-forwarded-for", b"203.0.113.9"), (b"x-forwarded-proto", b"https")]}
+    wrapped = {
+        "no middleware": nothing,
+        "SecurityHeaders": SecurityHeaders(nothing),
+        "TrustedProxies (trusted peer)": TrustedProxies(nothing, ["127.0.0.1"]),
+    }
+    found = {}
+    for name, app in wrapped.items():
+        start = time.process_time()
+        for _ in range(calls):
+            await app(dict(scope), receive, ignore)
+        found[name] = (time.process_time() - start) / calls * 1e6
+    limiter, ctx = EventRateLimiter(MemoryCallCounter()), CallContext(session_id="s" * 24)
+    rate = Rate(999_999_999, 3600)
+    start = time.process_time()
+    for _ in range(calls):
+        await limiter.check("bench_counter", "increment", rate, ctx)
+    found["one rate check (memory)"] = (time.process_time() - start) / calls * 1e6
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20000)
@@ -89,6 +130,9 @@ def main() -> None:
     for name, values in found.items():
         median = statistics.median(values)
         print(f"{name:<14} {median:9.1f} {median / base:8.3f}")
+    print()
+    for name, micros in asyncio.run(part_costs(args.requests * 5)).items():
+        print(f"{name:<32} {micros:6.2f} us")
 
 
 if __name__ == "__main__":
