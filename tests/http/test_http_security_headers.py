@@ -197,3 +197,19 @@ async def test_events_still_need_the_datastar_header_with_the_new_middleware():
         refused = await client.post("/lamp/toggle", content="{}", headers=json_only)
         assert refused.status_code == 403
         assert (await client.post("/lamp/toggle", content="{}", headers=DATASTAR)).status_code == 200
+
+
+async def test_an_attached_app_keeps_its_headers_which_get_the_nonce():
+    from fasthtml.common import FastHTML, P
+
+    app = FastHTML(hdrs=[Script(src="/mine.js")], secret_key="test")
+
+    @app.route("/")
+    def home():
+        return P("hello")
+
+    StarModel(app=app, entities=[Lamp], secret_key="test")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver") as client:
+        page = await client.get("/")
+    [nonce] = re.findall(r"'nonce-([^']+)'", page.headers["content-security-policy"])
+    assert re.search(rf'<script src="/mine.js" nonce="{nonce}">', page.text), page.text
