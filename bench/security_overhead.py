@@ -28,8 +28,9 @@ import bench_apps  # a sibling file, not a package
 from asgi_calls import AsgiApp, call_asgi, event_scope
 
 from starmodel import Entity, StarModel, event
-from starmodel.adapters.event_rates import EventRateLimiter, MemoryCallCounter
-from starmodel.adapters.web_security import SecurityHeaders, TrustedProxies
+from starmodel.adapters.driven.rates import MemoryCallCounter
+from starmodel.adapters.driving.web.rate_limits import EventRateLimiter
+from starmodel.adapters.driving.web.security import SecurityHeaders, TrustedProxies
 from starmodel.core.context import CallContext
 from starmodel.core.rates import Rate
 

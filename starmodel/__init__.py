@@ -4,8 +4,8 @@ Declare entities with typed fields and ``@event`` methods; StarModel serves them
 validates input, persists state and pushes changes live to every tab over Datastar SSE.
 """
 
-from starmodel.adapters.persistence.sql_entity import Entity
-from starmodel.adapters.web_security import NoncedElement, csp_nonce
+from starmodel.adapters.driven.stores.sql_entity import Entity
+from starmodel.adapters.driving.web.security import NoncedElement, csp_nonce
 from starmodel.app.settings import Settings
 from starmodel.bootstrap import StarModel
 from starmodel.core.actions import alert, patch_signals, redirect, script, toast

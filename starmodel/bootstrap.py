@@ -17,24 +17,25 @@ from typing import Any
 from fasthtml.common import FastHTML
 from sqlalchemy.exc import SQLAlchemyError
 
-from starmodel.adapters.event_rates import EventRateLimiter
-from starmodel.adapters.input_limits import read_json
-from starmodel.adapters.persistence.client import ClientRepository
-from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
-from starmodel.adapters.persistence.queries import ScanRecordFinder, SqlRecordFinder
-from starmodel.adapters.persistence.redis import (
+from starmodel.adapters.driven.bus.redis import RedisBus
+from starmodel.adapters.driven.plugins import persistence_backend
+from starmodel.adapters.driven.rates import call_counter
+from starmodel.adapters.driven.stores.client import ClientRepository
+from starmodel.adapters.driven.stores.memory import MemoryRepository, MemoryStore
+from starmodel.adapters.driven.stores.queries import ScanRecordFinder, SqlRecordFinder
+from starmodel.adapters.driven.stores.redis import (
     DEFAULT_REDIS_URL,
     RedisConnection,
     RedisRepository,
     check_redis_url,
 )
-from starmodel.adapters.persistence.sql import DEFAULT_URL, SqlDatabase, SqlRepository, normalize_url
-from starmodel.adapters.plugins import persistence_backend
-from starmodel.adapters.redis_bus import RedisBus
-from starmodel.adapters.ui.admin import Admin
-from starmodel.adapters.ui.registry import UiRegistry
-from starmodel.adapters.ui.views import EntityViews
-from starmodel.adapters.web_fasthtml import WebApp
+from starmodel.adapters.driven.stores.sql import DEFAULT_URL, SqlDatabase, SqlRepository, normalize_url
+from starmodel.adapters.driving.ui.admin import Admin
+from starmodel.adapters.driving.ui.registry import UiRegistry
+from starmodel.adapters.driving.ui.views import EntityViews
+from starmodel.adapters.driving.web.fasthtml import WebApp
+from starmodel.adapters.driving.web.input_limits import read_json
+from starmodel.adapters.driving.web.rate_limits import EventRateLimiter
 from starmodel.app.bus import InProcessBus
 from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.records import RecordService
@@ -264,7 +265,7 @@ class StarModel(WebApp):
 
         self._ui: UiRegistry | None = None
         self._record_service = RecordService(self.services.dispatcher, self.services.finder_for)
-        self.rate_limiter = EventRateLimiter.for_app(settings.redis_url, lambda: self.services.redis)
+        self.rate_limiter = EventRateLimiter(call_counter(settings.redis_url, lambda: self.services.redis))
         if self.services._redis is not None:  # each tick of a periodic job runs in one process
             self.jobs.claim = self.services._redis.claim_tick
         self.startup_hooks.append(self._check_backends)

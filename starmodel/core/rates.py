@@ -1,14 +1,16 @@
 """Call rates such as ``"10/minute"``: how often one caller may run an event
-(``@event(rate="10/minute")``), read once when the class is defined."""
+(``@event(rate="10/minute")``), read once when the class is defined; and the port that counts
+the calls (``CallCounter``)."""
 
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from starmodel.core.errors import ConfigurationError
 
-__all__ = ["Rate", "parse_rate"]
+__all__ = ["CallCounter", "Rate", "parse_rate"]
 
 _UNITS = {"second": 1, "minute": 60, "hour": 3600}
 _PATTERN = re.compile(r"^\s*(\d{1,9})\s*/\s*(second|minute|hour)s?\s*$")
@@ -37,3 +39,12 @@ def parse_rate(text: str) -> Rate:
             f"/hour), not {text!r}"
         )
     return Rate(int(found.group(1)), _UNITS[found.group(2)])
+
+
+class CallCounter(ABC):
+    """The port: count one call under ``key`` in its ``rate`` window."""
+
+    @abstractmethod
+    async def count(self, key: str, rate: Rate) -> tuple[int, float]:
+        """Count one call; return the calls counted in the current window (this one
+        included) and the seconds until that window ends."""

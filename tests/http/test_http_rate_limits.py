@@ -25,14 +25,9 @@ import redis.asyncio as aioredis
 from sm_http import BASE_URL, DATASTAR, free_port, post_event
 
 from starmodel import Entity, StarModel, event
-from starmodel.adapters.event_rates import (
-    CallCounter,
-    FallbackCallCounter,
-    MemoryCallCounter,
-    RedisCallCounter,
-)
-from starmodel.adapters.persistence.redis import RedisConnection
-from starmodel.core.rates import Rate
+from starmodel.adapters.driven.rates import FallbackCallCounter, MemoryCallCounter, RedisCallCounter
+from starmodel.adapters.driven.stores.redis import RedisConnection
+from starmodel.core.rates import CallCounter, Rate
 from starmodel.testing import AsgiLifespan, AsgiTransport
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
