@@ -29,8 +29,9 @@ from asgi_calls import AsgiApp, call_asgi, event_scope
 
 from starmodel import Entity, StarModel, event
 from starmodel.adapters.driven.rates import MemoryCallCounter
+from starmodel.adapters.driving.web.proxies import TrustedProxies
 from starmodel.adapters.driving.web.rate_limits import EventRateLimiter
-from starmodel.adapters.driving.web.security import SecurityHeaders, TrustedProxies
+from starmodel.adapters.driving.web.security import SecurityHeaders
 from starmodel.core.context import CallContext
 from starmodel.core.rates import Rate
 

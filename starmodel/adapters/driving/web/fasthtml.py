@@ -29,10 +29,11 @@ from starmodel.adapters.driving.live.lists import WATCH_SIGNAL, RecordViews
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
 from starmodel.adapters.driving.web.assets import ASSETS_PREFIX, STATIC_PREFIX
 from starmodel.adapters.driving.web.input_limits import read_json
+from starmodel.adapters.driving.web.proxies import TrustedProxies
 from starmodel.adapters.driving.web.rate_limits import EventRateLimiter
 from starmodel.adapters.driving.web.request_limits import RequestLimits
 from starmodel.adapters.driving.web.requests import EventRequest, SSEAnswer, error_response
-from starmodel.adapters.driving.web.security import SecurityHeaders, TrustedProxies, with_nonces
+from starmodel.adapters.driving.web.security import SecurityHeaders, with_nonces
 from starmodel.adapters.driving.web.served_assets import ServedAssets
 from starmodel.adapters.driving.web.sessions import SignedCookieSessions
 from starmodel.app.dispatcher import Dispatcher, EventResult
