@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from starmodel.core.errors import ConfigurationError, ValidationFailed
 from starmodel.core.markup import page_syntax
+from starmodel.core.rates import Rate, parse_rate
 from starmodel.core.signals import JsExpr
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class EventSpec:
     path: str | None = None
     background: bool = False
     allow: Allow | None = None
+    rate: Rate | None = None
     name: str = ""
     kind: EventKind = "sync"
     params: dict[str, inspect.Parameter] = field(default_factory=dict)
@@ -258,6 +260,7 @@ def event(
     exclusive: bool = False,
     allow: Allow | None = None,
     title: str | None = None,
+    rate: str | None = None,
 ) -> Callable[[Callable[..., Any]], EventDescriptor]: ...
 def event(
     fn: Callable[..., Any] | None = None,
@@ -271,6 +274,7 @@ def event(
     exclusive: bool = False,
     allow: Allow | None = None,
     title: str | None = None,
+    rate: str | None = None,
 ) -> EventDescriptor | Callable[[Callable[..., Any]], EventDescriptor]:
     """Mark an entity method as callable from the browser.
 
@@ -285,6 +289,9 @@ def event(
         allow: ``allow(ctx) -> bool``; a call it refuses changes nothing (403).
         title: how messages (cancel, failure toasts) name the event; default: the first line
             of its docstring, else its name.
+        rate: how often one caller (signed-in user, else browser session) may call it, e.g.
+            ``"10/minute"`` (``/second``, ``/minute``, ``/hour``); past that the call answers
+            429 with ``Retry-After`` and changes nothing.
     """
     method_lower = method.lower()
     if method_lower not in _METHODS:
@@ -297,6 +304,10 @@ def event(
         raise ConfigurationError("@event: exclusive=True applies to background events only")
 
     def decorate(func: Callable[..., Any]) -> EventDescriptor:
+        try:
+            limit = parse_rate(rate) if rate is not None else None
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"@event {getattr(func, '__name__', '?')}: {exc}") from None
         spec = EventSpec(
             func,
             method=method_lower,  # type: ignore[arg-type]
@@ -307,6 +318,7 @@ def event(
             allow=allow,
             title=title or "",
             exclusive=exclusive,
+            rate=limit,
         )
         return EventDescriptor(spec)
 
