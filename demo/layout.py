@@ -71,7 +71,7 @@ STYLES = """
 .sc-feature{display:grid;gap:1rem;grid-template-columns:minmax(0,1fr)}
 @media (min-width:1024px){.sc-feature{grid-template-columns:minmax(0,5fr) minmax(0,6fr)}}
 .sc-feature>div>*+*{margin-top:.75rem}
-.sc-home-code pre{max-height:17rem}
+.sc-home-code .sc-code pre{max-height:13.5rem}
 .sc-code{border:1px solid hsl(var(--border));border-radius:.6rem;overflow:hidden;
   background:hsl(var(--muted)/.45);min-width:0}
 .sc-code-head{display:flex;justify-content:space-between;gap:.5rem;padding:.4rem .75rem;
@@ -88,6 +88,11 @@ STYLES = """
 .sc-hero h1{font-size:clamp(1.9rem,5vw,3rem);line-height:1.1;font-weight:800;letter-spacing:-.02em}
 .sc-accent{color:hsl(var(--primary))}
 .sc-cta{display:flex;gap:.5rem;flex-wrap:wrap;margin-top:1rem}
+.sc-points-list{list-style:none;padding:0;margin:1.25rem 0 0;display:grid;gap:.5rem;font-size:.95rem}
+.sc-points-list li{padding-left:1.6rem;position:relative}
+.sc-points-list li::before{content:"✓";position:absolute;left:0;top:0;width:1.2rem;height:1.2rem;
+  border-radius:999px;display:grid;place-items:center;font-size:.7rem;font-weight:700;
+  background:hsl(var(--primary)/.14);color:hsl(var(--primary))}
 .sc-tiles{display:grid;gap:1rem;grid-template-columns:repeat(auto-fill,minmax(15rem,1fr))}
 .sc-tile{display:block;border:1px solid hsl(var(--border));border-radius:.75rem;padding:1rem;
   text-decoration:none;color:hsl(var(--foreground));background:hsl(var(--card));
@@ -118,16 +123,18 @@ def page(request: Any, title: str, *content: Any, user: Any = None, wide_title: 
     content. ``user`` is the signed-in user, if any (shown with a sign-out link)."""
     path = request.url.path
     links = [
-        A(label, href=href, aria_current="page" if href == path else None, data_testid=f"nav-{href.strip('/') or 'home'}")
+        A(label, href=href, aria_current="page" if href == path else None,
+          data_testid=f"nav-{href.strip('/') or 'home'}")
         for href, label in NAV
     ]
     account = (
-        Span(Span(user.email, data_testid="nav-user"), " · ", A("Admin", href="/admin", data_testid="nav-admin"))
+        Span(Span(user.email, data_testid="nav-user"), " · ",
+             A("Admin", href="/admin", data_testid="nav-admin"))
         if user is not None
         else A("Sign in", href="/auth/login", data_testid="nav-sign-in")
     )
     heading = wide_title if wide_title is not None else H1(title)
-    return Title(f"{title} · StarModel showcase"), Style(STYLES), Div(
+    return Title(f"{title} · StarModel demo"), Style(STYLES), Div(
         Header(
             Div(
                 A(Span("S", cls="sc-logo"), "StarModel", href="/", cls="sc-brand", data_testid="nav-brand"),
@@ -139,7 +146,8 @@ def page(request: Any, title: str, *content: Any, user: Any = None, wide_title: 
         ),
         Main(heading, *content, cls="sc-main"),
         Footer(
-            "StarModel showcase: every widget is live, every code panel is read from the module that runs it.",
+            "StarModel showcase: every widget is live, every code panel is read from the module "
+            "that runs it.",
             cls="sc-footer",
         ),
         cls="sc-shell",
@@ -178,6 +186,7 @@ def code_panel(obj: Any, caption: str | None = None) -> Any:
     )
 
 
+_LAYOUT_TOKENS = (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT)
 _BUILTINS = frozenset({"self", "cls", "int", "str", "float", "bool", "list", "dict", "round", "len",
                        "range", "max", "min", "abs", "super", "isinstance"})
 
@@ -210,7 +219,7 @@ def highlight(source: str) -> Any:
         text = str(escape(tok.string))
         out.append(f'<span class="tk-{kind}">{text}</span>' if kind else text)
         row, col = tok.end
-        if tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT):
+        if tok.type not in _LAYOUT_TOKENS:
             previous = tok.string
     if row <= len(lines):
         copy_to((len(lines), len(lines[-1])))

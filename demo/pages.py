@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from datastar_py import attribute_generator as data
-from fasthtml.common import A, Code, Div, P, Span, Style
+from fasthtml.common import A, B, Code, Div, Li, P, Span, Style, Ul
 from monsterui.all import H1, H2, H3, Button, ButtonT, Card, DivLAligned, Grid, TextPresets
 from starlette.requests import Request
 
@@ -62,12 +62,16 @@ TODOS_SHOWN = 200
 TICKETS_SHOWN = 300
 
 PAGES: tuple[tuple[str, str, str], ...] = (
-    ("/board", "Live team board", "SQL records, a shared feed, who is here and a chart from a job, together."),
+    ("/board", "Live team board",
+     "SQL records, a shared feed, who is here and a chart from a job, together."),
     ("/state", "Session & global state", "One counter per browser, one for everybody: live in every tab."),
-    ("/streaming", "Streaming & background work", "Progress that streams while an event runs, and jobs that outlive the tab."),
+    ("/streaming", "Streaming & background work",
+     "Progress that streams while an event runs, and jobs that outlive the tab."),
     ("/records", "SQL records, live", "Rows added, ticked and deleted in one browser appear in all of them."),
-    ("/redis", "Redis entities with a TTL", "State shared by every server process, forgotten when it expires."),
-    ("/preferences", "Browser-stored preferences", "Kept in localStorage, checked by the server before each use."),
+    ("/redis", "Redis entities with a TTL",
+     "State shared by every server process, forgotten when it expires."),
+    ("/preferences", "Browser-stored preferences",
+     "Kept in localStorage, checked by the server before each use."),
     ("/actions", "Server actions", "Toasts, alerts, scripts, signal patches and redirects from Python."),
     ("/crud", "Generated CRUD & admin", "Forms, lists, a JSON API and an admin, from one entity class."),
     ("/auth", "Sign-in & permissions", "Accounts, sessions and per-event rules, with a staff-only admin."),
@@ -126,10 +130,21 @@ def _routes(sm: StarModel, auth: Auth) -> None:
                   "state (memory, SQL, Redis or the browser) and pushes every change to each open tab. "
                   "No JavaScript to write; pages are FastHTML with MonsterUI.", cls="sc-lead mt-3"),
                 Div(
-                    A("Open the live board", href="/board", cls="uk-btn uk-btn-primary", data_testid="cta-board"),
+                    A("Open the live board", href="/board", cls="uk-btn uk-btn-primary",
+                      data_testid="cta-board"),
                     A("See the code", href="/state", cls="uk-btn uk-btn-default"),
                     A("Admin", href="/admin", cls="uk-btn uk-btn-ghost"),
                     cls="sc-cta",
+                ),
+                Ul(
+                    Li(B("Stores: "), "memory, SQL (SQLite, PostgreSQL), Redis, the browser, or a plugin; "
+                       "one unit of work per event."),
+                    Li(B("Live: "), "one stream per tab, resynced after a reconnect, across server "
+                       "processes with Redis."),
+                    Li(B("Generated screens: "), "forms, lists, CRUD pages, a JSON API and an admin."),
+                    Li(B("Safe by default: "), "validated input (4xx, state unchanged), signed sessions, "
+                       "per-event permissions."),
+                    cls="sc-points-list",
                 ),
             ),
             Div(
@@ -139,8 +154,10 @@ def _routes(sm: StarModel, auth: Auth) -> None:
                     DivLAligned(
                         Div(Span(data.text(Counter.sig.count), id="home-counter", cls="text-2xl font-bold"),
                             P("yours", cls=TextPresets.muted_sm)),
-                        Button("+1", data.on("click", Counter.increment()), cls=ButtonT.primary, id="home-inc"),
-                        Div(Span(data.text(SharedCounter.sig.count), id="home-shared", cls="text-2xl font-bold"),
+                        Button("+1", data.on("click", Counter.increment()), cls=ButtonT.primary,
+                               id="home-inc"),
+                        Div(Span(data.text(SharedCounter.sig.count), id="home-shared",
+                                 cls="text-2xl font-bold"),
                             P("everybody's", cls=TextPresets.muted_sm)),
                         Button("+1", data.on("click", SharedCounter.increment()), id="home-shared-inc"),
                         cls="gap-4 flex-wrap",
@@ -172,7 +189,8 @@ def _routes(sm: StarModel, auth: Auth) -> None:
             Style(BOARD_STYLES),
             board_view(sm, tickets, await _feed(sm, BoardFeed), await sm.load(BoardPulse), me),
             H2("How it is made"),
-            Div(code_panel(Ticket), Div(code_panel(BoardFeed), code_panel(follow_board), cls="space-y-4 min-w-0"),
+            Div(code_panel(Ticket),
+                Div(code_panel(BoardFeed), code_panel(follow_board), cls="space-y-4 min-w-0"),
                 cls="sc-feature"),
             user=await auth.user(request),
         )
@@ -299,7 +317,8 @@ def _routes(sm: StarModel, auth: Auth) -> None:
     @app.route("/auth")
     async def auth_page(request: Request) -> Any:
         user = await auth.user(request)
-        password = "from DEMO_ADMIN_PASSWORD" if os.environ.get("DEMO_ADMIN_PASSWORD") else demo_admin_password()
+        password = ("from DEMO_ADMIN_PASSWORD" if os.environ.get("DEMO_ADMIN_PASSWORD")
+                    else demo_admin_password())
         status = Card(
             P("Signed in as ", Span(user.email, cls="font-semibold"), id="auth-status") if user is not None
             else P("You are not signed in.", id="auth-status"),

@@ -159,7 +159,8 @@ def take_screenshots(browser: Any, base_url: str, out_dir: Path, admin_password:
         )
 
         staff = context()
-        answer = staff.request.post(f"{base_url}/auth/login", form={"email": ADMIN_EMAIL, "password": admin_password},
+        answer = staff.request.post(f"{base_url}/auth/login",
+                                    form={"email": ADMIN_EMAIL, "password": admin_password},
                                     headers={"Datastar-Request": "true"})
         if answer.status != 200:
             raise ScreenshotError(f"the demo's staff account could not sign in ({answer.status})")
@@ -240,7 +241,8 @@ def demo_server(folder: Path) -> Iterator[str]:
     """``starmodel run demo`` on a free port and a fresh SQLite file in ``folder`` (seeded at
     start), with the page assets found as the CLI finds them; stopped on exit."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "DEMO_ADMIN_PASSWORD")}
+    dropped = ("REDIS_URL", "DATABASE_URL", "DEMO_ADMIN_PASSWORD")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(DATABASE_URL=f"sqlite:///{folder / 'demo.db'}", STARMODEL_ASSETS="local", PYTHONUNBUFFERED="1",
                SECRET_KEY=env.get("SECRET_KEY", "screenshots"), PYTHONPATH=str(REPO))
     log = (folder / "demo.log").open("wb")
@@ -256,7 +258,8 @@ def demo_server(folder: Path) -> Iterator[str]:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 break
             if time.monotonic() > deadline:
-                raise ScreenshotError(f"the demo did not answer in 30 s:\n{(folder / 'demo.log').read_text()}")
+                log_text = (folder / "demo.log").read_text()
+                raise ScreenshotError(f"the demo did not answer in 30 s:\n{log_text}")
             time.sleep(0.1)
         yield f"http://127.0.0.1:{port}"
     finally:
