@@ -25,7 +25,9 @@ from monsterui.all import H1, H2, TextPresets
 
 from starmodel.ui import theme_picker
 
-__all__ = ["NAV", "STYLES", "code_panel", "feature", "highlight", "page", "source_of", "tiles"]
+__all__ = [
+    "NAV", "STYLES", "code_panel", "feature", "highlight", "install_styles", "page", "source_of", "tiles",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,12 +112,30 @@ STYLES = """
   .sc-tools .uk-btn{padding:0 .55rem;font-size:.8rem;height:2rem}
   .sc-tools .w-28{width:5.5rem}.sc-tools .uk-select{height:2rem;font-size:.8rem}
   .sc-main{padding-top:1rem}.sc-main h1{font-size:1.6rem}
+  .sc-main .space-x-4{flex-wrap:wrap;gap:.5rem}.sc-main .space-x-4>*{margin:0}
 }
 .sc-stats{display:grid;grid-template-columns:repeat(3,minmax(0,1fr));gap:.5rem}
 .sc-stat{border:1px solid hsl(var(--border));border-radius:.6rem;padding:.5rem .75rem}
 .sc-stat b{display:block;font-size:1.5rem;font-variant-numeric:tabular-nums}
 .sc-stat span{font-size:.75rem;color:hsl(var(--muted-foreground))}
 """
+
+
+GENERATED_PAGES_ON_A_PHONE = """
+@media (max-width:640px){
+  .uk-container .flex,.sc-main .flex{flex-wrap:wrap}
+  .uk-card{overflow-x:auto}
+}
+"""
+"""The framework's generated pages (products, admin, sign-in) in a phone-sized window: rows wrap,
+wide tables scroll inside their card."""
+
+
+def install_styles(sm: Any, *more: str) -> None:
+    """Put the showcase's styles (and ``more``) in the head of every page the app serves, the
+    generated ones included."""
+    sm.app.hdrs = [*sm.app.hdrs, Style("\n".join((STYLES, GENERATED_PAGES_ON_A_PHONE, *more)),
+                                       id="showcase-styles")]
 
 
 def page(request: Any, title: str, *content: Any, user: Any = None, wide_title: Any = None) -> Any:
@@ -134,7 +154,7 @@ def page(request: Any, title: str, *content: Any, user: Any = None, wide_title: 
         else A("Sign in", href="/auth/login", data_testid="nav-sign-in")
     )
     heading = wide_title if wide_title is not None else H1(title)
-    return Title(f"{title} · StarModel demo"), Style(STYLES), Div(
+    return Title(f"{title} · StarModel demo"), Div(
         Header(
             Div(
                 A(Span("S", cls="sc-logo"), "StarModel", href="/", cls="sc-brand", data_testid="nav-brand"),

@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from datastar_py import attribute_generator as data
-from fasthtml.common import A, B, Code, Div, Li, P, Span, Style, Ul
+from fasthtml.common import A, B, Code, Div, Li, P, Span, Ul
 from monsterui.all import H1, H2, H3, Button, ButtonT, Card, DivLAligned, Grid, TextPresets
 from starlette.requests import Request
 
@@ -39,7 +39,7 @@ from demo.board import (
     seed_tickets,
     ticket_row,
 )
-from demo.layout import code_panel, feature, page, tiles
+from demo.layout import code_panel, feature, install_styles, page, tiles
 from demo.products import (
     DEMO_ADMIN_EMAIL,
     Product,
@@ -103,6 +103,7 @@ def install_showcase(sm: StarModel) -> Auth:
             log.error("demo: board not sampled: %s", exc)
 
     sm.startup_hooks.append(seed)
+    install_styles(sm, BOARD_STYLES)
     _routes(sm, auth)
     return auth
 
@@ -186,7 +187,6 @@ def _routes(sm: StarModel, auth: Auth) -> None:
             P("A board two people can work on at once: open it in a second browser and move a card. "
               "Tickets are SQL rows, the feed and the avatars are a global entity (in Redis when "
               "REDIS_URL is set), the pulse is fed by a periodic job.", cls="sc-lead"),
-            Style(BOARD_STYLES),
             board_view(sm, tickets, await _feed(sm, BoardFeed), await sm.load(BoardPulse), me),
             H2("How it is made"),
             Div(code_panel(Ticket),
@@ -310,7 +310,8 @@ def _routes(sm: StarModel, auth: Auth) -> None:
             ),
             feature("The catalogue", "Field types and constraints make the inputs; the policy says "
                     "who may read, create, edit and delete.",
-                    Card(await views.table_for(request)), Product, ProductViews),
+                    Card(Div(await views.table_for(request), style="overflow-x:auto")),
+                    Product, ProductViews),
             user=await auth.user(request),
         )
 
