@@ -109,7 +109,11 @@ def test_every_page_renders_cleanly_in_light_dark_and_phone(
     if path in SHOWCASE_PAGES:
         nav = page.get_by_role("navigation", name="Showcase pages")
         expect(nav).to_be_visible()
-        expect(nav.locator("a[aria-current=page]")).to_have_attribute("href", path)
+        current = nav.locator("a[aria-current=page]")
+        if path in dict(NAV):
+            expect(current).to_have_attribute("href", path)
+        else:  # the lab is reached from the home page, not the header
+            expect(current).to_have_count(0)
         expect(page.locator("h1").first).not_to_be_empty()
     else:
         expect(page.locator("[data-starmodel-theme-picker]")).to_be_visible()
@@ -127,11 +131,14 @@ def test_code_panels_show_the_source_that_runs(
     shown = page.locator("pre[data-source=Counter]").inner_text()
     assert shown.rstrip() == textwrap.dedent(inspect.getsource(Counter)).rstrip()
     expect(page.locator("pre[data-source=Counter] .tk-k").first).to_have_text("class")
-    # every feature page puts code beside its widget
-    for path in SHOWCASE_PAGES[1:-1]:
-        page.goto(demo_server.url + path)
-        assert page.locator("pre[data-source]").count() >= 1, path
     assert bad == [], bad
+    # every feature page puts code beside its widget
+    context = themed_context("light")
+    for path in SHOWCASE_PAGES[1:-1]:
+        other, bad = open_live(context, demo_server.url + path)
+        expect(other.locator("pre[data-source]").first).to_contain_text("def ")
+        assert bad == [], (path, bad)
+        other.close()  # each tab holds a live stream: Chromium opens at most 6 per host
 
 
 @pytest.fixture
@@ -230,7 +237,7 @@ def test_the_screenshot_script_shoots_every_picture(
         assert data.startswith(shots.PNG_SIGNATURE), name
         assert len(data) < MAX_PICTURE_BYTES, f"{name}.png is {len(data)} bytes"
         sizes[name] = shots.png_size(data)
-    assert sizes["home"] == (1280, 800) and sizes["admin"] == (1280, 800)
+    assert sizes["home"] == (1280, 720) and sizes["admin"] == (1280, 800)
     assert sizes["dark-mode"] == (1280, 800) and sizes["phone"] == (375, 740)
     assert sizes["live-board"][0] == 1600
     # the committed pictures are the script's: same names, PNGs of the same sizes
