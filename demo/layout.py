@@ -87,7 +87,8 @@ STYLES = """
 .dark .tk-n{color:#fcd34d}.dark .tk-d{color:#f0abfc}.dark .tk-f{color:#93c5fd}.dark .tk-b{color:#7dd3fc}
 .sc-hero{display:grid;gap:1.5rem;align-items:start;grid-template-columns:minmax(0,1fr)}
 @media (min-width:1024px){.sc-hero{grid-template-columns:minmax(0,1fr) minmax(0,1fr)}}
-.sc-hero h1{font-size:clamp(1.9rem,5vw,3rem);line-height:1.1;font-weight:800;letter-spacing:-.02em}
+.sc-hero h1{font-size:clamp(1.9rem,5vw,3rem);line-height:1.1;font-weight:800;letter-spacing:-.02em;
+  margin:.6rem 0 .9rem}
 .sc-accent{color:hsl(var(--primary))}
 .sc-cta{display:flex;gap:.5rem;flex-wrap:wrap;margin-top:1rem}
 .sc-points-list{list-style:none;padding:0;margin:1.25rem 0 0;display:grid;gap:.5rem;font-size:.95rem}
