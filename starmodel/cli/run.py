@@ -14,8 +14,8 @@ import click
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
-from starmodel.adapters.asset_fetch import AssetFetchError, ensure_bundle
-from starmodel.adapters.live_stream import close_all_live_streams
+from starmodel.adapters.driving.live.stream import close_all_live_streams
+from starmodel.adapters.driving.web.asset_fetch import AssetFetchError, ensure_bundle
 from starmodel.cli.discovery import find_app
 from starmodel.core.errors import StarModelError
 from starmodel.core.store import StateStore
