@@ -7,6 +7,7 @@ the running module); ``/board`` puts several together; ``/lab`` keeps every widg
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -90,17 +91,22 @@ def install_showcase(sm: StarModel) -> Auth:
     follow_board(sm)
     sm.every(1.0, Chart.sample)  # the live chart gets a point a second, for as long as the app runs
 
+    seeded = asyncio.Event()  # the jobs start before the tables are made: the sampler waits
+
     @sm.every(2.0, name="demo.board.sample")
     async def sample() -> None:
-        await sample_board(sm)
+        if not seeded.is_set():
+            return
+        try:
+            await sample_board(sm)
+        except StarModelError as exc:  # the database or Redis is down: the next tick tries again
+            log.warning("demo: board not sampled: %s", exc)
 
     async def seed() -> None:
         await seed_todos(sm)
         await seed_tickets(sm)
-        try:
-            await sample_board(sm)  # the board's counts are right from the first page on
-        except StarModelError as exc:  # the database is down: the job tries again
-            log.error("demo: board not sampled: %s", exc)
+        seeded.set()
+        await sample()  # the board's counts are right from the first page on
 
     sm.startup_hooks.append(seed)
     install_styles(sm, BOARD_STYLES)

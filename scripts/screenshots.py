@@ -142,14 +142,11 @@ def take_screenshots(browser: Any, base_url: str, out_dir: Path, admin_password:
 
         alice, bob = (open_page(context(BOARD), "/board", "#ticket-list") for _ in range(2))
         alice_name = alice.locator("#board-me").inner_text()
-        card = alice.locator("[data-testid=ticket][data-lane=todo]").first
-        title = card.locator(".sc-ticket-title").inner_text()
-        card.get_by_test_id("move-doing").click()
-        moved = bob.locator("[data-testid=ticket]", has_text=title)
-        expect(moved).to_have_attribute("data-lane", "doing")
+        title, lane = _move_a_card(alice, 0)
+        expect(bob.locator("[data-testid=ticket]", has_text=title)).to_have_attribute("data-lane", lane)
         expect(bob.locator("#board-feed")).to_contain_text(f"{alice_name} moved “{title}”")
-        bob_card = bob.locator("[data-testid=ticket][data-lane=doing]").last
-        bob_card.get_by_test_id("move-done").click()
+        title, lane = _move_a_card(bob, -1)
+        expect(alice.locator("[data-testid=ticket]", has_text=title)).to_have_attribute("data-lane", lane)
         expect(alice.locator("#board-feed")).to_contain_text(bob.locator("#board-me").inner_text())
         for page in (alice, bob):
             page.wait_for_timeout(300)
@@ -190,6 +187,22 @@ def take_screenshots(browser: Any, base_url: str, out_dir: Path, admin_password:
         path.write_bytes(optimise_png(shots[name]))
         written[name] = path
     return written
+
+
+NEXT_LANE = {"todo": "doing", "doing": "done", "done": "todo"}
+
+
+def _move_a_card(page: Any, index: int) -> tuple[str, str]:
+    """Move the board's first (``0``) or last (``-1``) card to its next lane, as a click does;
+    returns its title and the lane it goes to (whatever lanes earlier runs left the cards in)."""
+    cards = page.locator("[data-testid=ticket]")
+    if cards.count() == 0:
+        raise ScreenshotError("the board has no card to move")
+    card = cards.nth(index if index >= 0 else cards.count() + index)
+    title = card.locator(".sc-ticket-title").inner_text()
+    lane = NEXT_LANE[card.get_attribute("data-lane") or "todo"]
+    card.get_by_test_id(f"move-{lane}").click()
+    return title, lane
 
 
 def _refuse(route: Any, watch: Watch) -> None:
