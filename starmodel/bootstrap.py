@@ -18,6 +18,7 @@ from fasthtml.common import FastHTML
 from sqlalchemy.exc import SQLAlchemyError
 
 from starmodel.adapters.input_limits import read_json
+from starmodel.adapters.operations import install_operations
 from starmodel.adapters.persistence.client import ClientRepository
 from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
 from starmodel.adapters.persistence.queries import ScanRecordFinder, SqlRecordFinder
@@ -269,6 +270,7 @@ class StarModel(WebApp):
         self.startup_hooks.append(self._prepare_database)
         self.startup_hooks.append(self._connect_redis)
         self.shutdown_hooks.append(self.services.close)
+        install_operations(self)  # request ids; logs, metrics and traces as the settings ask
 
     @property
     def ui(self) -> UiRegistry:

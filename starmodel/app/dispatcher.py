@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from starmodel.app.locks import KeyedLocks
+from starmodel.app.observe import EventObserver, observed, phase
 from starmodel.app.uow import UnitOfWork
 from starmodel.core.actions import PatchSignals, toast
 from starmodel.core.context import CallContext, request_signals
@@ -83,6 +84,7 @@ class Dispatcher:
         # background events by (namespace, key, event), for cancelling; and those being cancelled
         self._background: dict[tuple[str, str, str], set[asyncio.Task[None]]] = {}
         self._cancelling: set[asyncio.Task[None]] = set()
+        self.observers: list[EventObserver] = []  # logs, metrics, traces (see app.observe)
 
     # --- identity and parameters -------------------------------------------------------
 
@@ -157,6 +159,7 @@ class Dispatcher:
 
     # --- running events ----------------------------------------------------------------
 
+    @observed
     async def dispatch(
         self,
         entity_cls: type[Entity],
@@ -463,9 +466,10 @@ async def _call(
 ) -> Any:
     token = current_workspace.set(uow)
     try:
-        result = spec.fn(target, **params)
-        if inspect.isawaitable(result):
-            result = await result
+        with phase("body"):
+            result = spec.fn(target, **params)
+            if inspect.isawaitable(result):
+                result = await result
     except ValidationError as exc:
         raise ValidationFailed.from_pydantic(exc, "Invalid value") from None
     finally:
