@@ -66,13 +66,12 @@ def json_handler() -> logging.Handler:
 
 
 def use_json_logs(level: int = logging.INFO) -> None:
-    """Make StarModel's loggers write JSON lines to standard error (once per process; a
-    server set up by ``starmodel run --log-format json`` has done it already)."""
+    """Make StarModel's loggers write JSON lines to standard error, unless logging is set up
+    already (``starmodel run --log-format json`` has done it; an app that configures logging
+    itself keeps its configuration: ``JsonFormatter`` is there for it)."""
     logger = logging.getLogger("starmodel")
-    if any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+    if logger.handlers or logging.getLogger().handlers:
         return
-    if any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers):
-        return  # the root logger writes JSON: StarModel's lines go there
     logger.addHandler(json_handler())
     logger.propagate = False
     if logger.level == logging.NOTSET or logger.level > level:
