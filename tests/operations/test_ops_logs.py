@@ -9,7 +9,7 @@ import sys
 import textwrap
 
 import pytest
-from ops_kit import DATASTAR, Tally, client, json_lines, make_app
+from ops_kit import DATASTAR, client, json_lines, make_app
 
 from starmodel import ConfigurationError, Settings
 from starmodel.adapters.logs import JsonFormatter
@@ -49,9 +49,12 @@ async def test_json_logs_have_a_line_per_request_and_per_event() -> None:
     sm = make_app(log_format="json")
     with json_lines() as lines:
         async with client(sm) as http:
-            ok = await http.post("/ops_tally/add?amount=2", headers={**DATASTAR, "X-Request-ID": "req-1"})
-            refused = await http.post("/ops_tally/add?amount=500", headers={**DATASTAR, "X-Request-ID": "req-2"})
-            failed = await http.post("/ops_tally/crash", headers={**DATASTAR, "X-Request-ID": "req-3"})
+            def given(request_id: str) -> dict[str, str]:
+                return {**DATASTAR, "X-Request-ID": request_id}
+
+            ok = await http.post("/ops_tally/add?amount=2", headers=given("req-1"))
+            refused = await http.post("/ops_tally/add?amount=500", headers=given("req-2"))
+            failed = await http.post("/ops_tally/crash", headers=given("req-3"))
     assert (ok.status_code, refused.status_code, failed.status_code) == (200, 422, 500)
     events = [line for line in lines if line["logger"] == "starmodel.events"]
     assert [(e["request_id"], e["entity"], e["event"], e["status"]) for e in events] == [
@@ -83,8 +86,8 @@ async def test_text_logs_add_no_request_or_event_lines() -> None:
 
 
 def test_the_json_formatter_keeps_fields_and_exceptions() -> None:
-    record = logging.makeLogRecord({"name": "x", "levelno": 40, "levelname": "ERROR", "msg": "a %s", "args": ("b",),
-                                    "entity": "Tally"})
+    record = logging.makeLogRecord({"name": "x", "levelno": 40, "levelname": "ERROR", "msg": "a %s",
+                                    "args": ("b",), "entity": "Tally"})
     try:
         raise KeyError("k")
     except KeyError:

@@ -68,7 +68,8 @@ async def test_an_unreachable_store_is_counted_by_store() -> None:
         assert down.status_code == 503
         text = (await http.get("/_starmodel/metrics")).text
     assert sample(text, "starmodel_store_errors_total", store="server_redis") == 1
-    assert sample(text, "starmodel_events_total", entity="RedisNote", event="write", status="unavailable") == 1
+    events = "starmodel_events_total"
+    assert sample(text, events, entity="RedisNote", event="write", status="unavailable") == 1
     await sm.services.close()
 
 

@@ -3,6 +3,7 @@ summed over the workers) and a prompt stop with streams open, on both servers.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -119,18 +120,21 @@ def metric(text: str, name: str, **labels: str) -> float | None:
 @pytest.mark.parametrize("server", SERVERS)
 def test_events_and_a_live_stream_then_a_prompt_stop(serve, server: str) -> None:
     running = serve(server, "--no-reload")
-    with httpx.Client(base_url=running.base, timeout=10) as tab, httpx.Client(base_url=running.base) as other:
-        with tab.stream("GET", "/_starmodel/live", headers=DATASTAR) as live:
-            chunks = live.iter_text()
-            assert "datastar-patch-signals" in next(chunks)  # the tab's state
-            answer = other.post("/beat/add", headers=DATASTAR)
-            assert answer.status_code == 200 and '"count":1' in answer.text
-            assert answer.headers["x-request-id"]
-            received = ""
-            while '"beat":{"count":1}' not in received:
-                received += next(chunks)
-            took = running.stop()  # with the stream still open
-            assert "".join(chunks) is not None  # the server ended it
+    with (
+        httpx.Client(base_url=running.base, timeout=10) as tab,
+        httpx.Client(base_url=running.base) as other,
+        tab.stream("GET", "/_starmodel/live", headers=DATASTAR) as live,
+    ):
+        chunks = live.iter_text()
+        assert "datastar-patch-signals" in next(chunks)  # the tab's state
+        answer = other.post("/beat/add", headers=DATASTAR)
+        assert answer.status_code == 200 and '"count":1' in answer.text
+        assert answer.headers["x-request-id"]
+        received = ""
+        while '"beat":{"count":1}' not in received:
+            received += next(chunks)
+        took = running.stop()  # with the stream still open
+        assert "".join(chunks) is not None  # the server ended it
     assert took < 3.0, f"{server} took {took:.1f}s to stop with a live stream open"
     out = running.output()
     assert "Traceback" not in out and running.proc.returncode in (0, -signal.SIGTERM)
@@ -173,15 +177,12 @@ def test_two_workers_sum_their_metrics_and_stop(serve, server: str) -> None:
             next(chunks)
             streams.append((browser, live, chunks))
         with httpx.Client(base_url=running.base, timeout=10) as scraper:
-            scraped = scraper.get("/_starmodel/metrics").text
-            assert metric(scraped, "starmodel_live_streams") == 2, [l for l in scraped.splitlines() if "live" in l]
+            assert metric(scraper.get("/_starmodel/metrics").text, "starmodel_live_streams") == 2
         took = running.stop()
     finally:
         for browser, live, _ in streams:
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 live.__exit__(None, None, None)  # type: ignore[attr-defined]
-            except httpx.HTTPError:
-                pass
             browser.close()
     assert took < 10.0, f"{server} took {took:.1f}s to stop two workers"
     assert not Path(folder).exists(), "the metrics folder of the workers was left behind"

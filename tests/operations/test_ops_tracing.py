@@ -21,8 +21,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from ops_kit import DATASTAR, client, make_app
 
-from starmodel import ConfigurationError
-
 REDIS_URL = "redis://127.0.0.1:6379/0"
 _EXPORTER = InMemorySpanExporter()
 
@@ -60,8 +58,10 @@ async def test_a_span_per_event_with_its_parts_inside_the_request_span(spans) ->
     assert request.attributes["http.response.status_code"] == 200
     assert request.attributes["starmodel.request_id"] == "trace-me"
     assert event.parent.span_id == request.context.span_id
-    assert event.attributes["starmodel.status"] == "ok" and event.attributes["starmodel.store"] == "server_memory"
-    parts = {span.name: span for span in found if span.parent and span.parent.span_id == event.context.span_id}
+    assert event.attributes["starmodel.status"] == "ok"
+    assert event.attributes["starmodel.store"] == "server_memory"
+    inside = [span for span in found if span.parent and span.parent.span_id == event.context.span_id]
+    parts = {span.name: span for span in inside}
     assert set(parts) == {"load", "body", "commit", "publish"}
     assert parts["load"].end_time <= parts["body"].start_time
     assert parts["body"].end_time <= parts["commit"].start_time <= parts["commit"].end_time
@@ -101,7 +101,8 @@ async def test_a_failing_event_marks_its_span(spans) -> None:
     [refused] = named(spans.get_finished_spans(), "Tally.add")
     assert refused.attributes["starmodel.status"] == "invalid"
     assert refused.status.status_code is not StatusCode.ERROR  # the caller's mistake, not the app's
-    [request] = [s for s in named(spans.get_finished_spans(), "POST") if s.attributes["url.path"] == "/ops_tally/crash"]
+    requests = named(spans.get_finished_spans(), "POST")
+    [request] = [span for span in requests if span.attributes["url.path"] == "/ops_tally/crash"]
     assert request.status.status_code is StatusCode.ERROR
 
 
