@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hmac
 import os
+from bisect import bisect_left
+from collections.abc import Callable, Generator
 from typing import Any
 
 from prometheus_client import (
@@ -79,9 +81,9 @@ class PrometheusMetrics(EventObserver):
             "event's store (server_sql, server_redis, server_memory, or a plugin's name).",
             ["store"], registry=registry,
         )
-        self._events: dict[tuple[str, str, str], Any] = {}
-        self._durations: dict[tuple[str, str], Any] = {}
-        self._types: dict[tuple[bool, type], Any] = {}
+        self._events: dict[tuple[str, str, str], Callable[[], None]] = {}
+        self._durations: dict[tuple[str, str], Callable[[float], None]] = {}
+        self._types: dict[tuple[bool, type], Callable[[], None]] = {}
         self.requests = _LiveStreams(self.live_streams, live_path)
         """The request observer that counts open live streams."""
 
@@ -89,14 +91,14 @@ class PrometheusMetrics(EventObserver):
 
     def finished(self, call: EventCall) -> None:
         key = (call.entity, call.event, call.status)
-        counter = self._events.get(key)
-        if counter is None:
-            counter = self._events[key] = self.events.labels(*key)
-        counter.inc()
-        timer = self._durations.get(key[:2])
-        if timer is None:
-            timer = self._durations[key[:2]] = self.durations.labels(*key[:2])
-        timer.observe(call.duration)
+        count = self._events.get(key)
+        if count is None:
+            count = self._events[key] = _adder(self.events.labels(*key))
+        count()
+        observe = self._durations.get(key[:2])
+        if observe is None:
+            observe = self._durations[key[:2]] = _observer(self.durations.labels(*key[:2]))
+        observe(call.duration)
         if call.status == "unavailable":
             self.store_errors.labels(call.store).inc()
 
@@ -105,19 +107,24 @@ class PrometheusMetrics(EventObserver):
         bus.subscribe(object, self._on_published)
         bus.subscribe(object, self._on_received, everywhere=True)
 
-    async def _on_published(self, fact: Any) -> None:
-        self._count(False, fact)
+    # bus handlers are awaited once per fact: these count at once and hand back an awaitable
+    # that is already done, which costs a fraction of running a coroutine
 
-    async def _on_received(self, fact: Any) -> None:
+    def _on_published(self, fact: Any) -> _Done:
+        self._count(False, fact)
+        return _DONE
+
+    def _on_received(self, fact: Any) -> _Done:
         self._count(True, fact)
+        return _DONE
 
     def _count(self, received: bool, fact: Any) -> None:
         slot = (received, type(fact))
-        counter = self._types.get(slot)
-        if counter is None:
+        count = self._types.get(slot)
+        if count is None:
             family = self.received if received else self.published
-            counter = self._types[slot] = family.labels(type(fact).__name__)
-        counter.inc()
+            count = self._types[slot] = _adder(family.labels(type(fact).__name__))
+        count()
 
     # --- the endpoint -------------------------------------------------------------------
 
@@ -163,3 +170,36 @@ class _LiveStreams(RequestObserver):
     def finished(self, request: RequestCall) -> None:
         if request.notes.pop(id(self), False):
             self.gauge.dec()
+
+
+class _Done:
+    """An awaitable that is already done (awaiting it returns ``None`` at once)."""
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return iter(())  # type: ignore[return-value]
+
+
+_DONE = _Done()
+
+
+def _adder(child: Any) -> Callable[[], None]:
+    """``child.inc()``, by its value directly when prometheus-client's counter child keeps one
+    (it always has; the checks ``inc`` makes first cost more than the increment)."""
+    value = getattr(child, "_value", None)
+    if value is None or not hasattr(value, "inc"):
+        return lambda: child.inc()
+    return lambda: value.inc(1)
+
+
+def _observer(child: Any) -> Callable[[float], None]:
+    """``child.observe(seconds)``, likewise by the histogram child's sum and buckets."""
+    total, buckets, bounds = (getattr(child, name, None) for name in ("_sum", "_buckets", "_upper_bounds"))
+    if total is None or buckets is None or bounds is None or len(buckets) != len(bounds):
+        return lambda seconds: child.observe(seconds)
+    bounds = list(bounds)
+
+    def observe(seconds: float) -> None:
+        total.inc(seconds)
+        buckets[bisect_left(bounds, seconds)].inc(1)
+
+    return observe

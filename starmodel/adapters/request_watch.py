@@ -12,6 +12,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,10 @@ class RequestWatch:
     def __init__(self, app: ASGIApp, observers: list[RequestObserver] | None = None) -> None:
         self.app = app
         self.observers = observers if observers is not None else []
+        # each hook only of the observers that have it
+        self._started = _hooks(self.observers, "started")
+        self._responded = _hooks(self.observers, "responded")
+        self._finished = _hooks(reversed(self.observers), "finished")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -96,16 +101,17 @@ class RequestWatch:
                 current_request_id.reset(token)
             return
         call = RequestCall(scope["method"], scope["path"], request_id, headers)
-        for observer in observers:
-            _tell(observer.started, call)
+        for hook in self._started:
+            _tell(hook, call)
         began = time.perf_counter()
+        responded = self._responded
 
         async def send_observed(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", ()), echo]
                 call.status = message["status"]
-                for observer in observers:
-                    _tell(observer.responded, call)
+                for hook in responded:
+                    _tell(hook, call)
             await send(message)
 
         try:
@@ -114,9 +120,15 @@ class RequestWatch:
             call.duration = time.perf_counter() - began
             if not call.status:
                 call.status = 500  # the app failed before answering; the server answers 500
-            for observer in reversed(observers):
-                _tell(observer.finished, call)
+            for hook in self._finished:
+                _tell(hook, call)
             current_request_id.reset(token)
+
+
+def _hooks(observers: Iterable[RequestObserver], name: str) -> list[Callable[[RequestCall], None]]:
+    """The bound ``name`` hooks of the observers whose class defines it (not the base's no-op)."""
+    base = getattr(RequestObserver, name)
+    return [getattr(o, name) for o in observers if getattr(type(o), name) is not base]
 
 
 def _tell(hook: Any, call: RequestCall) -> None:

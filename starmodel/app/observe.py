@@ -41,7 +41,7 @@ _STATUS = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class EventCall:
     """One run of an event, as observers see it.
 
@@ -160,7 +160,7 @@ def observed(dispatch: Dispatch[P, R]) -> Dispatch[P, R]:
         store = (options.backend or "custom") if custom else options.store.value
         call = EventCall(entity_cls.__name__, spec.name, store, ctx)
         timing = [o for o in observers if o.times_phases]
-        token = _watching.set(_Watch(call, timing) if timing else None)
+        token = _watching.set(_Watch(call, timing)) if timing else None
         for observer in observers:
             _tell(observer.started, call)
         began = time.perf_counter()
@@ -172,7 +172,8 @@ def observed(dispatch: Dispatch[P, R]) -> Dispatch[P, R]:
             raise
         finally:
             call.duration = time.perf_counter() - began
-            _watching.reset(token)
+            if token is not None:
+                _watching.reset(token)
             for observer in reversed(observers):
                 _tell(observer.finished, call)
 
