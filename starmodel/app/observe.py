@@ -146,6 +146,7 @@ Dispatch = Callable[Concatenate["Dispatcher", type[Entity], EventSpec, CallConte
 
 def observed(dispatch: Dispatch[P, R]) -> Dispatch[P, R]:
     """Wrap the dispatcher's entry point so that its ``observers`` hear every event."""
+    names: dict[tuple[type[Entity], str], tuple[str, str, str]] = {}
 
     @functools.wraps(dispatch)
     async def watched(
@@ -155,14 +156,20 @@ def observed(dispatch: Dispatch[P, R]) -> Dispatch[P, R]:
         observers = self.observers
         if not observers:
             return await dispatch(self, entity_cls, spec, ctx, *args, **kwargs)
-        options = entity_cls.options()
-        custom = options.store is StateStore.CUSTOM
-        store = (options.backend or "custom") if custom else options.store.value
-        call = EventCall(entity_cls.__name__, spec.name, store, ctx)
+        labels = names.get((entity_cls, spec.name))
+        if labels is None:
+            options = entity_cls.options()
+            custom = options.store is StateStore.CUSTOM
+            store = (options.backend or "custom") if custom else options.store.value
+            labels = names[(entity_cls, spec.name)] = (entity_cls.__name__, spec.name, store)
+        call = EventCall(*labels, ctx)
         timing = [o for o in observers if o.times_phases]
         token = _watching.set(_Watch(call, timing)) if timing else None
         for observer in observers:
-            _tell(observer.started, call)
+            try:
+                observer.started(call)
+            except Exception:
+                log.exception("event observer %r failed", observer)
         began = time.perf_counter()
         try:
             return await dispatch(self, entity_cls, spec, ctx, *args, **kwargs)
@@ -175,14 +182,9 @@ def observed(dispatch: Dispatch[P, R]) -> Dispatch[P, R]:
             if token is not None:
                 _watching.reset(token)
             for observer in reversed(observers):
-                _tell(observer.finished, call)
+                try:
+                    observer.finished(call)
+                except Exception:  # a failing observer never fails the event
+                    log.exception("event observer %r failed", observer)
 
     return watched
-
-
-def _tell(hook: Callable[[EventCall], None], call: EventCall) -> None:
-    """Run an observer's hook; a failing observer is logged and never fails the event."""
-    try:
-        hook(call)
-    except Exception:
-        log.exception("event observer %r failed", hook)
