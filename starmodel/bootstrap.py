@@ -17,24 +17,24 @@ from typing import Any
 from fasthtml.common import FastHTML
 from sqlalchemy.exc import SQLAlchemyError
 
-from starmodel.adapters.input_limits import read_json
-from starmodel.adapters.operations import install_operations
-from starmodel.adapters.persistence.client import ClientRepository
-from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
-from starmodel.adapters.persistence.queries import ScanRecordFinder, SqlRecordFinder
-from starmodel.adapters.persistence.redis import (
+from starmodel.adapters.driven.bus.redis import RedisBus
+from starmodel.adapters.driven.plugins import persistence_backend
+from starmodel.adapters.driven.stores.client import ClientRepository
+from starmodel.adapters.driven.stores.memory import MemoryRepository, MemoryStore
+from starmodel.adapters.driven.stores.queries import ScanRecordFinder, SqlRecordFinder
+from starmodel.adapters.driven.stores.redis import (
     DEFAULT_REDIS_URL,
     RedisConnection,
     RedisRepository,
     check_redis_url,
 )
-from starmodel.adapters.persistence.sql import DEFAULT_URL, SqlDatabase, SqlRepository, normalize_url
-from starmodel.adapters.plugins import persistence_backend
-from starmodel.adapters.redis_bus import RedisBus
-from starmodel.adapters.ui.admin import Admin
-from starmodel.adapters.ui.registry import UiRegistry
-from starmodel.adapters.ui.views import EntityViews
-from starmodel.adapters.web_fasthtml import WebApp
+from starmodel.adapters.driven.stores.sql import DEFAULT_URL, SqlDatabase, SqlRepository, normalize_url
+from starmodel.adapters.driving.operations import install_operations
+from starmodel.adapters.driving.ui.admin import Admin
+from starmodel.adapters.driving.ui.registry import UiRegistry
+from starmodel.adapters.driving.ui.views import EntityViews
+from starmodel.adapters.driving.web.fasthtml import WebApp
+from starmodel.adapters.driving.web.input_limits import read_json
 from starmodel.app.bus import InProcessBus
 from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.records import RecordService
@@ -270,7 +270,9 @@ class StarModel(WebApp):
         self.startup_hooks.append(self._prepare_database)
         self.startup_hooks.append(self._connect_redis)
         self.shutdown_hooks.append(self.services.close)
-        install_operations(self)  # request ids; logs, metrics and traces as the settings ask
+        bus_tracer = install_operations(self)  # request ids; logs, metrics, traces as the settings ask
+        if bus_tracer is not None and isinstance(self.services.bus, RedisBus):
+            self.services.bus.tracer = bus_tracer  # facts carry their trace to other processes
 
     @property
     def ui(self) -> UiRegistry:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from starmodel.adapters.logs import JsonFormatter
-from starmodel.adapters.request_watch import current_request_id
+from starmodel.adapters.driving.operations.logs import JsonFormatter
+from starmodel.adapters.driving.operations.request_watch import current_request_id
 from starmodel.app.observe import EventCall, EventObserver
 
 __all__ = ["EventCall", "EventObserver", "JsonFormatter", "current_request_id", "watch_events"]

@@ -15,9 +15,9 @@ import click
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
-from starmodel.adapters.asset_fetch import AssetFetchError, ensure_bundle
-from starmodel.adapters.live_stream import close_all_live_streams
-from starmodel.adapters.logs import json_logging_config
+from starmodel.adapters.driving.live.stream import close_all_live_streams
+from starmodel.adapters.driving.operations.logs import json_logging_config
+from starmodel.adapters.driving.web.asset_fetch import AssetFetchError, ensure_bundle
 from starmodel.cli.discovery import find_app
 from starmodel.cli.servers import SERVERS, metrics_across_workers, serve_with_granian
 from starmodel.core.errors import StarModelError

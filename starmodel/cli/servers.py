@@ -18,7 +18,7 @@ from typing import Any
 import click
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from starmodel.adapters.live_stream import close_all_live_streams
+from starmodel.adapters.driving.live.stream import close_all_live_streams
 
 __all__ = ["SERVERS", "granian_app", "metrics_across_workers", "serve_with_granian"]
 

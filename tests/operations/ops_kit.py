@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from starmodel import Entity, StarModel, event
-from starmodel.adapters.logs import JsonFormatter
+from starmodel.adapters.driving.operations.logs import JsonFormatter
 
 DATASTAR = {"Datastar-Request": "true"}
 

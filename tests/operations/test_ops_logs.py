@@ -12,7 +12,7 @@ import pytest
 from ops_kit import DATASTAR, client, json_lines, make_app
 
 from starmodel import ConfigurationError, Settings
-from starmodel.adapters.logs import JsonFormatter
+from starmodel.adapters.driving.operations.logs import JsonFormatter
 
 
 async def test_a_sane_request_id_is_kept_and_sent_back() -> None:
