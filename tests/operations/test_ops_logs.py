@@ -13,6 +13,7 @@ from ops_kit import DATASTAR, client, json_lines, make_app
 
 from starmodel import ConfigurationError, Settings
 from starmodel.adapters.driving.operations.logs import JsonFormatter
+from starmodel.operations import EventCall, EventObserver, watch_events
 
 
 async def test_a_sane_request_id_is_kept_and_sent_back() -> None:
@@ -126,3 +127,25 @@ def test_an_app_without_logging_set_up_writes_json_lines_itself() -> None:
     ]
 
 
+
+
+async def test_an_observer_of_ones_own_hears_every_event() -> None:
+    """``watch_events``: e.g. an error tracker hearing each event's status and duration."""
+    heard: list[tuple[str, str, str, bool]] = []
+
+    class Tracker(EventObserver):
+        def finished(self, call: EventCall) -> None:
+            heard.append((call.entity, call.event, call.status, call.duration >= 0))
+
+    class Broken(EventObserver):
+        def started(self, call: EventCall) -> None:
+            raise RuntimeError("an observer's own bug")
+
+    sm = make_app()
+    watch_events(sm, Broken())  # a failing observer never fails the event
+    watch_events(sm, Tracker())
+    async with client(sm) as http:
+        assert (await http.post("/ops_tally/add", headers=DATASTAR)).status_code == 200
+        assert (await http.post("/ops_tally/nope", headers=DATASTAR)).status_code == 404
+        assert (await http.post("/ops_tally/crash", headers=DATASTAR)).status_code == 500
+    assert heard == [("Tally", "add", "ok", True), ("Tally", "crash", "error", True)]
