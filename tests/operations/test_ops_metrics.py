@@ -92,6 +92,18 @@ def test_metrics_settings_from_the_environment() -> None:
     assert Settings.from_env({}).metrics is False
 
 
+async def test_open_live_streams_are_counted() -> None:
+    sm = make_app(metrics=True)
+    async with client(sm) as http:
+        bodies = [sm.open_live_stream(f"session-{n}", f"tab-{n}")[1] for n in (1, 2)]
+        for body in bodies:
+            await body.__anext__()  # the tab's state: the stream is open
+        assert sample((await http.get("/_starmodel/metrics")).text, "starmodel_live_streams") == 2
+        for body in bodies:
+            await body.aclose()
+        assert sample((await http.get("/_starmodel/metrics")).text, "starmodel_live_streams") == 0
+
+
 async def test_tally_events_of_two_apps_are_counted_apart() -> None:
     first, second = make_app(metrics=True), make_app(metrics=True)
     async with client(first) as one, client(second) as two:

@@ -176,8 +176,14 @@ def test_two_workers_sum_their_metrics_and_stop(serve, server: str) -> None:
             chunks = response.iter_text()  # kept: dropping it would close the stream
             next(chunks)
             streams.append((browser, live, chunks))
-        with httpx.Client(base_url=running.base, timeout=10) as scraper:
-            assert metric(scraper.get("/_starmodel/metrics").text, "starmodel_live_streams") == 2
+        # each worker writes its count every second: both streams show within a few
+        for _ in range(50):
+            with httpx.Client(base_url=running.base, timeout=10) as scraper:
+                live_streams = metric(scraper.get("/_starmodel/metrics").text, "starmodel_live_streams")
+            if live_streams == 2:
+                break
+            time.sleep(0.1)
+        assert live_streams == 2
         took = running.stop()
     finally:
         for browser, live, _ in streams:

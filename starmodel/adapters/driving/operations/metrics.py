@@ -11,6 +11,7 @@ process writes its figures there and any of them answers with the sum of all of 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import os
 from bisect import bisect_left
@@ -29,7 +30,6 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from starmodel.adapters.driving.operations.request_watch import RequestCall, RequestObserver
 from starmodel.app.observe import EventCall, EventObserver
 from starmodel.core.ports import EventBus
 
@@ -45,13 +45,15 @@ class PrometheusMetrics(EventObserver):
     """The app's metrics, and the endpoint that shows them.
 
     Args:
-        live_path: the path of live streams (a 200 answer there is one open stream until
-            it ends).
+        open_streams: how many live streams this process holds now (read when the figure is
+            wanted: at a scrape, or every second with several processes).
         token: when set, only requests with ``Authorization: Bearer <token>`` see them.
     """
 
-    def __init__(self, live_path: str, token: str | None = None) -> None:
+    def __init__(self, open_streams: Callable[[], int], token: str | None = None) -> None:
         self.token = token
+        self.open_streams = open_streams
+        self.shared = bool(os.environ.get(MULTIPROC_ENV))
         self.registry = CollectorRegistry()
         registry = self.registry
         self.events = Counter(
@@ -84,8 +86,9 @@ class PrometheusMetrics(EventObserver):
         self._events: dict[tuple[str, str, str], Callable[[], None]] = {}
         self._durations: dict[tuple[str, str], Callable[[float], None]] = {}
         self._types: dict[tuple[bool, type], Callable[[], None]] = {}
-        self.requests = _LiveStreams(self.live_streams, live_path)
-        """The request observer that counts open live streams."""
+        if not self.shared:
+            self.live_streams.set_function(open_streams)
+        self._refresher: asyncio.Task[None] | None = None
 
     # --- what is counted ----------------------------------------------------------------
 
@@ -131,7 +134,8 @@ class PrometheusMetrics(EventObserver):
     def text(self) -> bytes:
         """The metrics in Prometheus's text format (of every process sharing the folder, in
         multiprocess mode)."""
-        if os.environ.get(MULTIPROC_ENV):
+        if self.shared:
+            self.live_streams.set(self.open_streams())  # this process's figure, fresh
             gathered = CollectorRegistry()
             prometheus_multiprocess.MultiProcessCollector(gathered)
             return bytes(generate_latest(gathered))
@@ -149,27 +153,24 @@ class PrometheusMetrics(EventObserver):
                 )
         return Response(self.text(), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
 
+    async def process_starting(self) -> None:
+        """With several processes, each writes its count of live streams every second (the
+        one answering a scrape cannot count the others')."""
+        if self.shared and self._refresher is None:
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh_live_streams())
+
+    async def _refresh_live_streams(self) -> None:
+        while True:
+            self.live_streams.set(self.open_streams())
+            await asyncio.sleep(1.0)
+
     async def process_stopping(self) -> None:
-        """In multiprocess mode, drop this process's live-stream figure (it holds none now)."""
-        if os.environ.get(MULTIPROC_ENV):
+        """With several processes, drop this process's live-stream figure (it holds none now)."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+            self._refresher = None
+        if self.shared:
             prometheus_multiprocess.mark_process_dead(os.getpid())
-
-
-class _LiveStreams(RequestObserver):
-    """Counts open live streams: a 200 answer to ``GET <live path>``, until it ends."""
-
-    def __init__(self, gauge: Any, live_path: str) -> None:
-        self.gauge = gauge
-        self.live_path = live_path
-
-    def responded(self, request: RequestCall) -> None:
-        if request.status == 200 and request.path == self.live_path and request.method == "GET":
-            request.notes[id(self)] = True
-            self.gauge.inc()
-
-    def finished(self, request: RequestCall) -> None:
-        if request.notes.pop(id(self), False):
-            self.gauge.dec()
 
 
 class _Done:
