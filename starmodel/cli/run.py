@@ -194,6 +194,8 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
                                log_level=log_level, log_config=log_config)
         return
     target: Any = found.import_string if (reload or workers > 1) else found.asgi
+    # JSON logs: the request lines replace uvicorn's access lines
+    json_logs_options: dict[str, Any] = {"log_config": log_config, "access_log": False} if log_config else {}
     config = uvicorn.Config(
         target,
         host=host,
@@ -203,11 +205,9 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
         log_level=log_level,
         timeout_graceful_shutdown=5,
         lifespan="on",
+        proxy_headers=False,  # STARMODEL_TRUSTED_PROXIES decides whom to believe
+        **json_logs_options,
     )
-    if log_config is not None:  # the request lines replace uvicorn's access lines
-        config = uvicorn.Config(target, host=host, port=port, reload=reload, workers=workers,
-                                log_level=log_level, timeout_graceful_shutdown=5, lifespan="on",
-                                log_config=log_config, access_log=False)
     server = StarModelServer(config)
     if reload:
         from uvicorn.supervisors import ChangeReload
