@@ -27,7 +27,14 @@ from starlette.responses import Response
 
 from starmodel import Entity, StarModel, event
 
-__all__ = ["EVENT_PATH", "build_datastar_app", "build_plain_app", "build_starmodel_app"]
+__all__ = [
+    "EVENT_PATH",
+    "build_datastar_app",
+    "build_plain_app",
+    "build_starmodel_app",
+    "build_starmodel_metrics_app",
+    "build_starmodel_tracing_app",
+]
 
 EVENT_PATH = "/bench_counter/increment"
 SECRET = "bench"
@@ -99,3 +106,25 @@ def build_plain_app() -> FastHTML:
 def build_starmodel_app() -> Any:
     """(a) The full StarModel stack serving ``BenchCounter`` only."""
     return StarModel(entities=[BenchCounter], secret_key=SECRET).app
+
+
+def build_starmodel_metrics_app() -> Any:
+    """(a) with Prometheus metrics on (``operations_cost.py``)."""
+    return StarModel(entities=[BenchCounter], secret_key=SECRET, metrics=True).app
+
+
+def build_starmodel_tracing_app() -> Any:
+    """(a) with OpenTelemetry tracing on, spans made by the SDK and handed in batches to an
+    exporter that drops them (what a real exporter adds is its own network cost)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class DropSpans(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(DropSpans()))
+    trace.set_tracer_provider(provider)
+    return StarModel(entities=[BenchCounter], secret_key=SECRET, tracing=True).app

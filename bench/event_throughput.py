@@ -1,15 +1,16 @@
 """Event throughput: StarModel's full event path against two hand-written FastHTML routes.
 
-One run measures, under the same uvicorn settings and the same wrk load, three apps answering
+One run measures, under the same server settings and the same wrk load, four apps answering
 ``POST /bench_counter/increment`` (increment a per-session counter, answer with one
 ``datastar-patch-signals`` SSE event):
 
 * (a) StarModel: ``BenchCounter(Entity)`` with an ``@event increment``;
 * (b) FastHTML + datastar-py's ``DatastarResponse(SSE.patch_signals(...))``;
-* (c) FastHTML + a plain Starlette ``Response`` carrying the same SSE body.
+* (c) FastHTML + a plain Starlette ``Response`` carrying the same SSE body;
+* (g) the StarModel app of (a) served by granian instead of uvicorn (``--server granian``).
 
-Each app runs alone in its own uvicorn process (pinned to one core when there are two; wrk gets
-the other), in rounds a, b, c, a, b, c... so that a passing burst of load elsewhere on the
+Each app runs alone in its own server process (pinned to one core when there are two; wrk gets
+the other), in rounds a, b, c, g, a, b, c, g... so that a passing burst of load elsewhere on the
 machine does not hit one app only; each app's figure is the median of its rounds. Every app is
 checked before it is measured, and its counter is checked again after the load, so errors
 cannot pass for throughput. The server's CPU time is read from ``/proc`` too: requests per
@@ -80,6 +81,7 @@ APPS: tuple[AppSpec, ...] = (
     AppSpec("a", "StarModel entity @event", "build_starmodel_app"),
     AppSpec("b", "FastHTML + DatastarResponse", "build_datastar_app"),
     AppSpec("c", "FastHTML + plain Response", "build_plain_app"),
+    AppSpec("g", "StarModel @event on granian", "build_starmodel_app", server="granian"),
 )
 
 
@@ -96,7 +98,7 @@ class Target:
         return f"{self.numerator}/{self.denominator}"
 
 
-TARGETS: tuple[Target, ...] = (Target("a", "b", 2.5), Target("a", "c", 0.8))
+TARGETS: tuple[Target, ...] = (Target("a", "b", 2.5), Target("a", "c", 0.8), Target("g", "a", 0.9))
 
 
 @dataclass
@@ -116,7 +118,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_load_arguments(
         parser,
-        rounds_help="rounds a, b, c, a, b, c...; each app's result is its median",
+        rounds_help="rounds a, b, c, g, a, b, c, g...; each app's result is its median",
         http_default=_default_http(),
         no_pin_help="do not pin the server and wrk to separate cores",
     )
@@ -211,7 +213,8 @@ def print_report(results: dict[str, AppResult], rows: list[dict[str, Any]], opts
     """The table of requests/s and the ratios against their targets."""
     print(
         f"\nEvent throughput  (wrk -t{opts.threads} -c{opts.connections} -d{opts.duration}s "
-        f"x {opts.rounds} rounds, uvicorn 1 worker, --http {opts.http} --loop {opts.loop}, "
+        f"x {opts.rounds} rounds, 1 worker (uvicorn --http {opts.http} --loop {opts.loop}; "
+        "granian --http 1), "
         f"pinned: {'yes' if opts.pin else 'no'}; medians)"
     )
     print_table(results)
@@ -251,7 +254,7 @@ def save_json(results: dict[str, AppResult], rows: list[dict[str, Any]], opts: O
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Measure the three apps in turn, round after round; print and save the comparison."""
+    """Measure the four apps in turn, round after round; print and save the comparison."""
     opts = parse_args(argv)
     wrk = require_wrk()
     opts = pinnable(opts)

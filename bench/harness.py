@@ -45,11 +45,13 @@ class BenchError(RuntimeError):
 
 @dataclass(frozen=True)
 class AppSpec:
-    """One contender: its letter, a label, and the factory of the bench apps module that builds it."""
+    """One contender: its letter, a label, the factory of the bench apps module that builds
+    it, and the ASGI server that serves it (``uvicorn`` or ``granian``)."""
 
     key: str
     label: str
     factory: str
+    server: str = "uvicorn"
 
 
 @dataclass(frozen=True)
@@ -232,6 +234,23 @@ def uvicorn_command(module: str, spec: AppSpec, port: int, opts: Options) -> lis
     ]  # fmt: skip
 
 
+def granian_command(module: str, spec: AppSpec, port: int, opts: Options) -> list[str]:
+    """The granian command line: one worker (granian's own process supervises it), HTTP/1.1,
+    no access log, like the uvicorn one."""
+    return [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--factory", f"{module}:{spec.factory}",
+        "--working-dir", str(BENCH_DIR), "--host", HOST, "--port", str(port),
+        "--workers", "1", "--log-level", "warning", "--http", "1",
+        "--loop", "uvloop" if opts.loop == "auto" and _has("uvloop") else opts.loop,
+    ]  # fmt: skip
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def start_server(
     module: str,
     spec: AppSpec,
@@ -240,9 +259,10 @@ def start_server(
     log: IO[bytes],
     env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start the app's uvicorn and wait until it accepts connections."""
+    """Start the app's server and wait until it accepts connections."""
+    command = granian_command if spec.server == "granian" else uvicorn_command
     proc = subprocess.Popen(
-        uvicorn_command(module, spec, port, opts),
+        command(module, spec, port, opts),
         cwd=BENCH_DIR.parent,
         env=env,
         stdout=log,
@@ -252,14 +272,14 @@ def start_server(
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise BenchError(f"({spec.key}) uvicorn exited with status {proc.returncode}")
+            raise BenchError(f"({spec.key}) {spec.server} exited with status {proc.returncode}")
         try:
             socket.create_connection((HOST, port), timeout=0.5).close()
             return proc
         except OSError:
             time.sleep(0.1)
     stop_server(proc)
-    raise BenchError(f"({spec.key}) uvicorn did not listen on port {port} in {STARTUP_TIMEOUT}s")
+    raise BenchError(f"({spec.key}) {spec.server} did not listen on port {port} in {STARTUP_TIMEOUT}s")
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
@@ -275,13 +295,34 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time a process has used so far (Linux ``/proc``), else ``None``."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    """User + system CPU time a process and its live child processes (a server's workers)
+    have used so far (Linux ``/proc``), else ``None``."""
+    stats = _proc_stats()
+    if pid not in stats:
         return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # fields after "pid (comm) "
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    family, found = {pid}, True
+    while found:
+        found = False
+        for child, (parent, _) in stats.items():
+            if parent in family and child not in family:
+                family.add(child)
+                found = True
+    return sum(stats[member][1] for member in family) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stats() -> dict[int, tuple[int, int]]:
+    """``pid -> (parent pid, user + system clock ticks)`` of every process."""
+    stats: dict[int, tuple[int, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # fields after "pid (comm) "
+        stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return stats
 
 
 RoundT = TypeVar("RoundT", bound=Round)

@@ -32,6 +32,7 @@ from starmodel.adapters.driven.stores.redis import (
 from starmodel.adapters.driven.stores.redis_claims import RedisRunClaims
 from starmodel.adapters.driven.stores.sql import DEFAULT_URL, SqlDatabase, SqlRepository, normalize_url
 from starmodel.adapters.driving.datastar.sse import DatastarOutputsCodec
+from starmodel.adapters.driving.operations import install_operations
 from starmodel.adapters.driving.ui.admin import Admin
 from starmodel.adapters.driving.ui.registry import UiRegistry
 from starmodel.adapters.driving.ui.views import EntityViews
@@ -278,6 +279,9 @@ class StarModel(WebApp):
         self.startup_hooks.append(self._prepare_database)
         self.startup_hooks.append(self._connect_redis)
         self.shutdown_hooks.append(self.services.close)
+        bus_tracer = install_operations(self)  # request ids; logs, metrics, traces as the settings ask
+        if bus_tracer is not None and isinstance(self.services.bus, RedisBus):
+            self.services.bus.tracer = bus_tracer  # facts carry their trace to other processes
 
     @property
     def ui(self) -> UiRegistry:

@@ -21,6 +21,7 @@ from starmodel.app.event_call import (
     target_of,
 )
 from starmodel.app.locks import KeyedLocks
+from starmodel.app.observe import EventObserver, observed
 from starmodel.app.resync import GLOBAL_KEY, current_state
 from starmodel.app.streams import start_stream
 from starmodel.app.uow import UnitOfWork
@@ -71,6 +72,7 @@ class Dispatcher:
         self._bus = bus
         self.background = BackgroundRuns(self.units, self._the_bus, claims, renew_every)
         self._streams: set[asyncio.Task[None]] = set()
+        self.observers: list[EventObserver] = []  # logs, metrics, traces (see app.observe)
 
     @property
     def clock(self) -> Clock:
@@ -159,6 +161,7 @@ class Dispatcher:
 
     # --- running events ----------------------------------------------------------------
 
+    @observed
     async def dispatch(
         self,
         entity_cls: type[Entity],

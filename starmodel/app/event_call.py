@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from starmodel.app.observe import phase
 from starmodel.app.uow import UnitOfWork
 from starmodel.core.clock import REAL_CLOCK, Clock, current_clock
 from starmodel.core.context import CallContext
@@ -114,9 +115,10 @@ async def call_method(
     token = current_workspace.set(uow)
     clock_token = current_clock.set(clock) if clock is not None else None
     try:
-        result = call.spec.fn(target, **call.params)
-        if inspect.isawaitable(result):
-            result = await result
+        with phase("body"):
+            result = call.spec.fn(target, **call.params)
+            if inspect.isawaitable(result):
+                result = await result
     except ValidationError as exc:
         raise ValidationFailed.from_pydantic(exc, "Invalid value") from None
     finally:

@@ -58,6 +58,13 @@ class Settings:
             that need it answer 503 at once, with this as ``Retry-After``
             (``STARMODEL_PROBE_INTERVAL``).
         debug: show exception messages in error toasts (``STARMODEL_DEBUG``).
+        log_format: ``text`` (default) or ``json``: one JSON object per log line, with a line
+            per request and per event (``STARMODEL_LOG_FORMAT``; ``starmodel run --log-format``).
+        metrics: serve Prometheus metrics at ``/_starmodel/metrics`` (``STARMODEL_METRICS``).
+        metrics_token: when set, the metrics answer only requests carrying
+            ``Authorization: Bearer <token>`` (``STARMODEL_METRICS_TOKEN``).
+        tracing: an OpenTelemetry span per event, and per request (``STARMODEL_TRACING``;
+            needs ``pip install 'starmodel[otel]'``).
         session_max_age: seconds a session cookie, and a sign-in of the auth plugin, lasts
             (``STARMODEL_SESSION_MAX_AGE``, default 14 days).
         trusted_proxies: addresses or networks of the reverse proxies whose
@@ -91,6 +98,10 @@ class Settings:
     bus_timeout: float = 1.0
     probe_interval: float = 1.0
     debug: bool = False
+    log_format: str = "text"
+    metrics: bool = False
+    metrics_token: str | None = None
+    tracing: bool = False
     session_max_age: int = 14 * 24 * 3600
     trusted_proxies: tuple[str, ...] = ()
     csp: str = "default"
@@ -105,6 +116,8 @@ class Settings:
             if value is not None and (not isinstance(value, kind) or wrong_bool):
                 expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
                 raise ConfigurationError(f"setting {name} must be {expected}, not {value!r}")
+        if self.log_format not in ("text", "json"):
+            raise ConfigurationError(f"log_format must be 'text' or 'json', not {self.log_format!r}")
         if self.assets not in ("cdn", "local"):
             raise ConfigurationError(f"assets must be 'cdn' or 'local', not {self.assets!r}")
         for name in ("live_queue_size", "live_replay", "event_retries"):
@@ -146,11 +159,16 @@ class Settings:
             "cache_dir": "STARMODEL_CACHE_DIR",
             "migrations_dir": "STARMODEL_MIGRATIONS_DIR",
             "theme": "STARMODEL_THEME",
+            "log_format": "STARMODEL_LOG_FORMAT",
+            "metrics_token": "STARMODEL_METRICS_TOKEN",
         }
         for attr, var in simple.items():
             if env.get(var):
                 values[attr] = env[var]
-        for attr, var in (("debug", "STARMODEL_DEBUG"), ("csp_report_only", "STARMODEL_CSP_REPORT_ONLY")):
+        if "log_format" in values:
+            values["log_format"] = values["log_format"].strip().lower()
+        for attr, var in (("debug", "STARMODEL_DEBUG"), ("csp_report_only", "STARMODEL_CSP_REPORT_ONLY"),
+                          ("metrics", "STARMODEL_METRICS"), ("tracing", "STARMODEL_TRACING")):
             if var in env:
                 values[attr] = _parse_bool(var, env[var])
         whole = {"session_max_age": "STARMODEL_SESSION_MAX_AGE", "hsts_max_age": "STARMODEL_HSTS_MAX_AGE"}
@@ -199,6 +217,10 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "bus_timeout": (int, float),
     "probe_interval": (int, float),
     "debug": bool,
+    "log_format": str,
+    "metrics": bool,
+    "metrics_token": str,
+    "tracing": bool,
     "session_max_age": int,
     "trusted_proxies": tuple,
     "csp": str,

@@ -21,6 +21,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
+from starmodel.app.observe import phase
 from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
 from starmodel.core.errors import CommitIncomplete, EntityNotFound, ValidationFailed
@@ -33,6 +34,8 @@ E = TypeVar("E", bound=Entity)
 RepositoryFor = Callable[[type[Entity]], EntityRepository]
 _IMMUTABLE = (int, float, str, bool, bytes, type(None), datetime, date, time, UUID, Decimal, Enum)
 log = logging.getLogger("starmodel")
+_Facts = list[tuple[EntityRepository, EntityChanged]]  # what to publish, by the store that saved it
+_Incomplete = tuple[CommitIncomplete, list[EntityRepository]]  # the failure, the stores that did commit
 
 
 def changed_values(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -147,7 +150,8 @@ class UnitOfWork:
         known = self._tracked_entity(entity_cls, key)
         if known is not None:
             return None if known[1] else known[0]  # type: ignore[return-value]
-        entity = await (await self._repository(entity_cls)).get(entity_cls, key)
+        with phase("load"):
+            entity = await (await self._repository(entity_cls)).get(entity_cls, key)
         if entity is None or not self._may_see(entity):
             return None  # another session's private record is "not found", not "forbidden"
         self._track(entity)
@@ -203,6 +207,25 @@ class UnitOfWork:
         then means the event may run again); one failing after another store committed
         raises ``CommitIncomplete``.
         """
+        with phase("commit"):
+            facts, patch, incomplete = await self._save_and_commit(ctx)
+        with phase("publish"):
+            if incomplete is not None:  # tabs still learn what was saved
+                failure, durable = incomplete
+                for repository, fact in facts:
+                    if any(r is repository for r in durable):
+                        await self.bus.publish(fact)
+                raise failure
+            for _, fact in facts:
+                await self.bus.publish(fact)
+            for item in self._tracked:
+                for domain_event in item.entity.collect_events():
+                    await self.bus.publish(domain_event)
+        return patch
+
+    async def _save_and_commit(self, ctx: CallContext) -> tuple[_Facts, dict[str, Any], _Incomplete | None]:
+        """Save what changed and commit the stores: the facts to publish, the signals patch,
+        and the failure of a commit that is partly durable (``None`` when all went well)."""
         facts: list[tuple[EntityRepository, EntityChanged]] = []
         written: list[EntityRepository] = []
         patch: dict[str, Any] = {}
@@ -243,18 +266,7 @@ class UnitOfWork:
         begun, self._begun = self._begun, []
         self._begun_for.clear()
         incomplete = await _commit_stores(begun, written)
-        if incomplete is not None:  # tabs still learn what was saved
-            failure, durable = incomplete
-            for repository, fact in facts:
-                if any(r is repository for r in durable):
-                    await self.bus.publish(fact)
-            raise failure
-        for _, fact in facts:
-            await self.bus.publish(fact)
-        for item in self._tracked:
-            for domain_event in item.entity.collect_events():
-                await self.bus.publish(domain_event)
-        return patch
+        return facts, patch, incomplete
 
     async def rollback(self) -> None:
         self._open = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 import time
 from pathlib import Path
@@ -15,8 +16,10 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from starmodel.adapters.driving.live.stream import close_all_live_streams
+from starmodel.adapters.driving.operations.logs import json_logging_config
 from starmodel.adapters.driving.web.asset_fetch import AssetFetchError, ensure_bundle
 from starmodel.cli.discovery import find_app
+from starmodel.cli.servers import SERVERS, metrics_across_workers, serve_with_granian
 from starmodel.core.errors import StarModelError
 from starmodel.core.store import StateStore
 
@@ -157,10 +160,22 @@ def _warn_about_workers(web: Any) -> None:
               help="Server processes.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+              help="json: one JSON object per line, a line per request and per event "
+                   "[default: STARMODEL_LOG_FORMAT, else text]")
+@click.option("--server", "server_name", default="uvicorn", show_default=True, type=click.Choice(SERVERS),
+              help="The ASGI server (granian: pip install 'starmodel[granian]').")
 def run_command(app: str | None, host: str, port: int, reload: bool, workers: int,
-                log_level: str) -> None:
+                log_level: str, log_format: str | None, server_name: str) -> None:
     """Serve APP (module, module:attr or file.py; default: app.py in this folder)."""
+    if log_format is not None:  # before the app is imported: its settings read it
+        os.environ["STARMODEL_LOG_FORMAT"] = log_format
+    if server_name == "granian" and reload:
+        raise click.ClickException("--reload needs --server uvicorn")
     found = find_app(app)
+    settings = getattr(found.starmodel, "settings", None)
+    json_logs = getattr(settings, "log_format", log_format) == "json"
+    log_config = json_logging_config(log_level) if json_logs else None
     if found.starmodel is not None:
         _check_plugins(found.starmodel)
         _check_database(found.starmodel)
@@ -173,7 +188,14 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
     if workers > 1 and found.starmodel is not None:
         _warn_about_workers(found.starmodel)
     click.echo(f"StarModel serving {found.import_string} on http://{host}:{port}")
+    if server_name == "granian":
+        with metrics_across_workers(workers > 1 and getattr(settings, "metrics", False)):
+            serve_with_granian(found.import_string, host=host, port=port, workers=workers,
+                               log_level=log_level, log_config=log_config)
+        return
     target: Any = found.import_string if (reload or workers > 1) else found.asgi
+    # JSON logs: the request lines replace uvicorn's access lines
+    json_logs_options: dict[str, Any] = {"log_config": log_config, "access_log": False} if log_config else {}
     config = uvicorn.Config(
         target,
         host=host,
@@ -184,6 +206,7 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
         timeout_graceful_shutdown=5,
         lifespan="on",
         proxy_headers=False,  # STARMODEL_TRUSTED_PROXIES decides whom to believe
+        **json_logs_options,
     )
     server = StarModelServer(config)
     if reload:
@@ -195,6 +218,7 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
         from uvicorn.supervisors import Multiprocess
 
         sock = config.bind_socket()
-        Multiprocess(config, sockets=[sock]).run()  # workers stop streams via timeout_graceful_shutdown
+        with metrics_across_workers(getattr(settings, "metrics", False)):
+            Multiprocess(config, sockets=[sock]).run()  # workers stop streams via timeout_graceful_shutdown
     else:
         server.run()

@@ -18,6 +18,7 @@ from mkdocs.structure.files import File
 from mkdocs.structure.pages import Page
 
 import starmodel
+import starmodel.operations
 import starmodel.testing
 import starmodel.ui
 
@@ -90,6 +91,7 @@ def test_the_api_reference_documents_every_public_name(site: Path) -> None:
         "reference/ui": ("starmodel.ui", starmodel.ui.__all__),
         "reference/testing": ("starmodel.testing", starmodel.testing.__all__),
         "reference/plugins": ("starmodel.core.ports", ["EntityRepository", "EventBus"]),
+        "reference/operations": ("starmodel.operations", starmodel.operations.__all__),
     }
     for name, (module, names) in reference.items():
         html = page(site, name)

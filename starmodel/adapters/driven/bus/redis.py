@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 from starmodel.adapters.driven.breaker import first_line
 from starmodel.adapters.driven.stores.redis import RedisConnection, where
 from starmodel.app.bus import InProcessBus, delivery_position
+from starmodel.app.observe import BusTracer
 from starmodel.core.errors import StoreUnavailable
 from starmodel.core.messages import DomainEvent, EntityChanged, EventOutputs, OutputsCodec
 from starmodel.core.ports import EventBus, Handler
@@ -102,6 +103,7 @@ class RedisBus(EventBus):
         self._warned = False  # the outage has been logged
         self._resync_handlers: list[Callable[[], None]] = []
         self._recovery: asyncio.Task[None] | None = None
+        self.tracer: BusTracer | None = None  # set when tracing is on: facts carry their trace
         connection.breaker.on_back(self._redis_answers_again)
 
     # --- EventBus -----------------------------------------------------------------------
@@ -111,7 +113,7 @@ class RedisBus(EventBus):
 
     async def publish(self, event: Any) -> None:
         await self.local.publish(event)
-        body = _encode(event, self.outputs)
+        body = _encode(event, self.outputs, self.tracer.inject() if self.tracer is not None else None)
         if body is None:  # cannot cross processes: delivered here only
             await self.everywhere.publish(event)
             return
@@ -328,7 +330,11 @@ class RedisBus(EventBus):
             return
         token = delivery_position.set((epoch, seq))
         try:
-            await self.everywhere.publish(event)
+            if self.tracer is None:
+                await self.everywhere.publish(event)
+            else:
+                with self.tracer.delivering(decoded.get("x"), event):
+                    await self.everywhere.publish(event)
         finally:
             delivery_position.reset(token)
 
@@ -347,8 +353,11 @@ def _text(value: Any) -> str | None:
 # --- facts <-> JSON ---------------------------------------------------------------------
 
 
-def _encode(event: Any, outputs: OutputsCodec | None) -> str | None:
-    """The fact as JSON, or ``None`` if it cannot leave this process."""
+def _encode(
+    event: Any, outputs: OutputsCodec | None, carried: dict[str, str] | None = None
+) -> str | None:
+    """The fact as JSON (with ``carried``, its trace context, if any), or ``None`` if it
+    cannot leave this process."""
     if isinstance(event, EventOutputs):
         if outputs is None:
             return None
@@ -366,7 +375,8 @@ def _encode(event: Any, outputs: OutputsCodec | None) -> str | None:
     if not isinstance(event, DomainEvent) or DomainEvent.registry.get(kind.event_name()) is not kind:
         return None
     try:
-        return json.dumps({"t": kind.event_name(), "b": payload}, separators=(",", ":"))
+        message = {"t": kind.event_name(), "b": payload, **({"x": carried} if carried else {})}
+        return json.dumps(message, separators=(",", ":"))
     except (TypeError, ValueError):
         log.warning("%s cannot be sent to other processes (its fields are not JSON)", kind.__name__)
         return None
