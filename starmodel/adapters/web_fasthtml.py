@@ -31,6 +31,7 @@ from starmodel.adapters.live_stream import LiveHub, LiveStream
 from starmodel.adapters.persistence.client import read_client_state
 from starmodel.adapters.request_limits import RequestLimits
 from starmodel.adapters.sessions import SignedCookieSessions
+from starmodel.adapters.shutdown import CANCEL_WAIT, GracefulStop, bounded_step
 from starmodel.adapters.sse_datastar import error_events, patch_signals_event, render_outputs
 from starmodel.adapters.web_assets import ServedAssets
 from starmodel.adapters.web_requests import EventRequest, SSEAnswer, error_response
@@ -159,8 +160,9 @@ class WebApp:
         """Set by an auth plugin: where a sign-out button posts."""
         self._record_service: RecordService | None = None
         self.jobs = JobRunner()
+        self.stopping = GracefulStop(self.hub, dispatcher, settings.shutdown_grace)
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = [self.jobs.start]
-        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = [self.jobs.stop]
+        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = [self.stopping.drain, self.jobs.stop]
         self.page_assets = ServedAssets(settings)
         # a nested list, which FastHTML flattens into each page: refreshing it shows at once
         headers = [self.page_assets.headers]
@@ -273,10 +275,9 @@ class WebApp:
                 try:
                     yield state
                 finally:
-                    web.hub.close_all()
-                    for hook in web.shutdown_hooks:
-                        await hook()
-                    await web.bus.close()
+                    web.stopping.begin()
+                    for hook in [*web.shutdown_hooks, web.bus.close]:
+                        await bounded_step(hook, web.settings.shutdown_grace + CANCEL_WAIT)
 
         self.app.router.lifespan_context = lifespan
 

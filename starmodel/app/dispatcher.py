@@ -269,6 +269,20 @@ class Dispatcher:
                 raise TimeoutError(f"{len(pending)} event(s) still running after {timeout}s")
             await asyncio.wait(pending, timeout=remaining)
 
+    def background_tasks(self) -> list[asyncio.Task[None]]:
+        """The background runs this process has going."""
+        return [task for tasks in self._background.values() for task in tasks if not task.done()]
+
+    def cancel_background(self) -> int:
+        """Cancel every background run of this process, as its cancel button would (the server
+        stops): each gets ``CancelledError`` at its current ``await``, its uncommitted step is
+        rolled back, and its viewers are told. Returns how many were cancelled."""
+        tasks = self.background_tasks()
+        for task in tasks:
+            self._cancelling.add(task)
+            task.cancel()
+        return len(tasks)
+
     async def on_cancel_requested(self, request: CancelRequested) -> None:
         """Bus subscriber (in every process): cancel the matching runs held here."""
         for task in list(self._background.get((request.namespace, request.key, request.event), ())):

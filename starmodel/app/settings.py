@@ -56,6 +56,9 @@ class Settings:
         probe_interval: seconds between checks of a server found unreachable; meanwhile calls
             that need it answer 503 at once, with this as ``Retry-After``
             (``STARMODEL_PROBE_INTERVAL``).
+        shutdown_grace: seconds a stopping server lets running events and background runs
+            finish (``STARMODEL_SHUTDOWN_GRACE``); background runs still going then are
+            cancelled (their current step rolled back), open requests are ended.
         debug: show exception messages in error toasts (``STARMODEL_DEBUG``).
     """
 
@@ -76,6 +79,7 @@ class Settings:
     store_timeout: float = 1.5
     bus_timeout: float = 1.0
     probe_interval: float = 1.0
+    shutdown_grace: float = 5.0
     debug: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -156,12 +160,14 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "store_timeout": (int, float),
     "bus_timeout": (int, float),
     "probe_interval": (int, float),
+    "shutdown_grace": (int, float),
     "debug": bool,
 }
 _SECONDS = {
     "store_timeout": "STARMODEL_STORE_TIMEOUT",
     "bus_timeout": "STARMODEL_BUS_TIMEOUT",
     "probe_interval": "STARMODEL_PROBE_INTERVAL",
+    "shutdown_grace": "STARMODEL_SHUTDOWN_GRACE",
 }
 
 

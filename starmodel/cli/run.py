@@ -7,7 +7,6 @@ import errno
 import socket
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
@@ -15,21 +14,13 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from starmodel.adapters.asset_fetch import AssetFetchError, ensure_bundle
-from starmodel.adapters.live_stream import close_all_live_streams
+from starmodel.app.settings import Settings
 from starmodel.cli.discovery import find_app
+from starmodel.cli.serve import StarModelServer, Supervisor
 from starmodel.core.errors import StarModelError
 from starmodel.core.store import StateStore
 
 __all__ = ["run_command"]
-
-
-class StarModelServer(uvicorn.Server):
-    """Uvicorn waits for open connections before the app's shutdown hook runs; live streams
-    never close by themselves, so they are ended as soon as the stop signal arrives."""
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        close_all_live_streams()
-        super().handle_exit(sig, frame)
 
 
 def _check_database(web: Any) -> None:
@@ -174,6 +165,7 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
         _warn_about_workers(found.starmodel)
     click.echo(f"StarModel serving {found.import_string} on http://{host}:{port}")
     target: Any = found.import_string if (reload or workers > 1) else found.asgi
+    grace = (found.starmodel.settings if found.starmodel is not None else Settings()).shutdown_grace
     config = uvicorn.Config(
         target,
         host=host,
@@ -181,7 +173,7 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
         reload=reload,
         workers=workers,
         log_level=log_level,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=max(1, round(grace)),  # then open requests are ended
         lifespan="on",
     )
     server = StarModelServer(config)
@@ -191,9 +183,9 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
         sock = config.bind_socket()
         ChangeReload(config, target=server.run, sockets=[sock]).run()
     elif workers > 1:
-        from uvicorn.supervisors import Multiprocess
-
         sock = config.bind_socket()
-        Multiprocess(config, sockets=[sock]).run()  # workers stop streams via timeout_graceful_shutdown
+        code = Supervisor(config, [sock], grace=grace).run()
+        if code:
+            raise SystemExit(code)
     else:
         server.run()
