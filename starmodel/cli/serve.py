@@ -11,8 +11,8 @@ health ping within 5 s and starts another (a worker still importing the app on a
 machine is killed like that, over and over), and at stop it joins its workers without a
 bound, deaf to further signals, so one worker that does not end keeps it running for ever.
 This one restarts a worker only when it has exited, gives the workers the grace period plus
-a margin to stop, kills those still running then (a second SIGTERM or SIGINT kills them at
-once), and says which it killed.
+a margin to stop, kills those still running then (a second SIGINT, Ctrl-C twice, kills them
+at once), and says which it killed.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ class Supervisor:
         self.stop_within = grace + CANCEL_WAIT + STOP_MARGIN
         self.workers: list[SpawnProcess] = []
         self.signals = 0
+        self.interrupts = 0  # SIGINTs
         self.wake = threading.Event()
         self.exit_code = 0
 
@@ -94,6 +95,7 @@ class Supervisor:
 
     def _on_signal(self, sig: int, frame: FrameType | None) -> None:
         self.signals += 1
+        self.interrupts += sig == signal.SIGINT
         self.wake.set()
 
     def _start(self) -> SpawnProcess:
@@ -116,14 +118,14 @@ class Supervisor:
 
     def _stop_all(self) -> None:
         """SIGTERM to every worker; those still running after ``stop_within`` seconds (or at a
-        second signal) are killed."""
+        second SIGINT) are killed."""
         for worker in self.workers:
             if worker.pid is not None and worker.exitcode is None:
                 os.kill(worker.pid, signal.SIGTERM)
-        asked = self.signals
+        asked = max(1, self.interrupts)
         deadline = time.monotonic() + self.stop_within
         while any(w.is_alive() for w in self.workers):
-            if self.signals > asked or time.monotonic() > deadline:
+            if self.interrupts > asked or time.monotonic() > deadline:
                 break
             self.wake.clear()
             self.wake.wait(0.05)
@@ -131,7 +133,7 @@ class Supervisor:
             if worker.is_alive():
                 late = f"not stopped after {self.stop_within:g} s"
                 log.error("Child process [%s] killed (%s)", worker.pid,
-                          "a second signal" if self.signals > asked else late)
+                          "a second SIGINT" if self.interrupts > asked else late)
                 worker.kill()
                 self.exit_code = self.exit_code or 1
             worker.join()
