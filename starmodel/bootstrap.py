@@ -38,6 +38,7 @@ from starmodel.adapters.ui.views import EntityViews
 from starmodel.adapters.web_fasthtml import WebApp
 from starmodel.app.bus import InProcessBus
 from starmodel.app.dispatcher import Dispatcher
+from starmodel.app.placement import kept_in
 from starmodel.app.records import RecordService
 from starmodel.app.settings import Settings
 from starmodel.app.uow import UnitOfWork
@@ -83,7 +84,7 @@ class Services:
 
     def repository_for(self, entity_cls: type[Entity]) -> EntityRepository:
         """A repository for ``entity_cls`` (a new one for stores with transactions)."""
-        store = entity_cls.options().store
+        store = kept_in(entity_cls, self.settings)
         if store is StateStore.CUSTOM:
             return self.backend(entity_cls.options().backend or "")()
         shared = self.repositories.get(store)
@@ -102,7 +103,8 @@ class Services:
 
         def repository_for(entity_cls: type[Entity]) -> EntityRepository:
             options = entity_cls.options()
-            slot = (options.store, options.backend if options.store is StateStore.CUSTOM else None)
+            store = kept_in(entity_cls, self.settings)
+            slot = (store, options.backend if store is StateStore.CUSTOM else None)
             repository = chosen.get(slot)
             if repository is None:
                 repository = chosen[slot] = self.repository_for(entity_cls)
@@ -360,7 +362,8 @@ class StarModel(WebApp):
             log.error("%s (its events fail until the plugin is installed)", problem)
 
     def redis_entities(self) -> list[type[Entity]]:
-        return [cls for cls in self.entities() if cls.options().store is StateStore.SERVER_REDIS]
+        """Entities kept in Redis (``SERVER_REDIS``, and global memory ones when REDIS_URL is set)."""
+        return [cls for cls in self.entities() if kept_in(cls, self.settings) is StateStore.SERVER_REDIS]
 
     async def _connect_redis(self) -> None:
         """At start: subscribe the bus (if it runs over Redis) and check that Redis answers

@@ -14,6 +14,7 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from starmodel.adapters.asset_fetch import AssetFetchError, ensure_bundle
+from starmodel.app.placement import per_process_globals
 from starmodel.app.settings import Settings
 from starmodel.cli.discovery import find_app
 from starmodel.cli.serve import StarModelServer, Supervisor
@@ -121,13 +122,25 @@ def _check_port(host: str, port: int) -> None:
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def _warn_about_workers(web: Any) -> None:
-    """What does not span worker processes: memory entities, and real time without Redis."""
-    memory = [cls.__name__ for cls in web.entities() if cls.options().store is StateStore.SERVER_MEMORY]
+def _check_workers(web: Any) -> None:
+    """What does not span worker processes: a global memory entity without Redis refuses to
+    start (each worker would show its own copy); session memory entities and real time
+    without Redis are warnings."""
+    shared = per_process_globals(web.entities(), web.settings)
+    if shared:
+        names = ", ".join(cls.__name__ for cls in shared)
+        raise click.ClickException(
+            f"{names}: global memory entities would have one copy per worker; set REDIS_URL "
+            "(they are then kept in Redis), or run one worker (or mark them "
+            "model_config['per_process'] = True if each worker should have its own)"
+        )
+    memory = [cls.__name__ for cls in web.entities() if cls.options().store is StateStore.SERVER_MEMORY
+              and cls.options().scope == "session"]
     if memory:
         click.echo(
-            f"warning: memory entities ({', '.join(memory)}) live in each worker process; with "
-            "--workers > 1 a request may see another worker's state. Use SERVER_REDIS or SQL for them.",
+            f"warning: session memory entities ({', '.join(memory)}) live in each worker process; "
+            "a browser's requests may reach another worker and see another copy. Use SERVER_REDIS, "
+            "SQL or a browser store for them.",
             err=True,
         )
     if not web.settings.redis_url:
@@ -162,7 +175,7 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
     if found.starmodel is not None:
         _fetch_page_assets(found.starmodel)
     if workers > 1 and found.starmodel is not None:
-        _warn_about_workers(found.starmodel)
+        _check_workers(found.starmodel)
     click.echo(f"StarModel serving {found.import_string} on http://{host}:{port}")
     target: Any = found.import_string if (reload or workers > 1) else found.asgi
     grace = (found.starmodel.settings if found.starmodel is not None else Settings()).shutdown_grace

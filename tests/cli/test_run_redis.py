@@ -39,7 +39,7 @@ MEMORY_APP = textwrap.dedent('''
     from starmodel import Entity, StarModel, event
 
     class Clicks(Entity):
-        model_config = {"scope": "global"}
+        model_config = {"scope": "global", "per_process": True}
         count: int = 0
 
         @event
