@@ -277,7 +277,7 @@ class WebApp:
                 finally:
                     web.stopping.begin()
                     for hook in [*web.shutdown_hooks, web.bus.close]:
-                        await bounded_step(hook, web.settings.shutdown_grace + CANCEL_WAIT)
+                        await bounded_step(hook, web.settings.shutdown_grace + CANCEL_WAIT + 1)
 
         self.app.router.lifespan_context = lifespan
 

@@ -39,6 +39,9 @@ log = logging.getLogger("uvicorn.error")
 STOP_MARGIN = 5.0
 """Seconds a worker gets to close its stores and exit after the grace period and the
 cancelled runs' wait (``CANCEL_WAIT``) are over, before it is killed."""
+QUICK_EXIT = 5.0
+"""A worker that exits within this many seconds of its start is not restarted: the app
+cannot start, and would not the next time either."""
 _spawn = multiprocessing.get_context("spawn")
 multiprocessing.allow_connection_pickling()  # the listening socket goes to each worker
 
@@ -73,6 +76,7 @@ class Supervisor:
         self.sockets = sockets
         self.stop_within = grace + CANCEL_WAIT + STOP_MARGIN
         self.workers: list[SpawnProcess] = []
+        self.started: dict[SpawnProcess, float] = {}  # worker -> time.monotonic() of its start
         self.signals = 0
         self.interrupts = 0  # SIGINTs
         self.wake = threading.Event()
@@ -101,6 +105,7 @@ class Supervisor:
     def _start(self) -> SpawnProcess:
         worker = _spawn.Process(target=_serve_worker, args=(self.config, self.sockets))
         worker.start()
+        self.started[worker] = time.monotonic()
         return worker
 
     def _replace_exited(self) -> None:
@@ -108,8 +113,10 @@ class Supervisor:
             if worker.is_alive():
                 continue
             worker.join()
-            if worker.exitcode == STARTUP_FAILURE:  # the app cannot start: it never will
-                log.error("Child process [%s] failed to start; stopping", worker.pid)
+            lived = time.monotonic() - self.started.pop(worker, 0.0)
+            if worker.exitcode == STARTUP_FAILURE or lived < QUICK_EXIT:  # it would again
+                log.error("Child process [%s] failed to start (code %s); stopping",
+                          worker.pid, worker.exitcode)
                 self.exit_code = STARTUP_FAILURE
                 self.signals += 1
                 return
@@ -118,7 +125,11 @@ class Supervisor:
 
     def _stop_all(self) -> None:
         """SIGTERM to every worker; those still running after ``stop_within`` seconds (or at a
-        second SIGINT) are killed."""
+        second SIGINT) are killed. The supervisor's copy of the listening sockets is closed
+        first: once the workers have closed theirs, new connections are refused (a proxy then
+        tries another process) instead of waiting in a backlog nobody reads."""
+        for sock in self.sockets:
+            sock.close()
         for worker in self.workers:
             if worker.pid is not None and worker.exitcode is None:
                 os.kill(worker.pid, signal.SIGTERM)

@@ -122,3 +122,60 @@ def test_a_two_worker_server_stops_cleanly_ten_times_in_a_row(tmp_path: Path, pr
         assert "background run(s) still going" in out and "cancelled" in out
         assert "Traceback" not in out and "killed" not in out, out[-3000:]
     print("stop times (s):", ", ".join(f"{t:.2f}" for t in times), f"max {max(times):.2f}")
+
+
+STUCK_APP = textwrap.dedent('''
+    import time
+
+    from starmodel import Entity, StarModel, event
+
+    class Hits(Entity):
+        count: int = 0
+
+        @event
+        def add(self):
+            self.count += 1
+
+    sm = StarModel(entities=[Hits])
+    app = sm.app
+
+    async def stuck():
+        time.sleep(120)  # blocks the worker's only thread: nothing in it can end this
+
+    sm.shutdown_hooks.insert(0, stuck)
+
+    @app.route("/pid")
+    def pid():
+        import os
+        return str(os.getpid())
+''')
+
+
+def test_a_worker_that_never_stops_is_killed_and_named(tmp_path: Path) -> None:
+    """The supervisor does not wait for ever (uvicorn's did): a worker still running after
+    the grace period plus its margins is killed, the log says which, the exit code is 1."""
+    (tmp_path / "app.py").write_text(STUCK_APP)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(SECRET_KEY="stop-test", STARMODEL_ASSETS="cdn", STARMODEL_SHUTDOWN_GRACE="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "starmodel.cli.main", "run", "app.py", "--port", str(port), "--workers", "2"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_until_up(port, proc, timeout=60)
+        pids: set[str] = set()
+        deadline = time.monotonic() + 60
+        while len(pids) < 2:  # both workers serve (a new connection each time)
+            assert time.monotonic() < deadline, pids
+            pids.add(httpx.get(f"http://127.0.0.1:{port}/pid", timeout=10).text)
+        started = time.monotonic()
+        out = stop_group(proc, timeout=30)
+        took = time.monotonic() - started
+    finally:
+        kill_group(proc)
+    print(f"stuck workers killed after {took:.2f} s")
+    assert proc.returncode == 1, out[-2000:]
+    assert len(re.findall(r"Child process \[\d+\] killed \(not stopped after 8 s\)", out)) == 2, out[-2000:]
+    assert 8 <= took < 15, took
