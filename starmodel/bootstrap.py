@@ -11,14 +11,13 @@ import secrets
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from fasthtml.common import FastHTML
 from sqlalchemy.exc import SQLAlchemyError
 
-from starmodel.adapters.health import Readiness, ServiceCheck, breaker_check
+from starmodel.adapters.health import Readiness, service_checks
 from starmodel.adapters.input_limits import read_json
 from starmodel.adapters.persistence.client import ClientRepository
 from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
@@ -206,12 +205,6 @@ def build_services(settings: Settings) -> Services:
     return services
 
 
-async def _bus_check(bus: RedisBus) -> str | None:
-    if bus.connected and not bus.connection.breaker.is_open:
-        return None
-    return "the Redis bus is not subscribed: changes reach only this process's tabs"
-
-
 def _one_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
@@ -275,9 +268,7 @@ class StarModel(WebApp):
         self._record_service = RecordService(self.services.dispatcher, self.services.finder_for)
         if self.services._redis is not None:  # each tick of a periodic job runs in one process
             self.jobs.claim = self.services._redis.claim_tick
-        stop = self.stopping
-        self.readiness = Readiness(self._service_checks, lambda: stop.stopping, 2 * settings.store_timeout)
-        self.readiness.mount(self.app)  # /_starmodel/health and /_starmodel/ready
+        self.readiness = Readiness.of(self, service_checks)  # /_starmodel/health and /ready
         self.startup_hooks.append(self._check_backends)
         self.startup_hooks.append(self._prepare_database)
         self.startup_hooks.append(self._connect_redis)
@@ -378,26 +369,6 @@ class StarModel(WebApp):
             except StoreUnavailable as exc:
                 log.error("%s: events of %s answer 503 until it is back", exc,
                           ", ".join(cls.__name__ for cls in self.redis_entities()))
-
-    def _service_checks(self) -> dict[str, ServiceCheck]:
-        """What ``/_starmodel/ready`` checks: the database (with SQL entities), Redis (with
-        Redis entities, or as the bus) and the bus's subscription."""
-        checks: dict[str, ServiceCheck] = {}
-        timeout = self.settings.store_timeout
-        if self.sql_entities() or self.settings.database_url:
-            database = self.services.database
-            if database.breaker is not None:  # a SQLite file has no server to ask
-                checks["database"] = breaker_check(database.breaker, timeout)
-        if self.redis_entities() or self.settings.redis_url:
-            checks["redis"] = self._redis_check
-        bus = self.services.bus
-        if isinstance(bus, RedisBus):
-            checks["bus"] = partial(_bus_check, bus)
-        return checks
-
-    async def _redis_check(self) -> str | None:
-        await self.services.redis.ping()  # StoreUnavailable names the server and why
-        return None
 
     def subscribe(self, event_type: type, handler: Callable[[Any], Any], *, everywhere: bool = False) -> None:
         """Run ``async handler(event)`` for every published ``event_type`` (after commit):

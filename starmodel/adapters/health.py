@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,7 +24,7 @@ from starlette.routing import Route
 from starmodel.adapters.breaker import CircuitBreaker, first_line
 from starmodel.core.errors import StarModelError
 
-__all__ = ["HEALTH_PATH", "READY_PATH", "Readiness", "ServiceCheck", "breaker_check"]
+__all__ = ["HEALTH_PATH", "READY_PATH", "Readiness", "ServiceCheck", "breaker_check", "service_checks"]
 
 HEALTH_PATH = "/_starmodel/health"
 READY_PATH = "/_starmodel/ready"
@@ -65,6 +67,14 @@ class Readiness:
         self.stopping = stopping
         self.limit = limit
         self._round: asyncio.Task[dict[str, str | None]] | None = None
+
+    @classmethod
+    def of(cls, web: Any, checks: Callable[[Any], dict[str, ServiceCheck]]) -> Readiness:
+        """The readiness of the app ``web`` (its checks: ``checks(web)``), mounted on it."""
+        stop = web.stopping
+        readiness = cls(partial(checks, web), lambda: stop.stopping, 2 * web.settings.store_timeout)
+        readiness.mount(web.app)
+        return readiness
 
     def mount(self, app: Starlette) -> None:
         """Add the two routes in front of the app's own."""
@@ -111,3 +121,31 @@ class Readiness:
             return str(exc)
         except Exception as exc:  # a check's own failure is the service's: report, never a 500
             return first_line(exc)
+
+
+def service_checks(web: Any) -> dict[str, ServiceCheck]:
+    """What the readiness of a ``StarModel`` app checks: the database (with SQL entities or
+    ``DATABASE_URL``; a SQLite file has no server to ask), Redis (with entities kept there,
+    or ``REDIS_URL``) and the Redis bus's subscription."""
+    checks: dict[str, ServiceCheck] = {}
+    services, settings = web.services, web.settings
+    if web.sql_entities() or settings.database_url:
+        breaker = services.database.breaker
+        if breaker is not None:
+            checks["database"] = breaker_check(breaker, settings.store_timeout)
+    if web.redis_entities() or settings.redis_url:
+        checks["redis"] = partial(_redis_check, services)
+    if hasattr(services.bus, "wait_connected"):  # a bus over Redis (not importing it here)
+        checks["bus"] = partial(_bus_check, services.bus)
+    return checks
+
+
+async def _redis_check(services: Any) -> str | None:
+    await services.redis.ping()  # StoreUnavailable names the server and why
+    return None
+
+
+async def _bus_check(bus: Any) -> str | None:
+    if bus.connected and not bus.connection.breaker.is_open:
+        return None
+    return "the Redis bus is not subscribed: changes reach only this process's tabs"
