@@ -4,7 +4,7 @@ Declare entities with typed fields and ``@event`` methods; StarModel serves them
 validates input, persists state and pushes changes live to every tab over Datastar SSE.
 """
 
-from starmodel.adapters.persistence.sql_entity import Entity
+from starmodel.adapters.driven.stores.sql_entity import Entity
 from starmodel.app.settings import Settings
 from starmodel.bootstrap import StarModel
 from starmodel.core.actions import alert, patch_signals, redirect, script, toast

@@ -17,24 +17,24 @@ from typing import Any
 from fasthtml.common import FastHTML
 from sqlalchemy.exc import SQLAlchemyError
 
-from starmodel.adapters.health import Readiness, service_checks
-from starmodel.adapters.input_limits import read_json
-from starmodel.adapters.persistence.client import ClientRepository
-from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
-from starmodel.adapters.persistence.queries import ScanRecordFinder, SqlRecordFinder
-from starmodel.adapters.persistence.redis import (
+from starmodel.adapters.driven.bus.redis import RedisBus
+from starmodel.adapters.driven.plugins import persistence_backend
+from starmodel.adapters.driven.stores.client import ClientRepository
+from starmodel.adapters.driven.stores.memory import MemoryRepository, MemoryStore
+from starmodel.adapters.driven.stores.queries import ScanRecordFinder, SqlRecordFinder
+from starmodel.adapters.driven.stores.redis import (
     DEFAULT_REDIS_URL,
     RedisConnection,
     RedisRepository,
     check_redis_url,
 )
-from starmodel.adapters.persistence.sql import DEFAULT_URL, SqlDatabase, SqlRepository, normalize_url
-from starmodel.adapters.plugins import persistence_backend
-from starmodel.adapters.redis_bus import RedisBus
-from starmodel.adapters.ui.admin import Admin
-from starmodel.adapters.ui.registry import UiRegistry
-from starmodel.adapters.ui.views import EntityViews
-from starmodel.adapters.web_fasthtml import WebApp
+from starmodel.adapters.driven.stores.sql import DEFAULT_URL, SqlDatabase, SqlRepository, normalize_url
+from starmodel.adapters.driving.ui.admin import Admin
+from starmodel.adapters.driving.ui.registry import UiRegistry
+from starmodel.adapters.driving.ui.views import EntityViews
+from starmodel.adapters.driving.web.fasthtml import WebApp
+from starmodel.adapters.driving.web.health import Readiness, service_checks
+from starmodel.adapters.driving.web.input_limits import read_json
 from starmodel.app.bus import InProcessBus
 from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.placement import kept_in

@@ -16,8 +16,8 @@ from alembic.config import Config
 from alembic.util import CommandError
 from click import ClickException
 
-from starmodel.adapters.persistence.migrations import APP_OPTION, TARGET_ATTRIBUTE, MigrationTarget, run_env
-from starmodel.adapters.persistence.sql import normalize_url
+from starmodel.adapters.driven.migrations import APP_OPTION, TARGET_ATTRIBUTE, MigrationTarget, run_env
+from starmodel.adapters.driven.stores.sql import normalize_url
 from starmodel.bootstrap import StarModel
 from starmodel.cli.discovery import FoundApp, find_app
 from starmodel.core.errors import ConfigurationError, StarModelError

@@ -14,10 +14,10 @@ Example:
     views = sm.views(Product)                        # in a page: views.form(), await views.table_for(request)
 """
 
-from starmodel.adapters.ui.admin import Admin, is_staff
-from starmodel.adapters.ui.fields import FieldView, field_view, render_control
-from starmodel.adapters.ui.views import EntityViews, InputRenderer
-from starmodel.adapters.ui_theme import theme_picker
+from starmodel.adapters.driving.ui.admin import Admin, is_staff
+from starmodel.adapters.driving.ui.fields import FieldView, field_view, render_control
+from starmodel.adapters.driving.ui.theme import theme_picker
+from starmodel.adapters.driving.ui.views import EntityViews, InputRenderer
 from starmodel.core.fields import FieldUI
 
 __all__ = [

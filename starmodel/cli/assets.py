@@ -9,8 +9,13 @@ from pathlib import Path
 
 import click
 
-from starmodel.adapters.asset_bundle import BUNDLE_FILES, COMPILED_CSS, MANIFEST, default_cache_dir
-from starmodel.adapters.asset_fetch import AssetFetchError, ensure_bundle
+from starmodel.adapters.driving.web.asset_bundle import (
+    BUNDLE_FILES,
+    COMPILED_CSS,
+    MANIFEST,
+    default_cache_dir,
+)
+from starmodel.adapters.driving.web.asset_fetch import AssetFetchError, ensure_bundle
 from starmodel.cli.tailwind_css import CssBuildError, build_css
 
 __all__ = ["assets_command"]

@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from starmodel.adapters.persistence.migrations import (
+from starmodel.adapters.driven.migrations import (
     AppliedMigration,
     Migrations,
     MigrationStatus,

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from starmodel.adapters.web_fasthtml import WebApp
+from starmodel.adapters.driving.web.fasthtml import WebApp
 from starmodel.core.entity import Entity, registered_entities
 from starmodel.core.errors import StarModelError
 

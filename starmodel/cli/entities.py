@@ -12,9 +12,9 @@ from sqlalchemy import Enum, MetaData
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
 
-from starmodel.adapters.persistence.migrations import Migrations
-from starmodel.adapters.persistence.sql import build_table
-from starmodel.adapters.web_fasthtml import WebApp
+from starmodel.adapters.driven.migrations import Migrations
+from starmodel.adapters.driven.stores.sql import build_table
+from starmodel.adapters.driving.web.fasthtml import WebApp
 from starmodel.bootstrap import StarModel
 from starmodel.cli.discovery import find_app
 from starmodel.core.entity import Entity

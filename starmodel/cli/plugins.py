@@ -6,7 +6,7 @@ import json
 
 import click
 
-from starmodel.adapters.plugins import GROUPS, discover
+from starmodel.adapters.driven.plugins import GROUPS, discover
 
 __all__ = ["add_cli_plugins", "plugins_group"]
 

@@ -13,7 +13,7 @@ import click
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
-from starmodel.adapters.asset_fetch import AssetFetchError, ensure_bundle
+from starmodel.adapters.driving.web.asset_fetch import AssetFetchError, ensure_bundle
 from starmodel.app.placement import per_process_globals
 from starmodel.app.settings import Settings
 from starmodel.cli.discovery import find_app

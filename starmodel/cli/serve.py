@@ -31,7 +31,7 @@ from types import FrameType
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-from starmodel.adapters.shutdown import CANCEL_WAIT, begin_stop_everywhere
+from starmodel.adapters.driving.web.shutdown import CANCEL_WAIT, begin_stop_everywhere
 
 __all__ = ["StarModelServer", "Supervisor"]
 

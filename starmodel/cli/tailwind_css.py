@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from importlib.util import find_spec
 from pathlib import Path
 
-from starmodel.adapters.asset_bundle import COMPILED_CSS
-from starmodel.adapters.asset_fetch import AssetFetchError, ensure_tailwind_cli, write_gzip_copies
-from starmodel.adapters.assets import TAILWIND_INPUT
+from starmodel.adapters.driving.web.asset_bundle import COMPILED_CSS
+from starmodel.adapters.driving.web.asset_fetch import AssetFetchError, ensure_tailwind_cli, write_gzip_copies
+from starmodel.adapters.driving.web.assets import TAILWIND_INPUT
 
 __all__ = ["CssBuildError", "build_css", "input_css"]
 

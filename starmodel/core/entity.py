@@ -126,7 +126,7 @@ class EntityMeta(_ModelMeta):
                 "and an event; rename one"
             )
         # pydantic's metaclass by name, not super(): a metaclass combining this one with an
-        # ORM's (see adapters/persistence/sql_entity.py) must not run the ORM's class builder
+        # ORM's (see adapters/driven/stores/sql_entity.py) must not run the ORM's class builder
         cls = _ModelMeta.__new__(mcs, name, bases, body, **kwargs)
         _speed_up_private_init(cls)
         return cls

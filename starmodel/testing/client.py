@@ -33,8 +33,8 @@ import httpx
 import itsdangerous
 from starlette.requests import Request
 
-from starmodel.adapters.live_stream import LiveStream
-from starmodel.adapters.web_fasthtml import SESSION_KEY, WebApp
+from starmodel.adapters.driving.live.stream import LiveStream
+from starmodel.adapters.driving.web.fasthtml import SESSION_KEY, WebApp
 from starmodel.core.entity import Entity
 from starmodel.core.events import BoundEvent
 from starmodel.core.signals import JsExpr

@@ -6,7 +6,7 @@ your store:
 
     import pytest
     from starmodel import Entity
-    from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
+    from starmodel.adapters.driven.stores.memory import MemoryRepository, MemoryStore
     from starmodel.testing import RepositoryContract
 
 

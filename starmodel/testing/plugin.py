@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, overload
 import pytest
 
 if TYPE_CHECKING:
-    from starmodel.adapters.web_fasthtml import WebApp
+    from starmodel.adapters.driving.web.fasthtml import WebApp
     from starmodel.bootstrap import StarModel
     from starmodel.core.entity import Entity
     from starmodel.testing.client import EventClient
@@ -76,7 +76,7 @@ def starmodel_client(starmodel_app: AppFactory) -> ClientFactory:
     client:`` (a fresh app, as ``starmodel_app`` builds it) or ``starmodel_client(sm)``."""
 
     def make(*args: Any, **options: Any) -> EventClient:
-        from starmodel.adapters.web_fasthtml import WebApp
+        from starmodel.adapters.driving.web.fasthtml import WebApp
         from starmodel.testing.client import EventClient
 
         if len(args) == 1 and isinstance(args[0], WebApp):

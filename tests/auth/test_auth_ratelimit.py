@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from auth_kit import PASSWORD, Browser, make_app, patched, redirect_target, running
 
-from starmodel.adapters.persistence.redis import RedisConnection
+from starmodel.adapters.driven.stores.redis import RedisConnection
 from starmodel.contrib.auth import RateLimit
 from starmodel.contrib.auth.ratelimit import (
     FallbackAttempts,

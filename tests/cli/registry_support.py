@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from starmodel.adapters.asset_bundle import BUNDLE, RegistryPackage
+from starmodel.adapters.driving.web.asset_bundle import BUNDLE, RegistryPackage
 
 __all__ = ["LocalRegistry", "local_registry", "offline_env"]
 

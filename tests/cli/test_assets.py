@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from starmodel.adapters.asset_bundle import (
+from starmodel.adapters.driving.web.asset_bundle import (
     BUNDLE,
     BUNDLE_FILES,
     MANIFEST,
@@ -22,8 +22,8 @@ from starmodel.adapters.asset_bundle import (
     bundle_folder,
     bundle_id,
 )
-from starmodel.adapters.asset_fetch import AssetFetchError, ensure_bundle
-from starmodel.adapters.assets import TAILWIND_INPUT
+from starmodel.adapters.driving.web.asset_fetch import AssetFetchError, ensure_bundle
+from starmodel.adapters.driving.web.assets import TAILWIND_INPUT
 from starmodel.cli.main import cli
 from starmodel.cli.tailwind_css import input_css
 

@@ -49,7 +49,7 @@ EARLIER_ENV_PY = '''\
 
 from alembic import context
 
-from starmodel.adapters.persistence.migrations import run_env
+from starmodel.adapters.driven.migrations import run_env
 from starmodel.cli.db import migration_target
 
 run_env(context, migration_target(context.config))
@@ -337,7 +337,7 @@ def test_env_py_written_by_earlier_versions_still_migrates(project: Project) -> 
     migration_target from the CLI): the commands and plain Alembic still run it."""
     assert _imports(EARLIER_ENV_PY) == {
         "alembic": {"context"},
-        "starmodel.adapters.persistence.migrations": {"run_env"},
+        "starmodel.adapters.driven.migrations": {"run_env"},
         "starmodel.cli.db": {"migration_target"},
     }
     project.cli("db", "init")

@@ -26,7 +26,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from starmodel.adapters.persistence.sql import normalize_url
+from starmodel.adapters.driven.stores.sql import normalize_url
 from starmodel.cli.main import cli
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from starmodel.adapters.asset_bundle import BUNDLE_FILES, bundle_folder
+from starmodel.adapters.driving.web.asset_bundle import BUNDLE_FILES, bundle_folder
 
 from .registry_support import offline_env
 from .test_run import ROOT, free_port, wait_until_up

@@ -14,7 +14,7 @@ from demo_under_test import ORIGIN, Target, Visitors
 from hostile import NASTY_TEXTS, header_value, json_body, json_value, nasty_text, query_string
 from hypothesis import strategies as st
 
-from starmodel.adapters.ui.views import FORM_SIGNAL
+from starmodel.adapters.driving.ui.views import FORM_SIGNAL
 
 __all__ = ["requests_for"]
 

@@ -20,7 +20,7 @@ from sm_http import (
 from sqlmodel import Field
 
 from starmodel import Entity, StarModel, event
-from starmodel.adapters.input_limits import MAX_JSON_DEPTH
+from starmodel.adapters.driving.web.input_limits import MAX_JSON_DEPTH
 
 DEEP = 1_000  # deep enough to exhaust the parser's recursion without a limit
 DATASTAR_JSON = {**DATASTAR, "Content-Type": "application/json"}

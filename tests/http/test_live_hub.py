@@ -7,7 +7,7 @@ import pytest
 from sm_http import SSEEvent, parse_sse
 
 from starmodel import EntityChanged
-from starmodel.adapters.live_stream import LiveHub
+from starmodel.adapters.driving.live.stream import LiveHub
 from starmodel.app.bus import delivery_position
 
 

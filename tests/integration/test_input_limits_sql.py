@@ -14,8 +14,8 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalErr
 from sqlmodel import Field
 
 from starmodel import Entity, StarModel, event
-from starmodel.adapters.persistence.queries import SqlRecordFinder
-from starmodel.adapters.persistence.sql import statement_error
+from starmodel.adapters.driven.stores.queries import SqlRecordFinder
+from starmodel.adapters.driven.stores.sql import statement_error
 from starmodel.core.errors import ConcurrencyError, StarModelError, StoreUnavailable, ValidationFailed
 from starmodel.core.queries import ListQuery
 from tests.http.sm_http import asgi_client

@@ -18,8 +18,8 @@ from redis import asyncio as aioredis
 from sm_http import DATASTAR, asgi_client, open_stream, parse_sse, post_event
 
 from starmodel import DomainEvent, Entity, EntityChanged, StarModel, StateStore, computed, event
-from starmodel.adapters.persistence.redis import RedisConnection
-from starmodel.adapters.redis_bus import RedisBus
+from starmodel.adapters.driven.bus.redis import RedisBus
+from starmodel.adapters.driven.stores.redis import RedisConnection
 from starmodel.app.bus import delivery_position
 
 

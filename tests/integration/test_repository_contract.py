@@ -13,9 +13,9 @@ from sqlalchemy import JSON
 from sqlmodel import Field
 
 from starmodel import Entity
-from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
-from starmodel.adapters.persistence.redis import RedisConnection, RedisRepository
-from starmodel.adapters.persistence.sql import SqlDatabase, SqlRepository
+from starmodel.adapters.driven.stores.memory import MemoryRepository, MemoryStore
+from starmodel.adapters.driven.stores.redis import RedisConnection, RedisRepository
+from starmodel.adapters.driven.stores.sql import SqlDatabase, SqlRepository
 from starmodel.core.ports import EntityRepository
 from starmodel.core.store import StateStore
 from starmodel.testing import RepositoryContract

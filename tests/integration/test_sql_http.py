@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import Field
 
 from starmodel import ConfigurationError, Entity, EntityChanged, StarModel, event
-from starmodel.adapters.persistence.sql import normalize_url
+from starmodel.adapters.driven.stores.sql import normalize_url
 
 with warnings.catch_warnings():
     # FastSQLModel's BaseTable uses pydantic's deprecated json_encoders: its warning, not ours

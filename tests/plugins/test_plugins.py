@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from sm_http import asgi_client, parse_sse, post_event
 
 from starmodel import ConfigurationError, Entity, StarModel, StateStore, event
-from starmodel.adapters.plugins import discover
+from starmodel.adapters.driven.plugins import discover
 from starmodel.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from starmodel import Entity, event
-from starmodel.adapters.web_fasthtml import LIVE_PATH
+from starmodel.adapters.driving.web.fasthtml import LIVE_PATH
 from starmodel.testing import AsgiTransport, EventClient, SSEEvent, SSEReader, parse_sse
 from starmodel.testing.sse import COMMENT
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from starmodel import StoreUnavailable
-from starmodel.adapters.breaker import CircuitBreaker
+from starmodel.adapters.driven.breaker import CircuitBreaker
 
 
 class FakeServer:

@@ -18,8 +18,8 @@ from starmodel import (
     event,
     toast,
 )
-from starmodel.adapters.input_limits import read_json
-from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
+from starmodel.adapters.driven.stores.memory import MemoryRepository, MemoryStore
+from starmodel.adapters.driving.web.input_limits import read_json
 from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.uow import UnitOfWork
 from starmodel.core.actions import PatchSignals

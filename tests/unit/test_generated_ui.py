@@ -25,11 +25,17 @@ from starmodel import (
     ServerOnly,
     ValidationFailed,
 )
-from starmodel.adapters.input_limits import read_json
-from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
-from starmodel.adapters.persistence.queries import ScanRecordFinder
-from starmodel.adapters.ui.fields import field_view, form_values, format_value, input_value, render_control
-from starmodel.adapters.ui.views import _page_numbers, plural
+from starmodel.adapters.driven.stores.memory import MemoryRepository, MemoryStore
+from starmodel.adapters.driven.stores.queries import ScanRecordFinder
+from starmodel.adapters.driving.ui.fields import (
+    field_view,
+    form_values,
+    format_value,
+    input_value,
+    render_control,
+)
+from starmodel.adapters.driving.ui.views import _page_numbers, plural
+from starmodel.adapters.driving.web.input_limits import read_json
 from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.records import RecordService
 from starmodel.app.uow import UnitOfWork

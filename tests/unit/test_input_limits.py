@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from starmodel.adapters.input_limits import (
+from starmodel.adapters.driving.web.input_limits import (
     INT64_MAX,
     MAX_JSON_BYTES,
     MAX_JSON_DEPTH,

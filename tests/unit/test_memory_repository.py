@@ -4,7 +4,7 @@ it commits, and slots reserved by a prepared unit."""
 import pytest
 
 from starmodel import ConcurrencyError, Entity
-from starmodel.adapters.persistence.memory import MemoryRepository, MemoryStore
+from starmodel.adapters.driven.stores.memory import MemoryRepository, MemoryStore
 
 
 class Note(Entity):

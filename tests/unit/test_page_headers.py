@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fasthtml.common import to_xml
 
-from starmodel.adapters.asset_bundle import (
+from starmodel.adapters.driving.web.asset_bundle import (
     BUNDLE_FILES,
     MANIFEST,
     PageAssets,
@@ -19,8 +19,8 @@ from starmodel.adapters.asset_bundle import (
     bundle_id,
     default_cache_dir,
 )
-from starmodel.adapters.assets import TAILWIND_INPUT, missing_assets_notice, page_headers
-from starmodel.adapters.web_assets import ServedAssets
+from starmodel.adapters.driving.web.assets import TAILWIND_INPUT, missing_assets_notice, page_headers
+from starmodel.adapters.driving.web.served_assets import ServedAssets
 from starmodel.app.settings import Settings
 
 EXTERNAL = re.compile(r"(?:src|href)=\"(?!/)[^\"]*\"|https?://")

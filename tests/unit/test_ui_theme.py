@@ -10,7 +10,7 @@ from typing import Any
 from fasthtml.common import to_xml
 from monsterui.all import Theme
 
-from starmodel.adapters.ui_theme import MODES, theme_picker
+from starmodel.adapters.driving.ui.theme import MODES, theme_picker
 
 
 def test_every_monsterui_theme_is_a_choice() -> None:

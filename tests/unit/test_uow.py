@@ -20,7 +20,7 @@ from starmodel import (
     computed,
     event,
 )
-from starmodel.adapters.persistence.memory import MemoryRepository
+from starmodel.adapters.driven.stores.memory import MemoryRepository
 from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.uow import UnitOfWork
 

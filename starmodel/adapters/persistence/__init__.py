@@ -1,5 +1,5 @@
-"""Storage adapters, one module per technology, all implementing ``EntityRepository``."""
+"""Old path of :mod:`starmodel.adapters.driven.stores` (the storage adapters)."""
 
-from starmodel.adapters.persistence.memory import MemoryRepository
+from starmodel.adapters.driven.stores import MemoryRepository
 
 __all__ = ["MemoryRepository"]

@@ -41,7 +41,7 @@ def _auth(app: str | None) -> Auth:
 
 def _run(auth: Auth, work: Callable[[], Awaitable[T]]) -> T:
     """Run ``work`` once the users table is ready; StarModel errors become one line."""
-    from starmodel.adapters.redis_bus import RedisBus
+    from starmodel.adapters.driven.bus.redis import RedisBus
     from starmodel.core.errors import StarModelError, ValidationFailed
 
     async def main() -> T:

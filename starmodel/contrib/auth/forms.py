@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from starlette.requests import Request
 
-from starmodel.adapters.web_requests import declared_length
+from starmodel.adapters.driving.web.requests import declared_length
 
 __all__ = ["FORM_TYPE", "MAX_FORM_BYTES", "FormRefused", "read_form", "safe_next"]
 

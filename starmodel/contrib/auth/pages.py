@@ -27,7 +27,7 @@ from monsterui.all import (
     TextPresets,
 )
 
-from starmodel.adapters.ui_theme import theme_picker
+from starmodel.adapters.driving.ui.theme import theme_picker
 from starmodel.contrib.auth.forms import FORM_TYPE
 from starmodel.contrib.auth.passwords import MIN_PASSWORD_LENGTH
 

@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
-from starmodel.adapters.web_fasthtml import SESSION_KEY, USER_SCOPE_KEY
-from starmodel.adapters.web_requests import EventRequest
+from starmodel.adapters.driving.web.fasthtml import SESSION_KEY, USER_SCOPE_KEY
+from starmodel.adapters.driving.web.requests import EventRequest
 from starmodel.bootstrap import StarModel
 from starmodel.contrib.auth._redact import hide_password_hashes
 from starmodel.contrib.auth.forms import is_local_path, safe_next

@@ -14,7 +14,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from starmodel.adapters.persistence.redis import RedisConnection
+from starmodel.adapters.driven.stores.redis import RedisConnection
 from starmodel.core.errors import ConfigurationError, StoreUnavailable
 
 __all__ = [

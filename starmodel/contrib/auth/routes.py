@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from starmodel.adapters.sse_datastar import error_events, render_outputs
+from starmodel.adapters.driving.datastar.sse import error_events, render_outputs
 from starmodel.contrib.auth.forms import FormRefused, read_form, safe_next
 from starmodel.contrib.auth.pages import (
     LOGIN_FIELDS,

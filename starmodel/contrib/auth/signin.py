@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import DateTime
 from sqlmodel import Field
 
-from starmodel.adapters.persistence.sql_entity import Entity
+from starmodel.adapters.driven.stores.sql_entity import Entity
 from starmodel.contrib.auth.policies import staff
 from starmodel.core.entity import ServerOnly
 from starmodel.core.messages import DomainEvent

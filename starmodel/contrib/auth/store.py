@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from starmodel.adapters.persistence.sql import VERSION_COLUMN, SqlDatabase
+from starmodel.adapters.driven.stores.sql import VERSION_COLUMN, SqlDatabase
 from starmodel.contrib.auth.signin import SignIn
 from starmodel.contrib.auth.user import User
 from starmodel.core.context import CallContext

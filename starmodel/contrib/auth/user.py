@@ -8,7 +8,7 @@ from pydantic import field_validator
 from sqlalchemy import DateTime
 from sqlmodel import Field
 
-from starmodel.adapters.persistence.sql_entity import Entity
+from starmodel.adapters.driven.stores.sql_entity import Entity
 from starmodel.contrib.auth.policies import staff
 from starmodel.core.entity import ServerOnly
 

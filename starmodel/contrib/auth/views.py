@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from fasthtml.common import Div
 
-from starmodel.adapters.ui.views import EntityViews
+from starmodel.adapters.driving.ui.views import EntityViews
 from starmodel.contrib.auth.pages import AuthPaths, sign_out_everywhere_button
 from starmodel.core.entity import Entity
 

@@ -1,0 +1,1 @@
+"""The message bus over Redis (the in-process one is ``starmodel.app.bus``)."""

@@ -1,0 +1,1 @@
+"""Datastar answers: outputs as SSE events, toasts as HTML fragments."""

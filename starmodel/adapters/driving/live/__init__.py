@@ -1,0 +1,1 @@
+"""Live streams: a tab's long-lived SSE stream, and lists of records that follow changes."""

@@ -1,0 +1,1 @@
+"""The web adapter on FastHTML/Starlette: routes, request checks, sessions, page assets."""
