@@ -5,6 +5,7 @@ validates input, persists state and pushes changes live to every tab over Datast
 """
 
 from starmodel.adapters.driven.stores.sql_entity import Entity
+from starmodel.adapters.driving.web.security import NoncedElement, csp_nonce
 from starmodel.app.settings import Settings
 from starmodel.bootstrap import StarModel
 from starmodel.core.actions import alert, patch_signals, redirect, script, toast
@@ -19,6 +20,7 @@ from starmodel.core.errors import (
     EntityNotFound,
     EventNotFound,
     PermissionDenied,
+    RateLimited,
     StarModelError,
     StoreUnavailable,
     ValidationFailed,
@@ -43,7 +45,9 @@ __all__ = [
     "EntityNotFound",
     "EventNotFound",
     "FieldUI",
+    "NoncedElement",
     "PermissionDenied",
+    "RateLimited",
     "ServerOnly",
     "Settings",
     "StarModel",
@@ -53,6 +57,7 @@ __all__ = [
     "ValidationFailed",
     "alert",
     "computed",
+    "csp_nonce",
     "event",
     "patch_signals",
     "redirect",

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from starmodel.adapters.driven.bus.redis import RedisBus
 from starmodel.adapters.driven.plugins import persistence_backend
+from starmodel.adapters.driven.rates import call_counter
 from starmodel.adapters.driven.stores.client import ClientRepository
 from starmodel.adapters.driven.stores.memory import MemoryRepository, MemoryStore
 from starmodel.adapters.driven.stores.queries import ScanRecordFinder, SqlRecordFinder
@@ -35,6 +36,7 @@ from starmodel.adapters.driving.ui.views import EntityViews
 from starmodel.adapters.driving.web.fasthtml import WebApp
 from starmodel.adapters.driving.web.health import Readiness, service_checks
 from starmodel.adapters.driving.web.input_limits import read_json
+from starmodel.adapters.driving.web.rate_limits import EventRateLimiter
 from starmodel.app.bus import InProcessBus
 from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.placement import kept_in
@@ -266,6 +268,7 @@ class StarModel(WebApp):
 
         self._ui: UiRegistry | None = None
         self._record_service = RecordService(self.services.dispatcher, self.services.finder_for)
+        self.rate_limiter = EventRateLimiter(call_counter(settings.redis_url, lambda: self.services.redis))
         if self.services._redis is not None:  # each tick of a periodic job runs in one process
             self.jobs.claim = self.services._redis.claim_tick
         self.readiness = Readiness.of(self, service_checks)  # /_starmodel/health and /ready

@@ -211,6 +211,7 @@ def deployment(
     env.update(SECRET_KEY=f"deploy-{secrets.token_hex(8)}", DATABASE_URL=database, REDIS_URL=REDIS_URL,
                STARMODEL_REDIS_PREFIX=redis_prefix, STARMODEL_ASSETS_DIR=str(assets_dir),
                STARMODEL_MIGRATIONS_DIR=str(tmp_path / "no-migrations"), STARMODEL_SHUTDOWN_GRACE="2",
+               STARMODEL_TRUSTED_PROXIES="127.0.0.1",  # nginx: its X-Forwarded-Proto (https) is believed
                PYTHONUNBUFFERED="1")
     processes = [AppProcess(f"p{n}", free_port(), env, tmp_path / f"p{n}.log") for n in (1, 2)]
     https_port, http_port = free_port(), free_port()

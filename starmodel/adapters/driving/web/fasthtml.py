@@ -29,8 +29,11 @@ from starmodel.adapters.driving.live.lists import WATCH_SIGNAL, RecordViews
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
 from starmodel.adapters.driving.web.assets import ASSETS_PREFIX, STATIC_PREFIX
 from starmodel.adapters.driving.web.input_limits import read_json
+from starmodel.adapters.driving.web.proxies import TrustedProxies
+from starmodel.adapters.driving.web.rate_limits import EventRateLimiter
 from starmodel.adapters.driving.web.request_limits import RequestLimits
 from starmodel.adapters.driving.web.requests import EventRequest, SSEAnswer, error_response
+from starmodel.adapters.driving.web.security import SecurityHeaders, with_nonces
 from starmodel.adapters.driving.web.served_assets import ServedAssets
 from starmodel.adapters.driving.web.sessions import SignedCookieSessions
 from starmodel.adapters.driving.web.shutdown import CANCEL_WAIT, GracefulStop, bounded_step
@@ -185,17 +188,26 @@ class WebApp:
                 secret_key=settings.secret_key,
                 session_cookie="starmodel_session",
                 sess_cls=SignedCookieSessions,
+                max_age=settings.session_max_age,
                 default_hdrs=False,
                 htmx=False,
                 surreal=False,
                 canonical=False,  # FastHTML's says https:// whatever the server speaks
             )
         else:
-            app.hdrs = [*list(app.hdrs or []), *headers]
+            app.hdrs = [*with_nonces(list(app.hdrs or [])), *headers]
             app.ftrs = [*list(app.ftrs or []), *footers]
         self.app = app
         app.state.starmodel = self  # `starmodel run` finds the StarModel behind an ASGI app
         app.add_middleware(RequestLimits, handles_itself=self._is_event)
+        app.add_middleware(
+            SecurityHeaders, csp=settings.csp, report_only=settings.csp_report_only,
+            hsts_max_age=settings.hsts_max_age, cdn=settings.assets == "cdn",
+        )
+        app.add_middleware(TrustedProxies, proxies=settings.trusted_proxies)
+        self.rate_limiter: EventRateLimiter | None = None
+        """Counts calls of events that have a ``rate`` (set up by the composition root: in
+        Redis when the app has ``REDIS_URL``, else in memory)."""
         self._install_routes()
         self._wrap_lifespan()
 
@@ -304,6 +316,13 @@ class WebApp:
             tab_id=tab if tab and _TAB_ID.match(tab) else None,
             user=request.scope.get("user"),
         )
+
+    @property
+    def limiter(self) -> EventRateLimiter:
+        """The rate limiter of events with a ``rate``."""
+        if self.rate_limiter is None:
+            raise ConfigurationError("this app has no rate limiter; build it with StarModel(...)")
+        return self.rate_limiter
 
     @property
     def record_service(self) -> RecordService:
@@ -515,6 +534,8 @@ class WebApp:
         try:
             signals, args = await request.signals_and_args()
             ctx = await self.call_context(request)
+            if spec.rate is not None:
+                await self.limiter.check(namespace, spec.name, spec.rate, ctx)
             result = await self.dispatcher.dispatch(
                 entity_cls, spec, ctx, args, signals, prepare=partial(render_outputs, spec=spec)
             )
