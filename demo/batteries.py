@@ -165,7 +165,7 @@ class Showcase(Entity):
 
     @event
     def go(self):
-        return redirect("/?from=redirect#showcase")
+        return redirect("/actions?from=redirect")
 
     @event(background=True)
     async def countdown(self, start: int = 3):

@@ -8,6 +8,7 @@ one record (the action carries its key).
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,9 +19,9 @@ from monsterui.all import H3, Button, ButtonT, Card, DivLAligned, TextPresets
 from pydantic import StringConstraints
 from sqlmodel import Field
 
-from starmodel import Entity, StarModel, event, patch_signals
+from starmodel import CallContext, Entity, StarModel, StarModelError, event, patch_signals
 
-__all__ = ["DEMO_DATABASE", "Todo", "database_url", "todo_card", "todo_row"]
+__all__ = ["DEMO_DATABASE", "SAMPLE_TODOS", "Todo", "database_url", "seed_todos", "todo_card", "todo_row"]
 
 DEMO_DATABASE = Path(__file__).resolve().parent / "demo.db"
 """The demo's SQLite file (``*.db`` is ignored by git)."""
@@ -58,6 +59,26 @@ class Todo(Entity, table=True):
     def remove(self) -> None:
         """Delete it: its row disappears from every tab."""
         Todo.records.delete(self)
+
+
+SAMPLE_TODOS = ("Try the live board in two browsers", "Tick me in one tab, watch the other", "Delete me")
+"""What a first start puts in an empty todo list."""
+
+
+async def seed_todos(sm: StarModel) -> int:
+    """Fill an empty todo list with ``SAMPLE_TODOS`` (a list that has any todo is left as it
+    is, so later starts add nothing). Returns how many were added."""
+    try:
+        async with sm.dispatcher.uow_factory(Todo) as uow:
+            if await uow.list(Todo, limit=1):
+                return 0
+            for title in SAMPLE_TODOS:
+                uow.add(Todo(title=title))
+            await uow.commit(CallContext(session_id="server"))
+    except StarModelError as exc:  # the database is down: the rest of the demo still runs
+        logging.getLogger("demo").error("demo: sample todos not added: %s", exc)
+        return 0
+    return len(SAMPLE_TODOS)
 
 
 def todo_row(todo: Todo) -> Any:

@@ -9,9 +9,11 @@ from starmodel.adapters.driving.web.security import NoncedElement, csp_nonce
 from starmodel.app.settings import Settings
 from starmodel.bootstrap import StarModel
 from starmodel.core.actions import alert, patch_signals, redirect, script, toast
+from starmodel.core.clock import sleep
 from starmodel.core.context import CallContext
 from starmodel.core.entity import ServerOnly, computed
 from starmodel.core.errors import (
+    AlreadyRunning,
     ClientStateInvalid,
     CommitIncomplete,
     ConcurrencyError,
@@ -33,6 +35,7 @@ from starmodel.core.store import StateStore
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlreadyRunning",
     "CallContext",
     "ClientStateInvalid",
     "CommitIncomplete",
@@ -62,5 +65,6 @@ __all__ = [
     "patch_signals",
     "redirect",
     "script",
+    "sleep",
     "toast",
 ]

@@ -29,7 +29,9 @@ from starmodel.adapters.driven.stores.redis import (
     RedisRepository,
     check_redis_url,
 )
+from starmodel.adapters.driven.stores.redis_claims import RedisRunClaims
 from starmodel.adapters.driven.stores.sql import DEFAULT_URL, SqlDatabase, SqlRepository, normalize_url
+from starmodel.adapters.driving.datastar.sse import DatastarOutputsCodec
 from starmodel.adapters.driving.ui.admin import Admin
 from starmodel.adapters.driving.ui.registry import UiRegistry
 from starmodel.adapters.driving.ui.views import EntityViews
@@ -188,14 +190,18 @@ def build_services(settings: Settings) -> Services:
     if settings.redis_url:
         check_redis_url(settings.redis_url)  # likewise a bad REDIS_URL
         redis = redis_connection(settings, settings.redis_url)
-        bus = RedisBus(redis, timeout=settings.bus_timeout)
+        bus = RedisBus(redis, timeout=settings.bus_timeout, outputs=DatastarOutputsCodec())
     repositories: dict[StateStore, EntityRepository] = {}
     services: Services
 
     def uow_factory(entity_cls: type[Entity]) -> UnitOfWork:
         return UnitOfWork(services.unit_repositories(), bus)
 
-    dispatcher = Dispatcher(uow_factory, read_json=read_json, retries=settings.event_retries)
+    claims = RedisRunClaims(redis) if redis is not None else None
+    dispatcher = Dispatcher(
+        uow_factory, read_json=read_json, retries=settings.event_retries, bus=bus,
+        claims=claims, renew_every=claims.renew_every if claims is not None else 0.0,
+    )
     bus.subscribe(CancelRequested, dispatcher.on_cancel_requested, everywhere=True)
     services = Services(settings, bus, repositories, dispatcher, _redis=redis)
     memory = services.memory

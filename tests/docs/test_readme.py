@@ -24,7 +24,22 @@ async def test_readme_tutorial_runs() -> None:
 
 
 def test_readme_starts_with_the_two_commands() -> None:
-    lines = [line for line in README.read_text().splitlines() if line.strip()]
-    assert lines[1] == "```bash"
-    assert "starmodel run demo" in lines[2]
-    assert "scripts/test.sh" in lines[3]
+    text = README.read_text()
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert lines[0] == "# StarModel"
+    first_block = re.search(r"^```bash\n(.*?)^```", text, flags=re.S | re.M)
+    assert first_block, "the README has no bash block"
+    assert text.find("```") == first_block.start(), "the two commands must be the first code block"
+    commands = first_block.group(1).splitlines()
+    assert len(commands) == 2
+    assert "starmodel run demo" in commands[0]
+    assert "scripts/test.sh" in commands[1]
+
+
+def test_readme_shows_pictures_before_the_first_code_block() -> None:
+    text = README.read_text()
+    top = text[: text.find("```")]
+    pictures = re.findall(r'<img src="(docs/images/[\w-]+\.png)"', top)
+    assert len(pictures) >= 3, top
+    for picture in pictures:
+        assert (README.parent / picture).is_file(), picture

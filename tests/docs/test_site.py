@@ -150,3 +150,19 @@ def test_a_guide_missing_from_the_nav_is_added_to_the_guides(hooks: ModuleType, 
     guides = next(item["Guides"] for item in config.nav if isinstance(item, dict) and "Guides" in item)
     assert guides[-1] == "transactions.md"
     assert guides.count("testing.md") == 1
+
+
+SHOWCASE_PICTURES = ("home", "live-board", "admin", "dark-mode", "phone")
+
+
+def test_the_showcase_pictures_are_on_the_site(site: Path) -> None:
+    """docs/images/*.png (made by scripts/screenshots.py) are published, shown on the home page,
+    and in the user guide's "Showcase" section (the README's links rewritten for the site)."""
+    home = page(site, "")
+    for name in SHOWCASE_PICTURES:
+        published = site / "images" / f"{name}.png"
+        assert published.is_file(), f"images/{name}.png is not on the site"
+        assert published.read_bytes() == (DOCS / "images" / f"{name}.png").read_bytes()
+        assert f'src="images/{name}.png"' in home, f"the home page does not show {name}.png"
+    guide = page(site, "guide")
+    assert 'src="../images/live-board.png"' in guide

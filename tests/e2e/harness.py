@@ -217,10 +217,14 @@ class ExternalRequests:
     urls: list[str] = field(default_factory=list)
 
 
-def open_demo(context: BrowserContext, base_url: str) -> Page:
-    """A new tab on the demo, once Datastar has applied the page's signals."""
+LAB = "/lab"
+"""The demo's page with every widget on it (each also has a page of its own)."""
+
+
+def open_demo(context: BrowserContext, base_url: str, path: str = LAB) -> Page:
+    """A new tab on the demo's lab page, once Datastar has applied the page's signals."""
     page = context.new_page()
-    page.goto(base_url + "/")
+    page.goto(base_url + path)
     # data-text is empty in the HTML: a number here means Datastar is running.
     expect(page.locator("#counter-value")).to_have_text(re.compile(r"^-?\d+$"))
     expect(page.locator("#shared-value")).to_have_text(re.compile(r"^-?\d+$"))

@@ -339,7 +339,7 @@ def test_page_renders_with_local_assets_only(
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
 
-    page.goto(demo_server.url + "/", wait_until="load")
+    page.goto(demo_server.url + "/lab", wait_until="load")
     expect(page.locator("#counter-value")).to_have_text("0")  # Datastar ran
     scripts = page.eval_on_selector_all("script[src]", "els => els.map(e => e.src)")
     styles = page.eval_on_selector_all("link[rel=stylesheet]", "els => els.map(e => e.href)")

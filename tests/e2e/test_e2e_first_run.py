@@ -138,7 +138,7 @@ def test_the_readme_command_serves_a_styled_live_demo_with_no_other_host(
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-    page.goto(first_run.url + "/", wait_until="load")
+    page.goto(first_run.url + "/state", wait_until="load")
 
     # live: Datastar runs (the counters show numbers) and a click changes the counter
     value = page.locator("#counter-value")
@@ -158,7 +158,7 @@ def test_the_readme_command_serves_a_styled_live_demo_with_no_other_host(
 
     # live across sessions: another browser sees a global change
     other = new_context().new_page()
-    other.goto(first_run.url + "/")
+    other.goto(first_run.url + "/state")
     shared = other.locator("#shared-value")
     expect(shared).to_have_text(re.compile(r"^\d+$"))
     before = int(shared.inner_text())
@@ -169,7 +169,7 @@ def test_the_readme_command_serves_a_styled_live_demo_with_no_other_host(
     page.goto(first_run.url + "/products")
     expect(page.get_by_text("Claw hammer")).to_be_visible()
     page.get_by_test_id("sm-home").click()
-    expect(page.locator("#counter-value")).to_have_text("5")
+    expect(page.locator("#home-counter")).to_have_text("5")  # the home page shows the session's counter
 
     size = sum(r.request.sizes()["responseBodySize"] for r in first_load)
     print(f"home page: {len(first_load)} requests, {size} bytes")

@@ -60,7 +60,7 @@ def test_every_request_stays_local_and_the_styles_apply(
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
 
-    page.goto(demo_server.url + "/", wait_until="load")
+    page.goto(demo_server.url + "/lab", wait_until="load")
     expect(page.locator("#counter-value")).to_have_text(re.compile(r"^-?\d+$"))  # Datastar ran
 
     assert requests, "the page made no request"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from playwright.sync_api import BrowserContext, Page, Request, expect
 
 from .harness import (
     REDIS_URL,
+    REPO,
     ConfiguredDemoServer,
     CuttableProxy,
     drop_redis_prefix,
@@ -31,6 +33,11 @@ from .test_e2e_todo import add, expect_done, no_error_toast, row, rows
 
 pytestmark = pytest.mark.e2e
 
+if str(REPO) not in sys.path:  # `pytest` run without `python -m`: the demo is not on the path
+    sys.path.insert(0, str(REPO))
+from demo.todos import SAMPLE_TODOS  # noqa: E402
+
+SEEDED = len(SAMPLE_TODOS)  # the todos a first start puts in the empty list
 RECONNECT_TIMEOUT_MS = 15_000  # Datastar retries the live stream at most 5 s apart
 
 StartProcess = Callable[[str], ConfiguredDemoServer]
@@ -144,7 +151,7 @@ def test_changes_on_one_process_show_live_on_the_other(
     for page in (on_a, on_b):
         expect(row(page, title)).to_have_count(0)
         expect(row(page, other)).to_have_count(1)
-        expect(rows(page)).to_have_count(1)
+        expect(rows(page)).to_have_count(SEEDED + 1)
         no_error_toast(page)
 
     # The activity feed (a Redis entity fed once, where each change happened) follows too.
@@ -193,7 +200,7 @@ def test_tab_on_a_restarted_process_catches_up_with_changes_made_while_it_was_do
     expect_done(row(watcher, kept), True)
     expect(row(watcher, doomed)).to_have_count(0)
     expect(row(watcher, added)).to_have_count(1)  # a row created while the tab was away
-    expect(rows(watcher)).to_have_count(2)
+    expect(rows(watcher)).to_have_count(SEEDED + 2)
 
     # And it is live again, both ways.
     click_shared(actor, 4)
@@ -244,7 +251,7 @@ def test_tab_comes_back_to_the_current_state_after_its_stream_is_cut_and_its_ser
         expect_done(row(viewer, kept), True)
         expect(row(viewer, doomed)).to_have_count(0)
         expect(row(viewer, added)).to_have_count(1)
-        expect(rows(viewer)).to_have_count(2)
+        expect(rows(viewer)).to_have_count(SEEDED + 2)
         assert live_requests, "the tab got the changes without reconnecting"
         assert live_requests[-1].headers.get("last-event-id"), live_requests[-1].headers
         click_shared(direct, 3)
@@ -263,9 +270,9 @@ def test_tab_comes_back_to_the_current_state_after_its_stream_is_cut_and_its_ser
         expect(fresh.locator("#shared-value")).to_have_text("3")
         expect(fresh.locator("#counter-value")).to_have_text("0")
         expect_done(row(fresh, kept), True)
-        expect(rows(fresh)).to_have_count(2)
+        expect(rows(fresh)).to_have_count(SEEDED + 2)
         expect(viewer.locator("#shared-value")).to_have_text("3")
-        expect(rows(viewer)).to_have_count(2)
+        expect(rows(viewer)).to_have_count(SEEDED + 2)
 
         # The reconnected tab is live again: the fresh tab's changes arrive.
         click_shared(fresh, 4)

@@ -77,7 +77,7 @@ async def test_a_background_run_that_ends_within_the_grace_period_finishes() -> 
     assert not sm.dispatcher.background_tasks()
 
 
-async def test_a_background_run_past_the_grace_period_is_cancelled_with_its_step_rolled_back() -> None:
+async def test_a_background_run_past_the_grace_period_is_cancelled_and_its_viewers_told() -> None:
     sm = app(0.3)
     told: list[EventOutputs] = []
     changes: list[EntityChanged] = []
@@ -101,6 +101,8 @@ async def test_a_background_run_past_the_grace_period_is_cancelled_with_its_step
     assert not sm.dispatcher.background_tasks()
     kept = await stored(sm)
     assert 1 <= kept.step < 1000  # the committed steps stay
-    assert kept.note == f"working on {kept.step}"  # the step under way was rolled back
-    assert changes[-1].changes.get("step") == kept.step
+    # what it changed before the wait it was cancelled in was committed at that wait (a run
+    # holds its entity only while it changes it), nothing after
+    assert kept.note in (f"working on {kept.step}", f"working on {kept.step + 1}"), kept
+    assert [c.changes["step"] for c in changes if "step" in c.changes][-1] == kept.step  # viewers saw it
     assert any("run was cancelled" in str(fact.outputs) for fact in told), told
