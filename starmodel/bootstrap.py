@@ -37,10 +37,12 @@ from starmodel.adapters.driving.ui.admin import Admin
 from starmodel.adapters.driving.ui.registry import UiRegistry
 from starmodel.adapters.driving.ui.views import EntityViews
 from starmodel.adapters.driving.web.fasthtml import WebApp
+from starmodel.adapters.driving.web.health import Readiness, service_checks
 from starmodel.adapters.driving.web.input_limits import read_json
 from starmodel.adapters.driving.web.rate_limits import EventRateLimiter
 from starmodel.app.bus import InProcessBus
 from starmodel.app.dispatcher import Dispatcher
+from starmodel.app.placement import kept_in
 from starmodel.app.records import RecordService
 from starmodel.app.settings import Settings
 from starmodel.app.uow import UnitOfWork
@@ -86,7 +88,7 @@ class Services:
 
     def repository_for(self, entity_cls: type[Entity]) -> EntityRepository:
         """A repository for ``entity_cls`` (a new one for stores with transactions)."""
-        store = entity_cls.options().store
+        store = kept_in(entity_cls, self.settings)
         if store is StateStore.CUSTOM:
             return self.backend(entity_cls.options().backend or "")()
         shared = self.repositories.get(store)
@@ -105,7 +107,8 @@ class Services:
 
         def repository_for(entity_cls: type[Entity]) -> EntityRepository:
             options = entity_cls.options()
-            slot = (options.store, options.backend if options.store is StateStore.CUSTOM else None)
+            store = kept_in(entity_cls, self.settings)
+            slot = (store, options.backend if store is StateStore.CUSTOM else None)
             repository = chosen.get(slot)
             if repository is None:
                 repository = chosen[slot] = self.repository_for(entity_cls)
@@ -275,6 +278,7 @@ class StarModel(WebApp):
         self.rate_limiter = EventRateLimiter(call_counter(settings.redis_url, lambda: self.services.redis))
         if self.services._redis is not None:  # each tick of a periodic job runs in one process
             self.jobs.claim = self.services._redis.claim_tick
+        self.readiness = Readiness.of(self, service_checks)  # /_starmodel/health and /ready
         self.startup_hooks.append(self._check_backends)
         self.startup_hooks.append(self._prepare_database)
         self.startup_hooks.append(self._connect_redis)
@@ -362,7 +366,8 @@ class StarModel(WebApp):
             log.error("%s (its events fail until the plugin is installed)", problem)
 
     def redis_entities(self) -> list[type[Entity]]:
-        return [cls for cls in self.entities() if cls.options().store is StateStore.SERVER_REDIS]
+        """Entities kept in Redis (``SERVER_REDIS``, and global memory ones when REDIS_URL is set)."""
+        return [cls for cls in self.entities() if kept_in(cls, self.settings) is StateStore.SERVER_REDIS]
 
     async def _connect_redis(self) -> None:
         """At start: subscribe the bus (if it runs over Redis) and check that Redis answers

@@ -185,6 +185,16 @@ class BackgroundRuns:
             self._cancelling.add(task)
             task.cancel()
 
+    def cancel_all(self) -> int:
+        """Cancel every run of this process as its cancel button would (the server stops): each
+        gets ``CancelledError`` at its current ``await``, its uncommitted step is rolled back,
+        and its viewers are told. Returns how many were cancelled."""
+        tasks = self.running_tasks()
+        for task in tasks:
+            self._cancelling.add(task)
+            task.cancel()
+        return len(tasks)
+
     def running(self, slot: Slot) -> int:
         return len(self._by_slot.get(slot, ()))
 

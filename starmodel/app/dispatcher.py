@@ -240,6 +240,15 @@ class Dispatcher:
         """The background and streaming runs this process has going."""
         return [*self.background.running_tasks(), *(task for task in self._streams if not task.done())]
 
+    def background_tasks(self) -> list[asyncio.Task[None]]:
+        """The background runs this process has going."""
+        return self.background.running_tasks()
+
+    def cancel_background(self) -> int:
+        """Cancel every background run of this process, as its cancel button would (the server
+        stops); how many were cancelled."""
+        return self.background.cancel_all()
+
     async def wait_until_idle(self, timeout: float) -> None:
         """Wait until no background or streaming run is going (runs started meanwhile too);
         ``TimeoutError`` if some still run after ``timeout`` seconds."""

@@ -57,6 +57,9 @@ class Settings:
         probe_interval: seconds between checks of a server found unreachable; meanwhile calls
             that need it answer 503 at once, with this as ``Retry-After``
             (``STARMODEL_PROBE_INTERVAL``).
+        shutdown_grace: seconds a stopping server lets running events and background runs
+            finish (``STARMODEL_SHUTDOWN_GRACE``); background runs still going then are
+            cancelled (their current step rolled back), open requests are ended.
         debug: show exception messages in error toasts (``STARMODEL_DEBUG``).
         log_format: ``text`` (default) or ``json``: one JSON object per log line, with a line
             per request and per event (``STARMODEL_LOG_FORMAT``; ``starmodel run --log-format``).
@@ -97,6 +100,7 @@ class Settings:
     store_timeout: float = 1.5
     bus_timeout: float = 1.0
     probe_interval: float = 1.0
+    shutdown_grace: float = 5.0
     debug: bool = False
     log_format: str = "text"
     metrics: bool = False
@@ -216,6 +220,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "store_timeout": (int, float),
     "bus_timeout": (int, float),
     "probe_interval": (int, float),
+    "shutdown_grace": (int, float),
     "debug": bool,
     "log_format": str,
     "metrics": bool,
@@ -231,6 +236,7 @@ _SECONDS = {
     "store_timeout": "STARMODEL_STORE_TIMEOUT",
     "bus_timeout": "STARMODEL_BUS_TIMEOUT",
     "probe_interval": "STARMODEL_PROBE_INTERVAL",
+    "shutdown_grace": "STARMODEL_SHUTDOWN_GRACE",
 }
 
 

@@ -8,31 +8,23 @@ import os
 import socket
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
-from starmodel.adapters.driving.live.stream import close_all_live_streams
 from starmodel.adapters.driving.operations.logs import json_logging_config
 from starmodel.adapters.driving.web.asset_fetch import AssetFetchError, ensure_bundle
+from starmodel.app.placement import per_process_globals
+from starmodel.app.settings import Settings
 from starmodel.cli.discovery import find_app
+from starmodel.cli.serve import StarModelServer, Supervisor
 from starmodel.cli.servers import SERVERS, metrics_across_workers, serve_with_granian
 from starmodel.core.errors import StarModelError
 from starmodel.core.store import StateStore
 
 __all__ = ["run_command"]
-
-
-class StarModelServer(uvicorn.Server):
-    """Uvicorn waits for open connections before the app's shutdown hook runs; live streams
-    never close by themselves, so they are ended as soon as the stop signal arrives."""
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        close_all_live_streams()
-        super().handle_exit(sig, frame)
 
 
 def _check_database(web: Any) -> None:
@@ -133,13 +125,25 @@ def _check_port(host: str, port: int) -> None:
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def _warn_about_workers(web: Any) -> None:
-    """What does not span worker processes: memory entities, and real time without Redis."""
-    memory = [cls.__name__ for cls in web.entities() if cls.options().store is StateStore.SERVER_MEMORY]
+def _check_workers(web: Any) -> None:
+    """What does not span worker processes: a global memory entity without Redis refuses to
+    start (each worker would show its own copy); session memory entities and real time
+    without Redis are warnings."""
+    shared = per_process_globals(web.entities(), web.settings)
+    if shared:
+        names = ", ".join(cls.__name__ for cls in shared)
+        raise click.ClickException(
+            f"{names}: global memory entities would have one copy per worker; set REDIS_URL "
+            "(they are then kept in Redis), or run one worker (or mark them "
+            "model_config['per_process'] = True if each worker should have its own)"
+        )
+    memory = [cls.__name__ for cls in web.entities() if cls.options().store is StateStore.SERVER_MEMORY
+              and cls.options().scope == "session"]
     if memory:
         click.echo(
-            f"warning: memory entities ({', '.join(memory)}) live in each worker process; with "
-            "--workers > 1 a request may see another worker's state. Use SERVER_REDIS or SQL for them.",
+            f"warning: session memory entities ({', '.join(memory)}) live in each worker process; "
+            "a browser's requests may reach another worker and see another copy. Use SERVER_REDIS, "
+            "SQL or a browser store for them.",
             err=True,
         )
     if not web.settings.redis_url:
@@ -186,7 +190,7 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
     if found.starmodel is not None:
         _fetch_page_assets(found.starmodel)
     if workers > 1 and found.starmodel is not None:
-        _warn_about_workers(found.starmodel)
+        _check_workers(found.starmodel)
     click.echo(f"StarModel serving {found.import_string} on http://{host}:{port}")
     if server_name == "granian":
         with metrics_across_workers(workers > 1 and getattr(settings, "metrics", False)):
@@ -196,6 +200,7 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
     target: Any = found.import_string if (reload or workers > 1) else found.asgi
     # JSON logs: the request lines replace uvicorn's access lines
     json_logs_options: dict[str, Any] = {"log_config": log_config, "access_log": False} if log_config else {}
+    grace = (found.starmodel.settings if found.starmodel is not None else Settings()).shutdown_grace
     config = uvicorn.Config(
         target,
         host=host,
@@ -203,7 +208,7 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
         reload=reload,
         workers=workers,
         log_level=log_level,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=max(1, round(grace)),  # then open requests are ended
         lifespan="on",
         proxy_headers=False,  # STARMODEL_TRUSTED_PROXIES decides whom to believe
         **json_logs_options,
@@ -215,10 +220,10 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
         sock = config.bind_socket()
         ChangeReload(config, target=server.run, sockets=[sock]).run()
     elif workers > 1:
-        from uvicorn.supervisors import Multiprocess
-
         sock = config.bind_socket()
         with metrics_across_workers(getattr(settings, "metrics", False)):
-            Multiprocess(config, sockets=[sock]).run()  # workers stop streams via timeout_graceful_shutdown
+            code = Supervisor(config, [sock], grace=grace).run()
+        if code:
+            raise SystemExit(code)
     else:
         server.run()

@@ -18,7 +18,7 @@ from typing import Any
 import click
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from starmodel.adapters.driving.live.stream import close_all_live_streams
+from starmodel.adapters.driving.web.shutdown import begin_stop_everywhere
 
 __all__ = ["SERVERS", "granian_app", "metrics_across_workers", "serve_with_granian"]
 
@@ -108,12 +108,13 @@ class _EndsStreamsOnStop:
 def _chain_stop_signals(loop: asyncio.AbstractEventLoop) -> None:
     # granian's worker handles the signals in its event loop, which learns of them through
     # the signal wake-up file descriptor: that goes on whatever Python-level handler is set,
-    # so this one only adds ending the streams (in the loop, between its other callbacks)
+    # so this one only adds the app's clean stop (live streams ended with a retry hint, background
+    # runs given their grace), begun in the loop between its other callbacks
     for sig in (signal.SIGTERM, signal.SIGINT):
         previous = signal.getsignal(sig)
 
         def stop(signum: int, frame: Any, previous: Any = previous) -> None:
-            loop.call_soon_threadsafe(close_all_live_streams)
+            loop.call_soon_threadsafe(begin_stop_everywhere)
             if callable(previous):
                 previous(signum, frame)
 

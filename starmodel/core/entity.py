@@ -64,6 +64,7 @@ class EntityOptions:
     primary_key: str | None = None
     private: bool = False
     policy: Policy | None = None
+    per_process: bool = False
 
 
 _registry: dict[tuple[str, str], type[Entity]] = {}
@@ -409,6 +410,14 @@ def _read_options(cls: type[Entity]) -> EntityOptions:
             f"{cls.__name__}: private applies to records (scope 'id'); session entities are "
             "private to their session already"
         )
+    per_process = config.get("per_process", False)
+    if per_process not in (False, True):
+        raise ConfigurationError(f"{cls.__name__}: per_process must be True or False")
+    if per_process and (store is not StateStore.SERVER_MEMORY or scope != "global"):
+        raise ConfigurationError(
+            f"{cls.__name__}: per_process applies to global SERVER_MEMORY entities (each server "
+            "process keeps its own copy, even when REDIS_URL is set)"
+        )
     return EntityOptions(
         store=store,
         scope=scope,
@@ -419,4 +428,5 @@ def _read_options(cls: type[Entity]) -> EntityOptions:
         primary_key=keys[0] if keys else None,
         private=bool(private),
         policy=Policy.parse(config.get("policy"), cls.__name__),
+        per_process=bool(per_process),
     )

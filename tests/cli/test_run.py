@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from .process_group import kill_group
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -28,6 +30,7 @@ def start(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "starmodel.cli.main", "run", *args],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,  # a test that fails mid-way kills all it started
     )
 
 
@@ -52,9 +55,7 @@ def demo_server() -> Iterator[tuple[int, subprocess.Popen[str]]]:
         wait_until_up(port, proc)
         yield port, proc
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
+        kill_group(proc)
 
 
 def test_run_serves_demo_events_over_a_socket(demo_server) -> None:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 import redis
 
+from .process_group import stop_group
 from .test_run import ROOT, free_port, wait_until_up
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -38,7 +39,7 @@ MEMORY_APP = textwrap.dedent('''
     from starmodel import Entity, StarModel, event
 
     class Clicks(Entity):
-        model_config = {"scope": "global"}
+        model_config = {"scope": "global", "per_process": True}
         count: int = 0
 
         @event
@@ -56,6 +57,7 @@ def run(tmp_path: Path, source: str, *args: str, **env: str) -> subprocess.Popen
     return subprocess.Popen(
         [sys.executable, "-m", "starmodel.cli.main", "run", "app.py", *args],
         cwd=tmp_path, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
     )
 
 
@@ -71,10 +73,7 @@ def prefix() -> Iterator[str]:
 
 
 def stop(proc: subprocess.Popen[str]) -> str:
-    if proc.poll() is None:
-        proc.terminate()
-    out, _ = proc.communicate(timeout=15)
-    return out
+    return stop_group(proc, timeout=15)
 
 
 def test_redis_entities_and_redis_down_is_one_line_and_no_server(tmp_path: Path) -> None:
@@ -124,6 +123,7 @@ def test_workers_share_real_time_through_redis(prefix: str) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "starmodel.cli.main", "run", "demo", "--port", str(port), "--workers", "2"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
     )
     try:
         wait_until_up(port, proc, timeout=40)

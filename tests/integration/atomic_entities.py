@@ -60,7 +60,7 @@ class Fuse(Entity, table=True):
 
 
 class MemoryShared(Entity):
-    model_config = {"namespace": "atom_memory_shared", "scope": "global"}
+    model_config = {"namespace": "atom_memory_shared", "scope": "global", "per_process": True}
     n: int = 0
 
 

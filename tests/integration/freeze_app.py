@@ -23,9 +23,9 @@ class Stock(Entity):
 
 
 class Tally(Entity):
-    """A counter in this process's memory."""
+    """A counter in this process's memory (``per_process``: kept there even with Redis)."""
 
-    model_config = {"scope": "global"}
+    model_config = {"scope": "global", "per_process": True}
     count: int = 0
 
     @event

@@ -52,9 +52,9 @@ class Burst(Entity):
 
 
 class Clicks(Entity):
-    """A global counter in memory: each process has its own."""
+    """A global counter in memory: each process has its own (``per_process``, said so)."""
 
-    model_config = {"scope": "global"}
+    model_config = {"scope": "global", "per_process": True}
     count: int = 0
 
     @event

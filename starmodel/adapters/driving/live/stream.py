@@ -4,12 +4,15 @@ Changes arrive from the bus as ``EntityChanged`` facts, become ``datastar-patch-
 events with ids (``<epoch>-<seq>``), and go to the streams whose topics match: ``global``
 for global entities, ``session:<id>`` for that session's tabs. A reconnecting tab sends
 ``Last-Event-ID``; it gets what it missed from a bounded replay buffer, or a full resync.
+A server that stops ends every stream with an SSE ``retry:`` hint, spread over a range so
+that its tabs reconnect to the other processes over a second or two rather than all at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 import secrets
 import weakref
@@ -39,10 +42,15 @@ _EVENT_ID = re.compile(r"[0-9A-Za-z]{1,64}-[0-9]{1,19}")
 """The ids this hub gives (``<epoch>-<seq>``); a ``Last-Event-ID`` of another shape is ignored."""
 
 
+RETRY_SPREAD = (0.5, 2.5)
+"""Seconds after which the tabs of a stopping server reconnect: each gets its own pick."""
+
+
 def close_all_live_streams() -> None:
-    """End every open live stream in this process (servers call it when asked to stop)."""
+    """End every open live stream in this process, each with a reconnect hint (servers call it
+    when asked to stop)."""
     for hub in list(_HUBS):
-        hub.close_all()
+        hub.close_all(retry=RETRY_SPREAD)
 
 
 def topic_for(change: EntityChanged | EventOutputs) -> str:
@@ -84,7 +92,7 @@ def _with_event_id(body: str, event_id: str) -> str:
 class LiveStream:
     """One tab's connection: a bounded backlog and a wake-up flag."""
 
-    __slots__ = ("closed", "limit", "origin", "pending", "session_id", "tab_id", "topics", "wakeup")
+    __slots__ = ("closed", "limit", "origin", "pending", "retry", "session_id", "tab_id", "topics", "wakeup")
 
     def __init__(self, session_id: str, tab_id: str | None, topics: set[str], limit: int) -> None:
         self.session_id = session_id
@@ -95,6 +103,7 @@ class LiveStream:
         self.pending: deque[str] = deque()
         self.wakeup = asyncio.Event()
         self.closed: str | None = None
+        self.retry: int | None = None  # milliseconds: sent as ``retry:`` when the stream ends
 
     def push(self, body: str) -> None:
         if self.closed:
@@ -106,8 +115,10 @@ class LiveStream:
         self.pending.append(body)
         self.wakeup.set()
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: str, *, retry: int | None = None) -> None:
+        """End the stream; ``retry``: milliseconds the tab waits before it reconnects."""
         self.closed = reason
+        self.retry = retry
         self.pending.clear()
         self.wakeup.set()
 
@@ -233,13 +244,18 @@ class LiveHub:
                 for stream in list(streams):
                     stream.close(reason)
 
-    def close_all(self) -> None:
+    def close_all(self, *, retry: tuple[float, float] | None = None) -> None:
+        """End every stream (the server stops); with ``retry`` (seconds, low and high), each
+        tab is told to reconnect after a time picked in that range."""
         self.closing = True
         if self._beats is not None:
             self._beats.cancel()
         for streams in list(self.streams.values()):
             for stream in list(streams):
-                stream.close("server stopping")
+                if stream.closed:  # told already (its hint stays)
+                    continue
+                wait = None if retry is None else round(random.uniform(*retry) * 1000)
+                stream.close("server stopping", retry=wait)
 
     def open(
         self,
@@ -360,6 +376,8 @@ class LiveHub:
                 await stream.wakeup.wait()  # pings come from one hub task, not a timer per stream
                 stream.wakeup.clear()
                 if stream.closed:
+                    if stream.retry is not None:
+                        yield f"retry: {stream.retry}\n\n"
                     return
                 batch = "".join(stream.pending)
                 stream.pending.clear()

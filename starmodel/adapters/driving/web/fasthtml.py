@@ -41,6 +41,7 @@ from starmodel.adapters.driving.web.requests import EventRequest, SSEAnswer, err
 from starmodel.adapters.driving.web.security import SecurityHeaders, with_nonces
 from starmodel.adapters.driving.web.served_assets import ServedAssets
 from starmodel.adapters.driving.web.sessions import SignedCookieSessions
+from starmodel.adapters.driving.web.shutdown import CANCEL_WAIT, GracefulStop, bounded_step
 from starmodel.app.dispatcher import Dispatcher, EventResult
 from starmodel.app.jobs import JobRunner
 from starmodel.app.records import RecordService
@@ -167,8 +168,9 @@ class WebApp:
         """Set by an auth plugin: where a sign-out button posts."""
         self._record_service: RecordService | None = None
         self.jobs = JobRunner()
+        self.stopping = GracefulStop(self.hub, dispatcher, settings.shutdown_grace)
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = [self.jobs.start]
-        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = [self.jobs.stop]
+        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = [self.stopping.drain, self.jobs.stop]
         self.page_assets = ServedAssets(settings)
         # a nested list, which FastHTML flattens into each page: refreshing it shows at once
         headers = [self.page_assets.headers]
@@ -290,10 +292,9 @@ class WebApp:
                 try:
                     yield state
                 finally:
-                    web.hub.close_all()
-                    for hook in web.shutdown_hooks:
-                        await hook()
-                    await web.bus.close()
+                    web.stopping.begin()
+                    for hook in [*web.shutdown_hooks, web.bus.close]:
+                        await bounded_step(hook, web.settings.shutdown_grace + CANCEL_WAIT + 1)
 
         self.app.router.lifespan_context = lifespan
 
