@@ -149,6 +149,7 @@ def take_screenshots(browser: Any, base_url: str, out_dir: Path, admin_password:
         expect(alice.locator("[data-testid=ticket]", has_text=title)).to_have_attribute("data-lane", lane)
         expect(alice.locator("#board-feed")).to_contain_text(bob.locator("#board-me").inner_text())
         for page in (alice, bob):
+            _wait_for_lane_counts(page)
             page.wait_for_timeout(300)
         shots["live-board"] = _side_by_side(
             context(),
@@ -190,6 +191,19 @@ def take_screenshots(browser: Any, base_url: str, out_dir: Path, admin_password:
 
 
 NEXT_LANE = {"todo": "doing", "doing": "done", "done": "todo"}
+
+
+def _wait_for_lane_counts(page: Any) -> None:
+    """Wait until each lane's count (sampled every 2 s by the periodic job) matches its cards,
+    so the picture does not show a count from before the moves."""
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[id^="lane-count-"]')].every(span => {
+            const lane = span.id.slice('lane-count-'.length);
+            const cards = document.querySelectorAll(`[data-testid=ticket][data-lane="${lane}"]`);
+            return span.textContent.trim() === String(cards.length);
+        })""",
+        timeout=10_000,
+    )
 
 
 def _move_a_card(page: Any, index: int) -> tuple[str, str]:
