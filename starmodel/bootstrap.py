@@ -9,13 +9,14 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fasthtml.common import FastHTML
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import Request
 
 from starmodel.adapters.driven.bus.redis import RedisBus
 from starmodel.adapters.driven.plugins import persistence_backend
@@ -29,18 +30,29 @@ from starmodel.adapters.driven.stores.redis import (
     check_redis_url,
 )
 from starmodel.adapters.driven.stores.sql import DEFAULT_URL, SqlDatabase, SqlRepository, normalize_url
+from starmodel.adapters.driving.live.lists import RecordViews
+from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
 from starmodel.adapters.driving.ui.admin import Admin
 from starmodel.adapters.driving.ui.registry import UiRegistry
 from starmodel.adapters.driving.ui.views import EntityViews
 from starmodel.adapters.driving.web.fasthtml import WebApp
+from starmodel.adapters.driving.web.identity import AuthHooks, UserLoader
 from starmodel.adapters.driving.web.input_limits import read_json
+from starmodel.adapters.driving.web.requests import EventRequest
+from starmodel.adapters.driving.web.served_assets import ServedAssets
 from starmodel.app.bus import InProcessBus
+from starmodel.app.calls import ServerCalls
+from starmodel.app.catalog import EntityCatalog
 from starmodel.app.dispatcher import Dispatcher
+from starmodel.app.jobs import Claim, JobRunner
+from starmodel.app.reads import EntityReads
 from starmodel.app.records import RecordService
 from starmodel.app.settings import Settings
 from starmodel.app.uow import UnitOfWork
+from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ConfigurationError, StoreUnavailable
+from starmodel.core.events import BoundEvent, EventSpec
 from starmodel.core.messages import CancelRequested
 from starmodel.core.policy import Rule
 from starmodel.core.ports import EntityRepository, EventBus
@@ -49,6 +61,7 @@ from starmodel.core.store import StateStore
 
 __all__ = ["Services", "StarModel", "build_services", "development_secret"]
 
+E = TypeVar("E", bound=Entity)
 SECRET_FILE = Path(".starmodel") / "secret_key"
 log = logging.getLogger("starmodel")
 
@@ -143,6 +156,11 @@ class Services:
             self._redis = redis_connection(self.settings, self.settings.redis_url or DEFAULT_REDIS_URL)
         return self._redis
 
+    @property
+    def tick_claim(self) -> Claim | None:
+        """How a periodic job's tick is claimed by one process (with Redis), else ``None``."""
+        return self._redis.claim_tick if self._redis is not None else None
+
     async def close(self) -> None:
         await self.bus.close()
         if self._database is not None:
@@ -214,8 +232,11 @@ def _caller_package() -> str:
     return name.split(".", 1)[0]
 
 
-class StarModel(WebApp):
+class StarModel:
     """A StarModel application: a FastHTML app serving your entities' events, live.
+
+    It holds the parts: the services (stores, bus, dispatcher), the read side, the job runner
+    and the web adapter (``sm.web``) that serves them over HTTP.
 
     Args:
         app: attach to this FastHTML app instead of creating one.
@@ -250,31 +271,141 @@ class StarModel(WebApp):
             settings = settings.with_(**options)
         if not settings.secret_key:
             settings = settings.with_(secret_key=development_secret())
+        self.settings = settings
         self.services = build_services(settings)
-        super().__init__(
+        self.catalog = EntityCatalog(entities, packages)
+        self.reads = EntityReads(self.services.dispatcher.uow_factory)
+        self.record_service = RecordService(self.services.dispatcher, self.services.finder_for)
+        # with Redis, each tick of a periodic job runs in one process
+        self.jobs = JobRunner(claim=self.services.tick_claim)
+        self._calls = ServerCalls(self.services.dispatcher, self.jobs)
+        self.web = WebApp(
             settings,
             self.services.dispatcher,
             self.services.bus,
+            catalog=self.catalog,
+            reads=self.reads,
+            record_service=self.record_service,
             app=app,
-            entities=entities,
-            packages=packages,
             title=title,
         )
-
+        self.app = self.web.app
+        self.app.state.starmodel = self  # `starmodel run` finds the StarModel behind an ASGI app
         self._ui: UiRegistry | None = None
-        self._record_service = RecordService(self.services.dispatcher, self.services.finder_for)
-        if self.services._redis is not None:  # each tick of a periodic job runs in one process
-            self.jobs.claim = self.services._redis.claim_tick
-        self.startup_hooks.append(self._check_backends)
-        self.startup_hooks.append(self._prepare_database)
-        self.startup_hooks.append(self._connect_redis)
-        self.shutdown_hooks.append(self.services.close)
+        self.startup_hooks.extend([self.jobs.start, self._check_backends, self._prepare_database,
+                                   self._connect_redis])
+        self.shutdown_hooks.extend([self.jobs.stop, self.services.close])
+
+    # --- the parts ---------------------------------------------------------------------
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self.services.dispatcher
+
+    @property
+    def bus(self) -> EventBus:
+        return self.services.bus
+
+    @property
+    def packages(self) -> tuple[str, ...] | None:
+        return self.catalog.packages
+
+    @property
+    def hub(self) -> LiveHub:
+        """The live streams of the tabs connected to this process."""
+        return self.web.hub
+
+    @property
+    def records(self) -> RecordViews:
+        return self.web.records
+
+    @property
+    def page_assets(self) -> ServedAssets:
+        """The page assets (Datastar, theme, CSS) the app serves and links from its pages."""
+        return self.web.page_assets
+
+    @property
+    def startup_hooks(self) -> list[Callable[[], Awaitable[None]]]:
+        """``async`` functions run, in order, when the app starts."""
+        return self.web.startup_hooks
+
+    @property
+    def shutdown_hooks(self) -> list[Callable[[], Awaitable[None]]]:
+        """``async`` functions run, in order, when the app stops."""
+        return self.web.shutdown_hooks
+
+    def entities(self) -> list[type[Entity]]:
+        """The entity classes this app serves."""
+        return self.catalog.entities()
+
+    def include(self, *entity_classes: type[Entity]) -> None:
+        """Serve these entities too (e.g. a plugin's own ``User``), wherever they are defined."""
+        self.catalog.include(*entity_classes)
+
+    def event_table(self) -> dict[tuple[str, str], tuple[type[Entity], EventSpec]]:
+        """``(method, path) -> (entity class, event)`` of every event served."""
+        return self.web.event_table()
+
+    # --- auth hooks ----------------------------------------------------------------------
+
+    def use_auth(
+        self, load_user: UserLoader, *, login_url: str | None = None, logout_url: str | None = None
+    ) -> None:
+        """For an auth plugin: ``await load_user(request)`` gives the signed-in user of a
+        request (``None`` for a visitor; every event's ``ctx.user``), ``login_url`` is where
+        pages that need a signed-in user send visitors, ``logout_url`` where a sign-out button
+        posts. A second plugin is refused."""
+        self.web.use_auth(AuthHooks(load_user, login_url, logout_url))
+
+    @property
+    def user_loader(self) -> UserLoader | None:
+        """The user loader an auth plugin gave (``use_auth``); setting it sets only that hook."""
+        return self.web.auth.load_user
+
+    @user_loader.setter
+    def user_loader(self, load_user: UserLoader | None) -> None:
+        self.web.auth = AuthHooks(load_user, self.web.auth.login_url, self.web.auth.logout_url)
+
+    @property
+    def login_url(self) -> str | None:
+        """Where pages that need a signed-in user send visitors (``None`` without auth)."""
+        return self.web.login_url
+
+    @property
+    def logout_url(self) -> str | None:
+        """Where a sign-out button posts (``None`` without auth)."""
+        return self.web.logout_url
+
+    # --- requests ----------------------------------------------------------------------
+
+    def session_id(self, request: Request | EventRequest) -> str:
+        """The browser's session id, created (and set in the signed cookie) on first use."""
+        return self.web.session_id(request)
+
+    def context(self, request: Request | EventRequest) -> CallContext:
+        return self.web.context(request)
+
+    async def current_user(self, request: Request | EventRequest) -> Any:
+        """The signed-in user of a request (``None`` when nobody is signed in, or the app has
+        no auth plugin); looked up once per request."""
+        return await self.web.current_user(request)
+
+    async def call_context(self, request: Request | EventRequest) -> CallContext:
+        """``context(request)`` with the signed-in user filled in."""
+        return await self.web.call_context(request)
+
+    def refuse_cross_site(self, request: Request | EventRequest, *, datastar: bool = True) -> str | None:
+        """Why this request may not run an event, or ``None`` if it may (``datastar=False``:
+        for JSON API calls, which need no Datastar header)."""
+        return self.web.refuse_cross_site(request, datastar=datastar)
+
+    # --- the generated UI ----------------------------------------------------------------
 
     @property
     def ui(self) -> UiRegistry:
         """The generated UI of this app (views, CRUD pages, JSON APIs, admin)."""
         if self._ui is None:
-            self._ui = UiRegistry(self)
+            self._ui = UiRegistry(self.web)
         return self._ui
 
     def views(self, entity_cls: type[Entity], views_class: type[EntityViews] | None = None) -> EntityViews:
@@ -370,3 +501,98 @@ class StarModel(WebApp):
         once, in the process where it happened; with ``everywhere=True`` in every server
         process sharing the bus (to push something to the tabs each one holds)."""
         self.services.bus.subscribe(event_type, handler, everywhere=everywhere)
+
+    # --- reading, calling, jobs ----------------------------------------------------------
+
+    async def load(self, entity_cls: type[E], request: Request | None = None) -> E:
+        """The entity instance a page request shows (session or global), for rendering."""
+        scope = entity_cls.options().scope
+        if scope == "session":
+            if request is None:
+                raise ConfigurationError(f"{entity_cls.__name__} is per session: pass the request")
+            key = self.session_id(request)
+        elif scope == "global":
+            key = "global"
+        else:
+            raise ConfigurationError(f"{entity_cls.__name__} is addressed by key; load it by key")
+        return await self.reads.load(entity_cls, key)
+
+    async def find(self, entity_cls: type[E], key: Any, request: Request | None = None) -> E | None:
+        """The record with this key, for rendering (``None`` if there is none, or if it is
+        another session's private record: pass the page's ``request`` for private entities)."""
+        owner = self.session_id(request) if request is not None else None
+        return await self.reads.find(entity_cls, str(key), owner=owner)
+
+    async def call(
+        self,
+        entity_cls: type[Entity],
+        event_name: str,
+        /,
+        *,
+        key: Any = None,
+        session_id: str = "server",
+        **params: Any,
+    ) -> list[Any]:
+        """Run an event from server code (a bus subscriber, a job) as a tab would: same
+        validation, unit of work, retries and broadcast. Returns its outputs (every step's,
+        for a streaming event). ``key`` picks a record; ``session_id`` the session of a
+        session-scoped entity.
+
+        Example: ``await sm.call(Activity, "log", text="Todo added")``
+        """
+        return await self._calls.call(entity_cls, event_name, key=key, session_id=session_id, **params)
+
+    def every(
+        self, seconds: float, target: BoundEvent | None = None, /, *, name: str | None = None, **params: Any
+    ) -> Any:
+        """Run something every ``seconds`` for as long as the app runs (runs never overlap;
+        an error is logged and the next tick runs anyway).
+
+        As a decorator, on a function (sync or async):
+
+            @sm.every(1.0)
+            async def sample():
+                await sm.call(Chart, "add_point", value=read_sensor())
+
+        Or with an event of a global entity (or of one record): ``sm.every(60, Stats.refresh)``,
+        ``sm.every(5, Chart.add_point, value=0)``; it runs like ``sm.call``.
+        With Redis configured, each tick runs in one server process only.
+        """
+        return self._calls.every(seconds, target, name=name, **params)
+
+    # --- live --------------------------------------------------------------------------
+
+    def live_list(
+        self,
+        entity_cls: type[Entity],
+        records: Iterable[Entity],
+        render: Callable[[Any], Any] | None = None,
+        **attrs: Any,
+    ) -> Any:
+        """A list of records that follows every change live (see ``RecordViews.live_list``)."""
+        return self.web.live_list(entity_cls, records, render, **attrs)
+
+    def row_view(self, entity_cls: type[Entity], *, container: str | None = None) -> Any:
+        """Decorator registering how a record's row is drawn (see ``RecordViews.row_view``)."""
+        return self.web.row_view(entity_cls, container=container)
+
+    def open_live_stream(
+        self, session_id: str, tab_id: str, *, watch: Iterable[type[Entity]] = (), backlog: int | None = None
+    ) -> tuple[LiveStream, AsyncGenerator[str, None]]:
+        """A tab's live stream opened in this process, as ``GET /live`` opens one (see
+        ``WebApp.open_live_stream``)."""
+        return self.web.open_live_stream(session_id, tab_id, watch=watch, backlog=backlog)
+
+    async def list(
+        self,
+        entity_cls: type[E],
+        request: Request | None = None,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> list[E]:
+        """Records in key order, for rendering (a private entity's: the request's session's)."""
+        if entity_cls.options().private and request is None:
+            raise ConfigurationError(f"{entity_cls.__name__} is private: pass the page's request")
+        owner = self.session_id(request) if request is not None else None
+        return await self.reads.list(entity_cls, owner=owner, offset=offset, limit=limit)

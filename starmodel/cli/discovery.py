@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from starmodel.adapters.driving.web.fasthtml import WebApp
+from starmodel.bootstrap import StarModel
 from starmodel.core.entity import Entity, registered_entities
 from starmodel.core.errors import StarModelError
 
@@ -27,7 +27,7 @@ class FoundApp:
 
     import_string: str
     asgi: Any
-    starmodel: WebApp | None
+    starmodel: StarModel | None
 
     def entities(self) -> list[type[Entity]]:
         return self.starmodel.entities() if self.starmodel else registered_entities()
@@ -106,18 +106,18 @@ def _submodule(module: ModuleType, name: str) -> ModuleType | None:
 
 
 def _is_app(value: Any) -> bool:
-    return isinstance(value, WebApp) or (callable(value) and hasattr(value, "router"))
+    return isinstance(value, StarModel) or (callable(value) and hasattr(value, "router"))
 
 
 def _found(import_string: str, value: Any, module: ModuleType) -> FoundApp:
-    if isinstance(value, WebApp):
+    if isinstance(value, StarModel):
         return _checked(FoundApp(import_string + ".app", value.app, value))
     if not _is_app(value):
         raise click.ClickException(f"{import_string} is not an ASGI app or a StarModel")
-    web = next((v for v in vars(module).values() if isinstance(v, WebApp) and v.app is value), None)
+    web = next((v for v in vars(module).values() if isinstance(v, StarModel) and v.app is value), None)
     if web is None:  # `app = StarModel(...).app`: the app knows its StarModel
         owner = getattr(getattr(value, "state", None), "starmodel", None)
-        web = owner if isinstance(owner, WebApp) else None
+        web = owner if isinstance(owner, StarModel) else None
     return _checked(FoundApp(import_string, value, web))
 
 

@@ -7,16 +7,13 @@ rule lives here.
 from __future__ import annotations
 
 import gc
-import inspect
-import json
 import logging
 import re
-import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from fasthtml.common import Div, FastHTML
 from starlette.requests import Request
@@ -28,38 +25,36 @@ from starmodel.adapters.driving.datastar.sse import error_events, patch_signals_
 from starmodel.adapters.driving.live.lists import WATCH_SIGNAL, RecordViews
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
 from starmodel.adapters.driving.web.assets import ASSETS_PREFIX, STATIC_PREFIX
+from starmodel.adapters.driving.web.identity import USER_SCOPE_KEY, AuthHooks, session_id
 from starmodel.adapters.driving.web.input_limits import read_json
 from starmodel.adapters.driving.web.request_limits import RequestLimits
 from starmodel.adapters.driving.web.requests import EventRequest, SSEAnswer, error_response
 from starmodel.adapters.driving.web.served_assets import ServedAssets
 from starmodel.adapters.driving.web.sessions import SignedCookieSessions
+from starmodel.app.catalog import EntityCatalog
 from starmodel.app.dispatcher import Dispatcher, EventResult
-from starmodel.app.jobs import JobRunner
+from starmodel.app.reads import EntityReads
 from starmodel.app.records import RecordService
 from starmodel.app.settings import Settings
 from starmodel.core.actions import PatchSignals, toast
 from starmodel.core.client_state import read_client_state
 from starmodel.core.context import CallContext
-from starmodel.core.entity import CLIENT_RESTORE_PATH, Entity, registered_entities, registry_version
+from starmodel.core.entity import CLIENT_RESTORE_PATH, Entity
 from starmodel.core.errors import (
     ClientStateInvalid,
     ConfigurationError,
-    EventNotFound,
     StarModelError,
     ValidationFailed,
 )
-from starmodel.core.events import CANCEL_SUFFIX, BoundEvent, EventSpec
+from starmodel.core.events import CANCEL_SUFFIX, EventSpec
 from starmodel.core.messages import EntityChanged, EventOutputs
 from starmodel.core.ports import EventBus
 
 __all__ = ["LIVE_PATH", "WebApp"]
 
 log = logging.getLogger("starmodel.web")
-E = TypeVar("E", bound=Entity)
 
 LIVE_PATH = "/_starmodel/live"
-SESSION_KEY = "starmodel_sid"
-USER_SCOPE_KEY = "starmodel.user"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _TAB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _STATIC_DIR = Path(__file__).parent / "static"
@@ -99,16 +94,17 @@ class EventRoute(BaseRoute):
 
 
 class WebApp:
-    """Mounts StarModel on a FastHTML app (a new one unless ``app`` is given).
+    """Mounts StarModel on a FastHTML app (a new one unless ``app`` is given): translates HTTP
+    requests into calls of the application and its answers into HTTP.
 
     Args:
         settings: resolved settings (``Settings.from_env()``).
         dispatcher: runs events.
         bus: where committed changes are published (the live hub subscribes to it).
+        catalog: the entity classes served.
+        reads: the read side (what live lists resync from).
+        record_service: generated CRUD, for the generated UI and JSON API.
         app: an existing FastHTML app to attach to.
-        entities: the entity classes to serve; default: every entity defined in ``packages``.
-        packages: top-level packages (or modules) whose entities are discovered; default:
-            every entity defined in the process.
         title: default page title.
     """
 
@@ -118,18 +114,17 @@ class WebApp:
         dispatcher: Dispatcher,
         bus: EventBus,
         *,
+        catalog: EntityCatalog,
+        reads: EntityReads,
+        record_service: RecordService | None = None,
         app: FastHTML | None = None,
-        entities: Iterable[type[Entity]] | None = None,
-        packages: Iterable[str] | None = None,
         title: str = "StarModel",
     ) -> None:
         self.settings = settings
-        self.packages = tuple(packages) if packages is not None else None
         self.dispatcher = dispatcher
         self.bus = bus
-        self._explicit = list(entities) if entities is not None else None
-        self._included: list[type[Entity]] = []
-        self._included_version = 0
+        self.catalog = catalog
+        self.reads = reads
         self._table: dict[tuple[str, str], tuple[type[Entity], EventSpec]] | None = None
         self._table_version: tuple[int, int] = (-1, -1)
         self._cancel_paths: set[str] = set()
@@ -151,16 +146,11 @@ class WebApp:
             bus.subscribe(fact_type, handler, everywhere=True)
         self.hub.history = bus.history
         bus.on_resync(self.hub.resync_all)
-        self.user_loader: Callable[[Request | EventRequest], Awaitable[Any]] | None = None
-        """Set by an auth plugin: the signed-in user of a request, or ``None``."""
-        self.login_url: str | None = None
-        """Set by an auth plugin: where pages that need a signed-in user send visitors."""
-        self.logout_url: str | None = None
-        """Set by an auth plugin: where a sign-out button posts."""
-        self._record_service: RecordService | None = None
-        self.jobs = JobRunner()
-        self.startup_hooks: list[Callable[[], Awaitable[None]]] = [self.jobs.start]
-        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = [self.jobs.stop]
+        self.auth = AuthHooks()
+        """What an auth plugin declared (``use_auth``): the user loader, sign-in and out URLs."""
+        self._record_service = record_service
+        self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
         self.page_assets = ServedAssets(settings)
         # a nested list, which FastHTML flattens into each page: refreshing it shows at once
         headers = [self.page_assets.headers]
@@ -192,7 +182,6 @@ class WebApp:
             app.hdrs = [*list(app.hdrs or []), *headers]
             app.ftrs = [*list(app.ftrs or []), *footers]
         self.app = app
-        app.state.starmodel = self  # `starmodel run` finds the StarModel behind an ASGI app
         app.add_middleware(RequestLimits, handles_itself=self._is_event)
         self._install_routes()
         self._wrap_lifespan()
@@ -201,24 +190,11 @@ class WebApp:
 
     def entities(self) -> list[type[Entity]]:
         """The entity classes this app serves."""
-        if self._explicit is not None:
-            found = list(self._explicit)
-        else:
-            found = registered_entities()
-            if self.packages is not None:
-                found = [cls for cls in found if _in_packages(cls.__module__, self.packages)]
-        return found + [cls for cls in self._included if cls not in found]
-
-    def include(self, *entity_classes: type[Entity]) -> None:
-        """Serve these entities too (e.g. a plugin's own ``User``), wherever they are defined."""
-        for cls in entity_classes:
-            if cls not in self._included:
-                self._included.append(cls)
-        self._included_version += 1
+        return self.catalog.entities()
 
     def event_table(self) -> dict[tuple[str, str], tuple[type[Entity], EventSpec]]:
         """``(method, path) -> (entity class, event)``, rebuilt when new entities appear."""
-        version = (registry_version() if self._explicit is None else 0, self._included_version)
+        version = self.catalog.version()
         if self._table is None or version != self._table_version:
             entities = self.entities()
             table: dict[tuple[str, str], tuple[type[Entity], EventSpec]] = {}
@@ -282,24 +258,28 @@ class WebApp:
 
     # --- identity ----------------------------------------------------------------------
 
-    @staticmethod
-    def session_id(request: Request | EventRequest) -> str:
-        """The browser's session id, created (and set in the signed cookie) on first use."""
-        session = request.scope.get("session")
-        if session is None:
-            raise ConfigurationError(
-                "StarModel needs a session middleware; attach it to a FastHTML app"
-            )
-        sid = session.get(SESSION_KEY)
-        if not isinstance(sid, str) or not sid:
-            sid = secrets.token_urlsafe(18)
-            session[SESSION_KEY] = sid
-        return sid
+    session_id = staticmethod(session_id)
+
+    def use_auth(self, hooks: AuthHooks) -> None:
+        """Take an auth plugin's hooks; a second plugin with other hooks is refused."""
+        if self.auth.load_user is not None and hooks != self.auth:
+            raise ConfigurationError("this app has an auth plugin already")
+        self.auth = hooks
+
+    @property
+    def login_url(self) -> str | None:
+        """Where pages that need a signed-in user send visitors (``None`` without auth)."""
+        return self.auth.login_url
+
+    @property
+    def logout_url(self) -> str | None:
+        """Where a sign-out button posts (``None`` without auth)."""
+        return self.auth.logout_url
 
     def context(self, request: Request | EventRequest) -> CallContext:
         tab = request.headers.get("x-starmodel-tab")
         return CallContext(
-            session_id=self.session_id(request),
+            session_id=session_id(request),
             tab_id=tab if tab and _TAB_ID.match(tab) else None,
             user=request.scope.get("user"),
         )
@@ -319,8 +299,8 @@ class WebApp:
         if USER_SCOPE_KEY in scope:
             return scope[USER_SCOPE_KEY]
         user = scope.get("user")
-        if self.user_loader is not None:
-            user = await self.user_loader(request)
+        if self.auth.load_user is not None:
+            user = await self.auth.load_user(request)
         scope[USER_SCOPE_KEY] = user
         return user
 
@@ -329,114 +309,6 @@ class WebApp:
         ctx = self.context(request)
         ctx.user = await self.current_user(request)
         return ctx
-
-    async def load(self, entity_cls: type[E], request: Request | None = None) -> E:
-        """The entity instance a page request shows (session or global), for rendering."""
-        scope = entity_cls.options().scope
-        if scope == "session":
-            if request is None:
-                raise ConfigurationError(f"{entity_cls.__name__} is per session: pass the request")
-            key = self.session_id(request)
-        elif scope == "global":
-            key = "global"
-        else:
-            raise ConfigurationError(f"{entity_cls.__name__} is addressed by key; load it by key")
-        async with self.dispatcher.uow_factory(entity_cls) as uow:
-            return await uow.load(entity_cls, key)
-
-    async def call(
-        self,
-        entity_cls: type[Entity],
-        event_name: str,
-        /,
-        *,
-        key: Any = None,
-        session_id: str = "server",
-        **params: Any,
-    ) -> list[Any]:
-        """Run an event from server code (a bus subscriber, a job) as a tab would: same
-        validation, unit of work, retries and broadcast. Returns its outputs (every step's,
-        for a streaming event). ``key`` picks a record; ``session_id`` the session of a
-        session-scoped entity.
-
-        Example: ``await sm.call(Activity, "log", text="Todo added")``
-        """
-        spec = entity_cls.events().get(event_name)
-        if spec is None:
-            raise EventNotFound(f"{entity_cls.__name__} has no event {event_name!r}")
-        args = {name: json.dumps(value, default=str) for name, value in params.items()}
-        if key is not None:
-            args["_key"] = str(key)
-        result = await self.dispatcher.dispatch(entity_cls, spec, CallContext(session_id=session_id), args)
-        if result.stream is None:
-            return list(result.outputs)
-        return [item async for step in result.stream for item in step]
-
-    def every(
-        self, seconds: float, target: BoundEvent | None = None, /, *, name: str | None = None, **params: Any
-    ) -> Any:
-        """Run something every ``seconds`` for as long as the app runs (runs never overlap;
-        an error is logged and the next tick runs anyway).
-
-        As a decorator, on a function (sync or async):
-
-            @sm.every(1.0)
-            async def sample():
-                await sm.call(Chart, "add_point", value=read_sensor())
-
-        Or with an event of a global entity (or of one record): ``sm.every(60, Stats.refresh)``,
-        ``sm.every(5, Chart.add_point, value=0)``; it runs like ``sm.call``.
-        With Redis configured, each tick runs in one server process only.
-        """
-        if target is not None:
-            if not isinstance(target, BoundEvent):
-                raise TypeError("every(seconds, Entity.event): pass an event, or use it as a decorator")
-            entity_cls, spec = target.owner, target.spec
-            key = entity_cls.route_key(target.instance) if target.instance is not None else None
-            if entity_cls.options().scope == "session":
-                raise ConfigurationError(
-                    f"every(): {entity_cls.__name__} is per session; a job can run events of "
-                    "global entities or of records"
-                )
-
-            async def run_event() -> None:
-                await self.call(entity_cls, spec.name, key=key, **params)
-
-            self.jobs.add(name or f"{entity_cls.__name__}.{spec.name}", seconds, run_event)
-            return target
-
-        def register(fn: Callable[[], Any]) -> Callable[[], Any]:
-            async def run_function() -> None:
-                result = fn()
-                if inspect.isawaitable(result):
-                    await result
-
-            self.jobs.add(name or f"{fn.__module__}.{fn.__qualname__}", seconds, run_function)
-            return fn
-
-        return register
-
-    async def find(self, entity_cls: type[E], key: Any, request: Request | None = None) -> E | None:
-        """The record with this key, for rendering (``None`` if there is none, or if it is
-        another session's private record: pass the page's ``request`` for private entities)."""
-        async with self.dispatcher.uow_factory(entity_cls) as uow:
-            uow.owner = self.session_id(request) if request is not None else None
-            return await uow.get(entity_cls, str(key))
-
-    async def list(
-        self,
-        entity_cls: type[E],
-        request: Request | None = None,
-        *,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> list[E]:
-        """Records in key order, for rendering (a private entity's: the request's session's)."""
-        if entity_cls.options().private and request is None:
-            raise ConfigurationError(f"{entity_cls.__name__} is private: pass the page's request")
-        async with self.dispatcher.uow_factory(entity_cls) as uow:
-            uow.owner = self.session_id(request) if request is not None else None
-            return await uow.list(entity_cls, offset=offset, limit=limit)
 
     def live_list(
         self,
@@ -472,9 +344,7 @@ class WebApp:
 
     async def _resync_lists(self, stream: LiveStream) -> str:
         async def records(entity_cls: type[Entity], owner: str | None, limit: int) -> list[Entity]:
-            async with self.dispatcher.uow_factory(entity_cls) as uow:
-                uow.owner = owner
-                return await uow.list(entity_cls, limit=limit)
+            return await self.reads.list(entity_cls, owner=owner, limit=limit)
 
         return await self.records.resync_body(stream.topics, records)
 
@@ -631,10 +501,6 @@ class WebApp:
 
 async def _no_favicon(request: Request) -> Response:
     return Response(status_code=204)
-
-
-def _in_packages(module: str, packages: tuple[str, ...]) -> bool:
-    return any(module == p or module.startswith(p + ".") for p in packages)
 
 
 def _clear_field_errors(namespace: str, spec: EventSpec, outputs: list[Any]) -> list[Any]:
