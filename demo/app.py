@@ -37,7 +37,7 @@ from demo.batteries import (
 from demo.products import install_shop, shop_links
 from demo.todos import Todo, database_url, todo_card, todo_row
 from starmodel import Entity, StarModel, StoreUnavailable, computed, event, toast
-from starmodel.adapters.ui_theme import theme_picker
+from starmodel.ui import theme_picker
 
 
 class Counter(Entity):

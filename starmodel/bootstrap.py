@@ -12,25 +12,18 @@ import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fasthtml.common import FastHTML
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 
-from starmodel.adapters.driven.bus.redis import RedisBus
 from starmodel.adapters.driven.plugins import persistence_backend
 from starmodel.adapters.driven.stores.client import ClientRepository
 from starmodel.adapters.driven.stores.memory import MemoryRepository, MemoryStore
 from starmodel.adapters.driven.stores.queries import ScanRecordFinder, SqlRecordFinder
-from starmodel.adapters.driven.stores.redis import (
-    DEFAULT_REDIS_URL,
-    RedisConnection,
-    RedisRepository,
-    check_redis_url,
-)
 from starmodel.adapters.driven.stores.sql import DEFAULT_URL, SqlDatabase, SqlRepository, normalize_url
-from starmodel.adapters.driving.live.lists import RecordViews
+from starmodel.adapters.driving.live.lists import LiveLists
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
 from starmodel.adapters.driving.ui.admin import Admin
 from starmodel.adapters.driving.ui.registry import UiRegistry
@@ -43,10 +36,10 @@ from starmodel.adapters.driving.web.served_assets import ServedAssets
 from starmodel.app.bus import InProcessBus
 from starmodel.app.calls import ServerCalls
 from starmodel.app.catalog import EntityCatalog
+from starmodel.app.crud import CrudService
 from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.jobs import Claim, JobRunner
 from starmodel.app.reads import EntityReads
-from starmodel.app.records import RecordService
 from starmodel.app.settings import Settings
 from starmodel.app.uow import UnitOfWork
 from starmodel.core.context import CallContext
@@ -60,6 +53,9 @@ from starmodel.core.queries import RecordFinder
 from starmodel.core.store import StateStore
 
 __all__ = ["Services", "StarModel", "build_services", "development_secret"]
+
+if TYPE_CHECKING:  # Redis's modules are imported when an app uses Redis
+    from starmodel.adapters.driven.stores.redis import RedisConnection
 
 E = TypeVar("E", bound=Entity)
 SECRET_FILE = Path(".starmodel") / "secret_key"
@@ -153,6 +149,8 @@ class Services:
     def redis(self) -> RedisConnection:
         """The Redis server (``REDIS_URL``, else the local default), connected on first use."""
         if self._redis is None:
+            from starmodel.adapters.driven.stores.redis import DEFAULT_REDIS_URL
+
             self._redis = redis_connection(self.settings, self.settings.redis_url or DEFAULT_REDIS_URL)
         return self._redis
 
@@ -171,6 +169,8 @@ class Services:
 
 def redis_connection(settings: Settings, url: str) -> RedisConnection:
     """The app's Redis, with the timeouts of ``settings``."""
+    from starmodel.adapters.driven.stores.redis import RedisConnection
+
     return RedisConnection(
         url,
         prefix=settings.redis_prefix,
@@ -199,6 +199,9 @@ def build_services(settings: Settings) -> Services:
     redis: RedisConnection | None = None
     bus: EventBus = InProcessBus()
     if settings.redis_url:
+        from starmodel.adapters.driven.bus.redis import RedisBus
+        from starmodel.adapters.driven.stores.redis import check_redis_url
+
         check_redis_url(settings.redis_url)  # likewise a bad REDIS_URL
         redis = redis_connection(settings, settings.redis_url)
         bus = RedisBus(redis, timeout=settings.bus_timeout)
@@ -214,10 +217,16 @@ def build_services(settings: Settings) -> Services:
     memory = services.memory
     services.factories[StateStore.SERVER_MEMORY] = lambda: MemoryRepository(memory)
     services.factories[StateStore.SERVER_SQL] = lambda: SqlRepository(services.database)
-    services.factories[StateStore.SERVER_REDIS] = lambda: RedisRepository(services.redis)
+    services.factories[StateStore.SERVER_REDIS] = lambda: _redis_repository(services)
     client = ClientRepository()  # holds nothing: the state comes with each request
     repositories[StateStore.CLIENT_SESSION] = repositories[StateStore.CLIENT_LOCAL] = client
     return services
+
+
+def _redis_repository(services: Services) -> EntityRepository:
+    from starmodel.adapters.driven.stores.redis import RedisRepository
+
+    return RedisRepository(services.redis)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -275,7 +284,8 @@ class StarModel:
         self.services = build_services(settings)
         self.catalog = EntityCatalog(entities, packages)
         self.reads = EntityReads(self.services.dispatcher.uow_factory)
-        self.record_service = RecordService(self.services.dispatcher, self.services.finder_for)
+        self.crud_service = CrudService(self.services.dispatcher, self.services.finder_for)
+        """Generated CRUD (list / get / create / update / delete, with the entities' policies)."""
         # with Redis, each tick of a periodic job runs in one process
         self.jobs = JobRunner(claim=self.services.tick_claim)
         self._calls = ServerCalls(self.services.dispatcher, self.jobs)
@@ -285,7 +295,7 @@ class StarModel:
             self.services.bus,
             catalog=self.catalog,
             reads=self.reads,
-            record_service=self.record_service,
+            crud_service=self.crud_service,
             app=app,
             title=title,
         )
@@ -316,13 +326,24 @@ class StarModel:
         return self.web.hub
 
     @property
-    def records(self) -> RecordViews:
-        return self.web.records
+    def live_lists(self) -> LiveLists:
+        """The lists of records on the pages of this process's tabs that follow changes live."""
+        return self.web.live_lists
+
+    @property
+    def records(self) -> LiveLists:
+        """The former name of ``live_lists``."""
+        return self.web.live_lists
 
     @property
     def page_assets(self) -> ServedAssets:
         """The page assets (Datastar, theme, CSS) the app serves and links from its pages."""
         return self.web.page_assets
+
+    @property
+    def record_service(self) -> CrudService:
+        """The former name of ``crud_service``."""
+        return self.crud_service
 
     @property
     def startup_hooks(self) -> list[Callable[[], Awaitable[None]]]:
@@ -487,8 +508,11 @@ class StarModel:
         when entities live there. Redis down is one log line, never a failed start: the bus
         delivers within this process and retries; Redis events answer 503 until it is back."""
         bus = self.services.bus
-        if isinstance(bus, RedisBus):
-            await bus.wait_connected(3.0)  # a bus that cannot connect says so itself
+        if self.settings.redis_url:
+            from starmodel.adapters.driven.bus.redis import RedisBus
+
+            if isinstance(bus, RedisBus):
+                await bus.wait_connected(3.0)  # a bus that cannot connect says so itself
         if self.redis_entities():
             try:
                 await self.services.redis.ping()
@@ -569,11 +593,11 @@ class StarModel:
         render: Callable[[Any], Any] | None = None,
         **attrs: Any,
     ) -> Any:
-        """A list of records that follows every change live (see ``RecordViews.live_list``)."""
+        """A list of records that follows every change live (see ``LiveLists.live_list``)."""
         return self.web.live_list(entity_cls, records, render, **attrs)
 
     def row_view(self, entity_cls: type[Entity], *, container: str | None = None) -> Any:
-        """Decorator registering how a record's row is drawn (see ``RecordViews.row_view``)."""
+        """Decorator registering how a record's row is drawn (see ``LiveLists.row_view``)."""
         return self.web.row_view(entity_cls, container=container)
 
     def open_live_stream(

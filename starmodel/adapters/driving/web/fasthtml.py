@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
 from starmodel.adapters.driving.datastar.sse import error_events, patch_signals_event, render_outputs
-from starmodel.adapters.driving.live.lists import WATCH_SIGNAL, RecordViews
+from starmodel.adapters.driving.live.lists import WATCH_SIGNAL, LiveLists
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
 from starmodel.adapters.driving.web.assets import ASSETS_PREFIX, STATIC_PREFIX
 from starmodel.adapters.driving.web.identity import USER_SCOPE_KEY, AuthHooks, session_id
@@ -32,9 +32,9 @@ from starmodel.adapters.driving.web.requests import EventRequest, SSEAnswer, err
 from starmodel.adapters.driving.web.served_assets import ServedAssets
 from starmodel.adapters.driving.web.sessions import SignedCookieSessions
 from starmodel.app.catalog import EntityCatalog
+from starmodel.app.crud import CrudService
 from starmodel.app.dispatcher import Dispatcher, EventResult
 from starmodel.app.reads import EntityReads
-from starmodel.app.records import RecordService
 from starmodel.app.settings import Settings
 from starmodel.core.actions import PatchSignals, toast
 from starmodel.core.client_state import read_client_state
@@ -103,7 +103,7 @@ class WebApp:
         bus: where committed changes are published (the live hub subscribes to it).
         catalog: the entity classes served.
         reads: the read side (what live lists resync from).
-        record_service: generated CRUD, for the generated UI and JSON API.
+        crud_service: generated CRUD, for the generated UI and JSON API.
         app: an existing FastHTML app to attach to.
         title: default page title.
     """
@@ -116,7 +116,7 @@ class WebApp:
         *,
         catalog: EntityCatalog,
         reads: EntityReads,
-        record_service: RecordService | None = None,
+        crud_service: CrudService | None = None,
         app: FastHTML | None = None,
         title: str = "StarModel",
     ) -> None:
@@ -135,11 +135,11 @@ class WebApp:
             replay_size=settings.live_replay,
             heartbeat=settings.live_heartbeat,
         )
-        self.records = RecordViews(self.hub, self.entities)
+        self.live_lists = LiveLists(self.hub, self.entities)
         # every process pushes to the tabs connected to it
         self.hub.fact_handlers = [
             (EntityChanged, self.hub.on_entity_changed),
-            (EntityChanged, self.records.on_entity_changed),
+            (EntityChanged, self.live_lists.on_entity_changed),
             (EventOutputs, self.hub.on_event_outputs),
         ]
         for fact_type, handler in self.hub.fact_handlers:
@@ -148,7 +148,7 @@ class WebApp:
         bus.on_resync(self.hub.resync_all)
         self.auth = AuthHooks()
         """What an auth plugin declared (``use_auth``): the user loader, sign-in and out URLs."""
-        self._record_service = record_service
+        self._crud_service = crud_service
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
         self.page_assets = ServedAssets(settings)
@@ -285,12 +285,12 @@ class WebApp:
         )
 
     @property
-    def record_service(self) -> RecordService:
+    def crud_service(self) -> CrudService:
         """Generated CRUD (list / get / create / update / delete with policies), set up by the
         composition root."""
-        if self._record_service is None:
+        if self._crud_service is None:
             raise ConfigurationError("this app has no record service; build it with StarModel(...)")
-        return self._record_service
+        return self._crud_service
 
     async def current_user(self, request: Request | EventRequest) -> Any:
         """The signed-in user of a request (``None`` when nobody is signed in, or the app has
@@ -317,12 +317,12 @@ class WebApp:
         render: Callable[[Any], Any] | None = None,
         **attrs: Any,
     ) -> Any:
-        """A list of records that follows every change live (see ``RecordViews.live_list``)."""
-        return self.records.live_list(entity_cls, records, render, **attrs)
+        """A list of records that follows every change live (see ``LiveLists.live_list``)."""
+        return self.live_lists.live_list(entity_cls, records, render, **attrs)
 
     def row_view(self, entity_cls: type[Entity], *, container: str | None = None) -> Any:
-        """Decorator registering how a record's row is drawn (see ``RecordViews.row_view``)."""
-        return self.records.row_view(entity_cls, container=container)
+        """Decorator registering how a record's row is drawn (see ``LiveLists.row_view``)."""
+        return self.live_lists.row_view(entity_cls, container=container)
 
     def open_live_stream(
         self, session_id: str, tab_id: str, *, watch: Iterable[type[Entity]] = (), backlog: int | None = None
@@ -333,7 +333,7 @@ class WebApp:
         closes the stream. ``watch``: record classes whose changes it follows; ``backlog``:
         how many unread messages it may hold before it is dropped (default: the hub's)."""
         wanted = {WATCH_SIGNAL: {cls.namespace(): True for cls in watch}}
-        topics = self.records.watched_topics(wanted, session_id)
+        topics = self.live_lists.watched_topics(wanted, session_id)
         stream = self.hub.open(session_id, tab_id, join=False, watch=topics)
         if backlog is not None:
             stream.limit = backlog
@@ -346,7 +346,7 @@ class WebApp:
         async def records(entity_cls: type[Entity], owner: str | None, limit: int) -> list[Entity]:
             return await self.reads.list(entity_cls, owner=owner, limit=limit)
 
-        return await self.records.resync_body(stream.topics, records)
+        return await self.live_lists.resync_body(stream.topics, records)
 
     # --- request checks ----------------------------------------------------------------
 
@@ -460,7 +460,7 @@ class WebApp:
             user = await self.current_user(request)
         except StarModelError:  # the user store is down: the stream goes on for a visitor
             user = None
-        watch = self.records.watched_topics(signals, ctx.session_id, user)
+        watch = self.live_lists.watched_topics(signals, ctx.session_id, user)
         stream = self.hub.open(ctx.session_id, ctx.tab_id, join=False, watch=watch)
         last_id = request.headers.get("last-event-id")
         return StreamingResponse(
