@@ -12,32 +12,33 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from functools import partial
-from pathlib import Path
 from typing import Any, cast
 
 from fasthtml.common import Div, FastHTML
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
-from starmodel.adapters.driving.datastar.sse import error_events, patch_signals_event, render_outputs
+from starmodel.adapters.driving.datastar.sse import error_events, render_outputs
 from starmodel.adapters.driving.live.lists import WATCH_SIGNAL, LiveLists
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
 from starmodel.adapters.driving.web.assets import ASSETS_PREFIX, STATIC_PREFIX
+from starmodel.adapters.driving.web.client_restore import restore_answer
 from starmodel.adapters.driving.web.identity import USER_SCOPE_KEY, AuthHooks, session_id
 from starmodel.adapters.driving.web.input_limits import read_json
+from starmodel.adapters.driving.web.request_checks import cross_site_refusal
 from starmodel.adapters.driving.web.request_limits import RequestLimits
 from starmodel.adapters.driving.web.requests import EventRequest, SSEAnswer, error_response
 from starmodel.adapters.driving.web.served_assets import ServedAssets
 from starmodel.adapters.driving.web.sessions import SignedCookieSessions
+from starmodel.adapters.driving.web.static_files import STATIC_DIR, no_favicon, serve_file
 from starmodel.app.catalog import EntityCatalog
 from starmodel.app.crud import CrudService
 from starmodel.app.dispatcher import Dispatcher, EventResult
 from starmodel.app.reads import EntityReads
 from starmodel.app.settings import Settings
 from starmodel.core.actions import PatchSignals, toast
-from starmodel.core.client_state import read_client_state
 from starmodel.core.context import CallContext
 from starmodel.core.entity import CLIENT_RESTORE_PATH, Entity
 from starmodel.core.errors import (
@@ -57,9 +58,6 @@ log = logging.getLogger("starmodel.web")
 LIVE_PATH = "/_starmodel/live"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _TAB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_STATIC_DIR = Path(__file__).parent / "static"
-_MAX_FILE_NAME = 1024
-_SAFE_SITES = ("same-origin", "none")
 
 
 class EventRoute(BaseRoute):
@@ -231,7 +229,7 @@ class WebApp:
             3, Route(ASSETS_PREFIX + "/{name:path}", self.page_assets.handle, methods=["GET"])
         )
         # last, so an app's own favicon wins; spares every page a 404 in the console
-        self.app.router.routes.append(Route("/favicon.ico", _no_favicon, methods=["GET"]))
+        self.app.router.routes.append(Route("/favicon.ico", no_favicon, methods=["GET"]))
 
     def _wrap_lifespan(self) -> None:
         inner = self.app.router.lifespan_context
@@ -353,17 +351,7 @@ class WebApp:
     def refuse_cross_site(self, request: Request | EventRequest, *, datastar: bool = True) -> str | None:
         """Why this request may not run an event, or ``None`` if it may (``datastar=False``:
         for JSON API calls, which need no Datastar header)."""
-        if datastar and request.headers.get("datastar-request") != "true":
-            return "Events need the Datastar-Request header (sent by the Datastar client)"
-        site = request.headers.get("sec-fetch-site")
-        if site is not None and site not in _SAFE_SITES:
-            return f"Cross-site request refused (Sec-Fetch-Site: {site})"
-        origin = request.headers.get("origin")
-        if origin is not None:
-            own = f"{request.scope.get('scheme', 'http')}://{request.headers.get('host', '')}"
-            if origin.rstrip("/") != own and origin.rstrip("/") not in self.settings.allowed_origins:
-                return f"Cross-origin request refused (Origin: {origin})"
-        return None
+        return cross_site_refusal(request, self.settings.allowed_origins, datastar=datastar)
 
     # --- handlers ----------------------------------------------------------------------
 
@@ -470,37 +458,14 @@ class WebApp:
     async def handle_restore(self, request: Request) -> Response:
         """The page sends what it kept for a browser-stored entity; it gets it back checked
         (with computed values), or an error toast and the defaults to store instead."""
-        answer = await self._restore_answer(EventRequest.from_scope(request.scope, request.receive))
+        event_request = EventRequest.from_scope(request.scope, request.receive)
+        answer = await restore_answer(event_request, self.entities(), self.refuse_cross_site)
         extra = {name.decode("latin-1"): value.decode("latin-1") for name, value in answer.extra_headers}
         return Response(answer.body, status_code=answer.status_code, headers={**SSE_HEADERS, **extra},
                         media_type="text/event-stream")
 
-    async def _restore_answer(self, request: EventRequest) -> SSEAnswer:
-        refusal = self.refuse_cross_site(request)
-        if refusal:
-            return error_response(403, refusal)
-        namespace = request.scope["path_params"]["namespace"]
-        found = [c for c in self.entities() if c.namespace() == namespace and c.options().store.is_client]
-        if not found:
-            return error_response(404, f"No browser-stored entity {namespace!r}")
-        entity_cls = found[0]
-        try:
-            signals, _ = await request.signals_and_args()
-            raw = signals.get(namespace)
-            entity = entity_cls() if raw is None else read_client_state(entity_cls, raw)
-        except ClientStateInvalid as exc:
-            log.info("browser state of %s refused and reset: %s", namespace, exc)
-            return error_response(422, exc.message, namespace, exc.errors, {namespace: exc.reset})
-        except ValidationFailed as exc:
-            return error_response(400, exc.message, None, exc.errors)
-        return SSEAnswer(200, patch_signals_event({namespace: entity.public_state()}), [])
-
     async def handle_static(self, request: Request) -> Response:
-        return _serve_file(_STATIC_DIR, request.path_params["name"])
-
-
-async def _no_favicon(request: Request) -> Response:
-    return Response(status_code=204)
+        return serve_file(STATIC_DIR, request.path_params["name"])
 
 
 def _clear_field_errors(namespace: str, spec: EventSpec, outputs: list[Any]) -> list[Any]:
@@ -512,29 +477,3 @@ def _clear_field_errors(namespace: str, spec: EventSpec, outputs: list[Any]) -> 
             merged = {**item.signals, namespace: {**item.signals[namespace], **cleared}}
             return [*outputs[:index], PatchSignals(merged), *outputs[index + 1 :]]
     return [PatchSignals({namespace: cleared}), *outputs]
-
-
-def _serve_file(folder: Path, name: str) -> Response:
-    not_found = PlainTextResponse("Not found", status_code=404)
-    if not _plain_file_name(name):
-        return not_found
-    root = folder.resolve()
-    target = (root / name).resolve()
-    try:
-        if not target.is_relative_to(root) or not target.is_file():
-            return not_found
-    except OSError:  # a name the file system refuses (too long, ...)
-        return not_found
-    return FileResponse(target, headers={"Cache-Control": "public, max-age=3600"})
-
-
-def _plain_file_name(name: str) -> bool:
-    """Whether ``name`` is a relative path of plain parts (no ``..``, no empty part, no
-    control character or backslash, not overlong) that may name a served file."""
-    parts = name.split("/")
-    return (
-        len(name) <= _MAX_FILE_NAME
-        and name.isprintable()
-        and "\\" not in name
-        and all(part not in ("", ".", "..") and len(part) <= 255 for part in parts)
-    )
