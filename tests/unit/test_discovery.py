@@ -32,7 +32,9 @@ def test_what_env_py_imports_loads_no_cli_module() -> None:
     assert json.loads(done.stdout) == []
 
 
-def test_a_missing_app_is_app_not_found_and_one_cli_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_app_is_app_not_found_and_one_cli_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("STARMODEL_APP", raising=False)
     with pytest.raises(AppNotFound, match="no app found: there is no module 'no_such_app_here'"):
