@@ -1,4 +1,5 @@
-"""The web adapter: FastHTML app, sessions, request checks, event routes and the live stream.
+"""The web adapter: the FastHTML app and its routes (events, live stream, client-state restore,
+static files), the signed-in user of a request, and the app's lifespan.
 
 It translates HTTP into dispatcher calls and dispatcher results into Datastar SSE; no business
 rule lives here.
