@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from starmodel.adapters.driving.web.security import NoncedElement, csp_nonce
 from starmodel.app.settings import Settings
 from starmodel.core.actions import alert, patch_signals, redirect, script, toast
 from starmodel.core.context import CallContext
@@ -22,6 +23,7 @@ from starmodel.core.errors import (
     EntityNotFound,
     EventNotFound,
     PermissionDenied,
+    RateLimited,
     StarModelError,
     StoreUnavailable,
     ValidationFailed,
@@ -66,7 +68,9 @@ __all__ = [
     "EntityNotFound",
     "EventNotFound",
     "FieldUI",
+    "NoncedElement",
     "PermissionDenied",
+    "RateLimited",
     "ServerOnly",
     "Settings",
     "StarModel",
@@ -76,6 +80,7 @@ __all__ = [
     "ValidationFailed",
     "alert",
     "computed",
+    "csp_nonce",
     "event",
     "patch_signals",
     "redirect",

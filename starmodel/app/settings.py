@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -57,6 +58,19 @@ class Settings:
             that need it answer 503 at once, with this as ``Retry-After``
             (``STARMODEL_PROBE_INTERVAL``).
         debug: show exception messages in error toasts (``STARMODEL_DEBUG``).
+        session_max_age: seconds a session cookie, and a sign-in of the auth plugin, lasts
+            (``STARMODEL_SESSION_MAX_AGE``, default 14 days).
+        trusted_proxies: addresses or networks of the reverse proxies whose
+            ``X-Forwarded-Proto`` / ``X-Forwarded-For`` are believed
+            (``STARMODEL_TRUSTED_PROXIES``, comma separated, e.g. ``127.0.0.1,10.0.0.0/8``;
+            default: none).
+        csp: the Content-Security-Policy of pages: ``default`` (one that works with Datastar,
+            see docs/security.md), ``off``, or your own policy, where ``{nonce}`` stands for
+            the page's nonce (``STARMODEL_CSP``).
+        csp_report_only: send the policy as ``Content-Security-Policy-Report-Only``: the
+            browser reports violations but blocks nothing (``STARMODEL_CSP_REPORT_ONLY``).
+        hsts_max_age: ``Strict-Transport-Security`` max-age in seconds, sent on answers to
+            https requests only; ``0`` sends none (``STARMODEL_HSTS_MAX_AGE``, default a year).
     """
 
     secret_key: str | None = None
@@ -77,6 +91,11 @@ class Settings:
     bus_timeout: float = 1.0
     probe_interval: float = 1.0
     debug: bool = False
+    session_max_age: int = 14 * 24 * 3600
+    trusted_proxies: tuple[str, ...] = ()
+    csp: str = "default"
+    csp_report_only: bool = False
+    hsts_max_age: int = 365 * 24 * 3600
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -95,6 +114,19 @@ class Settings:
             raise ConfigurationError(
                 f"redis_prefix must be a word without spaces or glob characters, not {self.redis_prefix!r}"
             )
+        if self.session_max_age < 1:
+            raise ConfigurationError("session_max_age must be at least 1 second")
+        if self.hsts_max_age < 0:
+            raise ConfigurationError("hsts_max_age must be 0 (no HSTS) or more seconds")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ConfigurationError(
+                    f"trusted_proxies: {proxy!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+                ) from None
+        if not self.csp.strip() or not self.csp.isascii() or any(c in self.csp for c in "\r\n"):
+            raise ConfigurationError("csp must be 'default', 'off' or a policy on one line")
         for name in ("live_heartbeat", *_SECONDS):
             if not 0 < getattr(self, name) < math.inf:
                 raise ConfigurationError(f"{name} must be a positive number of seconds")
@@ -118,8 +150,18 @@ class Settings:
         for attr, var in simple.items():
             if env.get(var):
                 values[attr] = env[var]
-        if "STARMODEL_DEBUG" in env:
-            values["debug"] = _parse_bool("STARMODEL_DEBUG", env["STARMODEL_DEBUG"])
+        for attr, var in (("debug", "STARMODEL_DEBUG"), ("csp_report_only", "STARMODEL_CSP_REPORT_ONLY")):
+            if var in env:
+                values[attr] = _parse_bool(var, env[var])
+        whole = {"session_max_age": "STARMODEL_SESSION_MAX_AGE", "hsts_max_age": "STARMODEL_HSTS_MAX_AGE"}
+        for attr, var in whole.items():
+            if env.get(var):
+                values[attr] = _parse_whole(var, env[var])
+        if env.get("STARMODEL_CSP"):
+            values["csp"] = env["STARMODEL_CSP"].strip()
+        if "STARMODEL_TRUSTED_PROXIES" in env:
+            proxies = env["STARMODEL_TRUSTED_PROXIES"].split(",")
+            values["trusted_proxies"] = tuple(p.strip() for p in proxies if p.strip())
         for attr, var in _SECONDS.items():
             if env.get(var):
                 values[attr] = _parse_seconds(var, env[var])
@@ -157,6 +199,11 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "bus_timeout": (int, float),
     "probe_interval": (int, float),
     "debug": bool,
+    "session_max_age": int,
+    "trusted_proxies": tuple,
+    "csp": str,
+    "csp_report_only": bool,
+    "hsts_max_age": int,
 }
 _SECONDS = {
     "store_timeout": "STARMODEL_STORE_TIMEOUT",
@@ -172,6 +219,13 @@ def _parse_bool(name: str, raw: str) -> bool:
     if lowered in _FALSE:
         return False
     raise ConfigurationError(f"{name} must be true or false, not {raw!r}")
+
+
+def _parse_whole(name: str, raw: str) -> int:
+    text = raw.strip()
+    if not text.isdigit() or len(text) > 12:
+        raise ConfigurationError(f"{name} must be a whole number of seconds, not {raw!r}")
+    return int(text)
 
 
 def _parse_seconds(name: str, raw: str) -> float:

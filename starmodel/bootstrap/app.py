@@ -13,6 +13,7 @@ from fasthtml.common import FastHTML
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 
+from starmodel.adapters.driven.rates import call_counter
 from starmodel.adapters.driving.live.lists import LiveLists
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
 from starmodel.adapters.driving.ui.admin import Admin
@@ -20,6 +21,7 @@ from starmodel.adapters.driving.ui.registry import UiRegistry
 from starmodel.adapters.driving.ui.views import EntityViews
 from starmodel.adapters.driving.web.fasthtml import WebApp
 from starmodel.adapters.driving.web.identity import AuthHooks, UserLoader
+from starmodel.adapters.driving.web.rate_limits import EventRateLimiter
 from starmodel.adapters.driving.web.requests import EventRequest
 from starmodel.adapters.driving.web.served_assets import ServedAssets
 from starmodel.app.calls import ServerCalls
@@ -111,6 +113,7 @@ class StarModel:
             catalog=self.catalog,
             reads=self.reads,
             crud_service=self.crud_service,
+            rate_limiter=EventRateLimiter(call_counter(settings.redis_url, lambda: self.services.redis)),
             app=app,
             title=title,
         )
@@ -154,6 +157,11 @@ class StarModel:
     def page_assets(self) -> ServedAssets:
         """The page assets (Datastar, theme, CSS) the app serves and links from its pages."""
         return self.web.page_assets
+
+    @property
+    def rate_limiter(self) -> EventRateLimiter:
+        """Counts calls of events that have a ``rate`` (in Redis with ``REDIS_URL``)."""
+        return self.web.limiter
 
     @property
     def record_service(self) -> CrudService:

@@ -146,6 +146,7 @@ def describe_entity(cls: type[Entity], dialect: Dialect | None = None) -> dict[s
             "mode": spec.mode,
             "background": spec.background,
             "allow": _rule_name(spec.allow) if spec.allow is not None else None,
+            "rate": str(spec.rate) if spec.rate is not None else None,
             "params": params,
         })
     return {
@@ -268,7 +269,8 @@ def inspect_command(name: str, app: str | None, as_json: bool) -> None:
             for p in e["params"]
         )
         allow = f"  allow: {e['allow']}" if e["allow"] else ""
-        click.echo(f"    {e['name']}({params})  {e['method']} {e['route']}  [{e['kind']}]{allow}")
+        rate = f"  rate: {e['rate']}" if e["rate"] else ""
+        click.echo(f"    {e['name']}({params})  {e['method']} {e['route']}  [{e['kind']}]{allow}{rate}")
     if info["policy"] is not None:
         click.echo("  policy: " + ", ".join(f"{action} {rule}" for action, rule in info["policy"].items()))
     click.echo("  signals: " + ", ".join(info["signals"]))

@@ -183,6 +183,7 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
         log_level=log_level,
         timeout_graceful_shutdown=5,
         lifespan="on",
+        proxy_headers=False,  # STARMODEL_TRUSTED_PROXIES decides whom to believe
     )
     server = StarModelServer(config)
     if reload:

@@ -13,6 +13,7 @@ __all__ = [
     "EntityNotFound",
     "EventNotFound",
     "PermissionDenied",
+    "RateLimited",
     "StarModelError",
     "StoreUnavailable",
     "ValidationFailed",
@@ -50,6 +51,17 @@ class PermissionDenied(StarModelError):
     """The caller may not run this event; nothing was changed."""
 
     status_code = 403
+
+
+class RateLimited(StarModelError):
+    """The caller ran this event more often than its ``rate`` allows; nothing was changed.
+    ``retry_after``: seconds until the caller's window ends."""
+
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConcurrencyError(StarModelError):

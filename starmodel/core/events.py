@@ -15,6 +15,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from starmodel.core.errors import ConfigurationError, ValidationFailed
+from starmodel.core.rates import Rate, parse_rate
 from starmodel.core.signals import JsExpr
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class EventSpec:
     path: str | None = None
     background: bool = False
     allow: Allow | None = None
+    rate: Rate | None = None
     name: str = ""
     kind: EventKind = "sync"
     params: dict[str, inspect.Parameter] = field(default_factory=dict)
@@ -240,6 +242,7 @@ def event(
     path: str | None = None,
     background: bool = False,
     allow: Allow | None = None,
+    rate: str | None = None,
 ) -> Callable[[Callable[..., Any]], EventDescriptor]: ...
 def event(
     fn: Callable[..., Any] | None = None,
@@ -251,6 +254,7 @@ def event(
     path: str | None = None,
     background: bool = False,
     allow: Allow | None = None,
+    rate: str | None = None,
 ) -> EventDescriptor | Callable[[Callable[..., Any]], EventDescriptor]:
     """Mark an entity method as callable from the browser.
 
@@ -261,6 +265,9 @@ def event(
         path: route path instead of ``/{namespace}/{method_name}``.
         background: run after the answer starts, streaming progress to every viewer.
         allow: ``allow(ctx) -> bool``; a call it refuses changes nothing (403).
+        rate: how often one caller (signed-in user, else browser session) may call it, e.g.
+            ``"10/minute"`` (``/second``, ``/minute``, ``/hour``); past that the call answers
+            429 with ``Retry-After`` and changes nothing.
     """
     method_lower = method.lower()
     if method_lower not in _METHODS:
@@ -271,6 +278,10 @@ def event(
         raise ConfigurationError(f"@event: path {path!r} must start with '/'")
 
     def decorate(func: Callable[..., Any]) -> EventDescriptor:
+        try:
+            limit = parse_rate(rate) if rate is not None else None
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"@event {getattr(func, '__name__', '?')}: {exc}") from None
         spec = EventSpec(
             func,
             method=method_lower,  # type: ignore[arg-type]
@@ -279,6 +290,7 @@ def event(
             path=path,
             background=background,
             allow=allow,
+            rate=limit,
         )
         return EventDescriptor(spec)
 

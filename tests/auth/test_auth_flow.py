@@ -229,6 +229,21 @@ async def test_login_redirect_and_user_for_pages(app, browser):
     assert "hello p@example.com" in (await browser.http.get("/private?page=2")).text
 
 
+async def test_a_sign_in_lasts_the_session_lifetime_unless_told_otherwise(tmp_path):
+    sm, auth = make_app(tmp_path, session_max_age=1)  # STARMODEL_SESSION_MAX_AGE
+    assert auth.sign_in_for == 1
+    async with running(sm):
+        await auth.create_user("short@example.com", PASSWORD)
+        browser = Browser(sm)
+        answer = await browser.login("short@example.com")
+        assert "Max-Age=1;" in answer.headers["set-cookie"]
+        assert "signed in as" in (await browser.http.get("/auth/login")).text
+        await asyncio.sleep(1.2)
+        assert "signed in as" not in (await browser.http.get("/auth/login")).text
+        await browser.aclose()
+    assert make_app(tmp_path)[1].sign_in_for == 14 * 24 * 3600
+
+
 async def test_a_sign_in_lasts_sign_in_for(tmp_path):
     sm, auth = make_app(tmp_path, sign_in_for=1)
     async with running(sm):

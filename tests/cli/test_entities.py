@@ -104,7 +104,7 @@ def test_inspect_json_by_namespace(runner: CliRunner) -> None:
     run = next(e for e in info["events"] if e["name"] == "run")
     assert run == {
         "name": "run", "method": "POST", "route": "/long_task/run", "kind": "asyncgen",
-        "selector": None, "mode": None, "background": False, "allow": None,
+        "selector": None, "mode": None, "background": False, "allow": None, "rate": None,
         "params": [{"name": "steps", "type": "int", "default": 10, "required": False}],
     }
     assert info["policy"] is None

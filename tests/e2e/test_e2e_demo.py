@@ -350,10 +350,13 @@ def test_page_renders_with_local_assets_only(
     assert external_requests.urls == []
     assert errors == []
 
-    # The guard works: a request to the outside is aborted and recorded.
-    outcome = page.evaluate(
-        "() => fetch('https://cdn.jsdelivr.net/x.js').then(() => 'reached', () => 'blocked')"
-    )
-    assert outcome == "blocked"
+    # The app's pages refuse to fetch from elsewhere (CSP connect-src 'self') before a
+    # request leaves; the guard works too: a blank page's request to the outside is aborted
+    # and recorded.
+    fetch = "() => fetch('https://cdn.jsdelivr.net/x.js').then(() => 'reached', () => 'blocked')"
+    assert page.evaluate(fetch) == "blocked"
+    assert external_requests.urls == []
+    blank = context.new_page()
+    assert blank.evaluate(fetch) == "blocked"
     assert external_requests.urls == ["https://cdn.jsdelivr.net/x.js"]
     external_requests.urls.clear()

@@ -32,7 +32,7 @@ from demo.activity import SHARED_STORE, follow_activity  # noqa: E402
 from demo.products import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD_DEFAULT, install_shop  # noqa: E402
 from demo.todos import todo_row  # noqa: E402
 from starmodel import Entity, StarModel, StateStore  # noqa: E402
-from starmodel.adapters.driving.web.fasthtml import EventRoute  # noqa: E402
+from starmodel.adapters.driving.web.event_route import EventRoute  # noqa: E402
 from starmodel.adapters.driving.web.identity import SESSION_KEY  # noqa: E402
 from starmodel.app.settings import Settings  # noqa: E402
 from starmodel.core.events import EventSpec  # noqa: E402

@@ -65,7 +65,8 @@ class Auth:
         rate_limit: failed sign-ins allowed per client address and per email (``None``: no
             limit). Counted in Redis when the app has ``REDIS_URL``, else in memory.
         passwords: the password hasher (argon2id).
-        sign_in_for: seconds a sign-in lasts (default 14 days); then the user signs in again.
+        sign_in_for: seconds a sign-in lasts (default: the app's ``session_max_age``,
+            ``STARMODEL_SESSION_MAX_AGE``, 14 days unless set); then the user signs in again.
 
     Example::
 
@@ -83,7 +84,7 @@ class Auth:
         registration: bool = True,
         rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
         passwords: Passwords | None = None,
-        sign_in_for: float = 14 * 24 * 3600,
+        sign_in_for: float | None = None,
     ) -> None:
         if not isinstance(sm, StarModel):
             raise ConfigurationError(f"Auth needs a StarModel app, not {type(sm).__name__}")
@@ -97,6 +98,8 @@ class Auth:
                 raise ConfigurationError(
                     f"Auth: {name} must be a path on this site, such as '/', not {target!r}"
                 )
+        if sign_in_for is None:
+            sign_in_for = sm.settings.session_max_age
         if sign_in_for <= 0:
             raise ConfigurationError("Auth: sign_in_for must be a positive number of seconds")
         self.sm = sm

@@ -13,6 +13,8 @@ from typing import Any
 from fasthtml.common import Button, Div, Option, Script, Select
 from monsterui.all import Theme
 
+from starmodel.adapters.driving.web.security import NoncedElement
+
 __all__ = ["MODES", "theme_picker"]
 
 MODES = ("light", "dark", "system")
@@ -58,6 +60,15 @@ _SCRIPT = """
     try { localStorage.setItem(KEY, JSON.stringify(state)); } catch (e) {}
     apply(state);
   }
+  // listeners on the document, not inline handlers: a Content-Security-Policy refuses those
+  document.addEventListener("change", function (e) {
+    var select = e.target.closest && e.target.closest("[data-starmodel-theme-picker] select");
+    if (select) choose({theme: select.value});
+  });
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest && e.target.closest("[data-starmodel-theme-picker] button[data-mode]");
+    if (button) choose({mode: button.getAttribute("data-mode")});
+  });
   media.addEventListener("change", function () { apply(stored()); });
   window.addEventListener("storage", function (e) { if (e.key === KEY) apply(stored()); });
   window.starmodelTheme = {choose: choose, sync: sync};
@@ -75,19 +86,18 @@ def theme_picker(cls: str = "", **kwargs: Any) -> Any:
     """
     select = Select(
         *[Option(theme.name.capitalize(), value=f"uk-theme-{theme.name}") for theme in Theme],
-        cls="uk-select", aria_label="Theme colour", onchange="starmodelTheme.choose({theme: this.value})",
+        cls="uk-select", aria_label="Theme colour",
     )
     modes = Div(
         *[
             Button(mode.capitalize(), type="button", data_mode=mode, aria_pressed="false",
-                   cls="uk-btn uk-btn-default",
-                   onclick="starmodelTheme.choose({mode: this.getAttribute('data-mode')})")
+                   cls="uk-btn uk-btn-default")
             for mode in MODES
         ],
         cls="uk-btn-group", role="group", aria_label="Colour mode",
     )
     # The select sits in a sized box: franken-ui gives .uk-select the full width.
     return Div(
-        Div(select, cls="w-28"), modes, Script(_SCRIPT),
+        Div(select, cls="w-28"), modes, NoncedElement(Script(_SCRIPT)),
         cls=f"flex items-center gap-2 {cls}".strip(), data_starmodel_theme_picker="", **kwargs,
     )

@@ -18,19 +18,22 @@ from typing import Any, cast
 from fasthtml.common import Div, FastHTML
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
-from starlette.routing import BaseRoute, Match, Route
-from starlette.types import Receive, Scope, Send
+from starlette.routing import Route
 
 from starmodel.adapters.driving.datastar.sse import error_events, render_outputs
 from starmodel.adapters.driving.live.lists import WATCH_SIGNAL, LiveLists
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
 from starmodel.adapters.driving.web.assets import ASSETS_PREFIX, STATIC_PREFIX
 from starmodel.adapters.driving.web.client_restore import restore_answer
+from starmodel.adapters.driving.web.event_route import EventRoute
 from starmodel.adapters.driving.web.identity import USER_SCOPE_KEY, AuthHooks, session_id
 from starmodel.adapters.driving.web.input_limits import read_json
+from starmodel.adapters.driving.web.proxies import TrustedProxies
+from starmodel.adapters.driving.web.rate_limits import EventRateLimiter
 from starmodel.adapters.driving.web.request_checks import cross_site_refusal
 from starmodel.adapters.driving.web.request_limits import RequestLimits
 from starmodel.adapters.driving.web.requests import EventRequest, SSEAnswer, error_response
+from starmodel.adapters.driving.web.security import SecurityHeaders, with_nonces
 from starmodel.adapters.driving.web.served_assets import ServedAssets
 from starmodel.adapters.driving.web.sessions import SignedCookieSessions
 from starmodel.adapters.driving.web.static_files import STATIC_DIR, no_favicon, serve_file
@@ -61,37 +64,6 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _TAB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-class EventRoute(BaseRoute):
-    """Matches ``(method, path)`` of every event of the app's entities in one dict lookup."""
-
-    path = "/{entity events}"
-    name = "starmodel-events"
-    methods: set[str] = set()
-
-    def __init__(self, web: WebApp) -> None:
-        self.web = web
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] != "http":
-            return Match.NONE, {}
-        table = self.web.event_table()
-        path = scope["path"]
-        if (scope["method"].lower(), path) in table:
-            return Match.FULL, {"endpoint": self.handle}
-        if any(p == path for (_, p) in table):
-            return Match.PARTIAL, {"endpoint": self.handle}
-        return Match.NONE, {}
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.web.handle_event(EventRequest.from_scope(scope, receive))
-        await response(scope, receive, send)
-
-    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
-        from starlette.routing import NoMatchFound
-
-        raise NoMatchFound(name, path_params)
-
-
 class WebApp:
     """Mounts StarModel on a FastHTML app (a new one unless ``app`` is given): translates HTTP
     requests into calls of the application and its answers into HTTP.
@@ -103,6 +75,7 @@ class WebApp:
         catalog: the entity classes served.
         reads: the read side (what live lists resync from).
         crud_service: generated CRUD, for the generated UI and JSON API.
+        rate_limiter: counts calls of events that have a ``rate``.
         app: an existing FastHTML app to attach to.
         title: default page title.
     """
@@ -116,6 +89,7 @@ class WebApp:
         catalog: EntityCatalog,
         reads: EntityReads,
         crud_service: CrudService | None = None,
+        rate_limiter: EventRateLimiter | None = None,
         app: FastHTML | None = None,
         title: str = "StarModel",
     ) -> None:
@@ -172,16 +146,25 @@ class WebApp:
                 secret_key=settings.secret_key,
                 session_cookie="starmodel_session",
                 sess_cls=SignedCookieSessions,
+                max_age=settings.session_max_age,
                 default_hdrs=False,
                 htmx=False,
                 surreal=False,
                 canonical=False,  # FastHTML's says https:// whatever the server speaks
             )
         else:
-            app.hdrs = [*list(app.hdrs or []), *headers]
+            app.hdrs = [*with_nonces(list(app.hdrs or [])), *headers]
             app.ftrs = [*list(app.ftrs or []), *footers]
         self.app = app
         app.add_middleware(RequestLimits, handles_itself=self._is_event)
+        app.add_middleware(
+            SecurityHeaders, csp=settings.csp, report_only=settings.csp_report_only,
+            hsts_max_age=settings.hsts_max_age, cdn=settings.assets == "cdn",
+        )
+        app.add_middleware(TrustedProxies, proxies=settings.trusted_proxies)
+        self.rate_limiter = rate_limiter
+        """Counts calls of events that have a ``rate`` (given by the composition root: in
+        Redis when the app has ``REDIS_URL``, else in memory)."""
         self._install_routes()
         self._wrap_lifespan()
 
@@ -284,6 +267,13 @@ class WebApp:
         )
 
     @property
+    def limiter(self) -> EventRateLimiter:
+        """The rate limiter of events with a ``rate``."""
+        if self.rate_limiter is None:
+            raise ConfigurationError("this app has no rate limiter; build it with StarModel(...)")
+        return self.rate_limiter
+
+    @property
     def crud_service(self) -> CrudService:
         """Generated CRUD (list / get / create / update / delete with policies), set up by the
         composition root."""
@@ -373,6 +363,8 @@ class WebApp:
         try:
             signals, args = await request.signals_and_args()
             ctx = await self.call_context(request)
+            if spec.rate is not None:
+                await self.limiter.check(namespace, spec.name, spec.rate, ctx)
             result = await self.dispatcher.dispatch(
                 entity_cls, spec, ctx, args, signals, prepare=partial(render_outputs, spec=spec)
             )

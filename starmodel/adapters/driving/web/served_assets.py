@@ -12,6 +12,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 
 from starmodel.adapters.driving.web.asset_bundle import PageAssets
 from starmodel.adapters.driving.web.assets import missing_assets_notice, page_headers
+from starmodel.adapters.driving.web.security import with_nonces
 from starmodel.app.settings import Settings
 
 __all__ = ["IMMUTABLE", "ServedAssets"]
@@ -51,7 +52,8 @@ class ServedAssets:
             self.found = PageAssets.resolve(self.settings.assets_dir, self.settings.cache_dir)
             self._served = self.found.served()
         notice = [missing_assets_notice(self.missing)] if self.missing else []
-        self.headers[:] = [*page_headers(self.settings.assets, self.settings.theme, self.found), *notice]
+        headers = page_headers(self.settings.assets, self.settings.theme, self.found)
+        self.headers[:] = with_nonces([*headers, *notice])
 
     async def handle(self, request: Request) -> Response:
         """``GET /_starmodel/assets/<hashed name>``: the file, gzipped when the browser

@@ -58,7 +58,9 @@ class SignedCookieSessions:
 
     Takes the arguments FastHTML passes to its ``sess_cls``. A cookie is re-issued only when
     the session changes; verified cookies are remembered (bounded) with their signing time,
-    so expiry (``max_age``) is still enforced on every request.
+    so expiry (``max_age``) is still enforced on every request. The cookie is ``Secure`` when
+    the request came over https (behind a proxy: see ``TrustedProxies``), or always with
+    ``https_only``.
     """
 
     def __init__(
@@ -98,10 +100,13 @@ class SignedCookieSessions:
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start" and session.modified:
                 headers = list(message.get("headers", []))
+                flags = self.flags
+                if scope.get("scheme") in ("https", "wss") and "; secure" not in flags:
+                    flags += "; secure"
                 if session:
-                    headers.append((b"set-cookie", self._cookie_header(session).encode("latin-1")))
+                    headers.append((b"set-cookie", self._cookie_header(session, flags).encode("latin-1")))
                 elif had_session:
-                    expired = f"{self.cookie}=null; path={self.path}; {_EXPIRED}; {self.flags}"
+                    expired = f"{self.cookie}=null; path={self.path}; {_EXPIRED}; {flags}"
                     headers.append((b"set-cookie", expired.encode("latin-1")))
                 message = {**message, "headers": headers}
             await send(message)
@@ -133,11 +138,11 @@ class SignedCookieSessions:
         self._verified[raw] = (payload, signed_at)
         return data
 
-    def _cookie_header(self, session: dict[str, Any]) -> str:
+    def _cookie_header(self, session: dict[str, Any], flags: str) -> str:
         payload = b64encode(json.dumps(session).encode("utf-8"))
         signed = self.signer.sign(payload).decode("latin-1")
         max_age = f"Max-Age={self.max_age}; " if self.max_age is not None else ""
-        return f"{self.cookie}={signed}; path={self.path}; {max_age}{self.flags}"
+        return f"{self.cookie}={signed}; path={self.path}; {max_age}{flags}"
 
 
 def _decode(payload: str) -> dict[str, Any] | None:
