@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 from starmodel.adapters.driving.web.security import NoncedElement, csp_nonce
 from starmodel.app.settings import Settings
 from starmodel.core.actions import alert, patch_signals, redirect, script, toast
+from starmodel.core.clock import sleep
 from starmodel.core.context import CallContext
 from starmodel.core.entity import ServerOnly, computed
 from starmodel.core.errors import (
+    AlreadyRunning,
     ClientStateInvalid,
     CommitIncomplete,
     ConcurrencyError,
@@ -56,6 +58,7 @@ def __getattr__(name: str) -> Any:
     return value
 
 __all__ = [
+    "AlreadyRunning",
     "CallContext",
     "ClientStateInvalid",
     "CommitIncomplete",
@@ -85,5 +88,6 @@ __all__ = [
     "patch_signals",
     "redirect",
     "script",
+    "sleep",
     "toast",
 ]

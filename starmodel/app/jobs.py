@@ -16,9 +16,10 @@ import asyncio
 import contextlib
 import logging
 import math
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+from starmodel.core.clock import REAL_CLOCK, Clock
 
 __all__ = ["Claim", "JobRunner", "PeriodicJob"]
 
@@ -43,7 +44,7 @@ class PeriodicJob:
 class JobRunner:
     """Starts and stops the app's periodic jobs (see the module docstring)."""
 
-    def __init__(self, claim: Claim | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, claim: Claim | None = None, clock: Clock = REAL_CLOCK) -> None:
         self.jobs: dict[str, PeriodicJob] = {}
         self.claim = claim
         self.clock = clock
@@ -81,10 +82,10 @@ class JobRunner:
             job.task = loop.create_task(self._loop(job), name=f"starmodel-job-{job.name}")
 
     async def _loop(self, job: PeriodicJob) -> None:
-        tick = math.floor(self.clock() / job.interval)
+        tick = math.floor(self.clock.now() / job.interval)
         while True:
             tick += 1
-            await asyncio.sleep(max(0.0, tick * job.interval - self.clock()))
+            await self.clock.sleep(max(0.0, tick * job.interval - self.clock.now()))
             if self.claim is not None:
                 try:
                     if not await self.claim(job.name, tick, job.interval):
@@ -100,6 +101,6 @@ class JobRunner:
                 job.failures += 1
                 job.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("periodic job %s failed (it runs again at its next tick)", job.name)
-            behind = math.floor(self.clock() / job.interval)
+            behind = math.floor(self.clock.now() / job.interval)
             if behind > tick:  # the run took longer than the interval: skip what it missed
                 tick = behind

@@ -121,6 +121,28 @@ class UnitOfWork:
         self._track(entity)
         return entity
 
+    async def refresh(self, entity: Entity) -> None:
+        """Load the stored state of ``entity`` into that same object and track it here (a
+        long-running event's ``self``, brought up to date before each of its stretches)."""
+        cls = type(entity)
+        current = await self.load(cls, _key_of(entity) or "")
+        if current is entity:
+            return
+        entity.__dict__.clear()
+        entity.__dict__.update(current.__dict__)
+        private, fresh = entity.__pydantic_private__, current.__pydantic_private__
+        if private is not None and fresh is not None:
+            pending = private.get("_sm_pending")
+            private.update(fresh)
+            private["_sm_pending"] = pending
+        for item in self._tracked:
+            if item.entity is current:
+                item.entity = entity
+
+    def tracks_only(self, entity: Entity) -> bool:
+        """Whether ``entity`` is the one entity this unit of work holds (loaded, added, deleted)."""
+        return len(self._tracked) == 1 and self._tracked[0].entity is entity
+
     async def get(self, entity_cls: type[E], key: str) -> E | None:
         known = self._tracked_entity(entity_cls, key)
         if known is not None:

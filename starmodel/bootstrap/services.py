@@ -33,6 +33,7 @@ from starmodel.core.store import StateStore
 
 if TYPE_CHECKING:  # Redis's modules are imported when an app uses Redis
     from starmodel.adapters.driven.stores.redis import RedisConnection
+    from starmodel.adapters.driven.stores.redis_claims import RedisRunClaims
 
 __all__ = ["SECRET_FILE", "Services", "build_services", "development_secret", "redis_connection"]
 
@@ -178,17 +179,22 @@ def build_services(settings: Settings) -> Services:
     if settings.redis_url:
         from starmodel.adapters.driven.bus.redis import RedisBus
         from starmodel.adapters.driven.stores.redis import check_redis_url
+        from starmodel.adapters.driving.datastar.sse import DatastarOutputsCodec
 
         check_redis_url(settings.redis_url)  # likewise a bad REDIS_URL
         redis = redis_connection(settings, settings.redis_url)
-        bus = RedisBus(redis, timeout=settings.bus_timeout)
+        bus = RedisBus(redis, timeout=settings.bus_timeout, outputs=DatastarOutputsCodec())
     repositories: dict[StateStore, EntityRepository] = {}
     services: Services
 
     def uow_factory(entity_cls: type[Entity]) -> UnitOfWork:
         return UnitOfWork(services.unit_repositories(), bus)
 
-    dispatcher = Dispatcher(uow_factory, read_json=read_json, retries=settings.event_retries)
+    claims = _run_claims(redis) if redis is not None else None
+    dispatcher = Dispatcher(
+        uow_factory, read_json=read_json, retries=settings.event_retries, bus=bus,
+        claims=claims, renew_every=claims.renew_every if claims is not None else 0.0,
+    )
     bus.subscribe(CancelRequested, dispatcher.on_cancel_requested, everywhere=True)
     services = Services(settings, bus, repositories, dispatcher, _redis=redis)
     memory = services.memory
@@ -198,6 +204,12 @@ def build_services(settings: Settings) -> Services:
     client = ClientRepository()  # holds nothing: the state comes with each request
     repositories[StateStore.CLIENT_SESSION] = repositories[StateStore.CLIENT_LOCAL] = client
     return services
+
+
+def _run_claims(redis: RedisConnection) -> RedisRunClaims:
+    from starmodel.adapters.driven.stores.redis_claims import RedisRunClaims
+
+    return RedisRunClaims(redis)
 
 
 def _redis_repository(services: Services) -> EntityRepository:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import html
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
@@ -11,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, computed_field
 
 from starmodel.core.errors import ConfigurationError
 from starmodel.core.events import EventDescriptor, EventSpec
-from starmodel.core.json_text import json_text
+from starmodel.core.holding import Hold
+from starmodel.core.markup import ClientKept, page_syntax
 from starmodel.core.policy import Policy
 from starmodel.core.records import RecordsDescriptor
 from starmodel.core.signals import SignalDescriptor, check_namespace, snake_case
@@ -315,23 +315,24 @@ class Entity(BaseModel, metaclass=EntityMeta):
         return namespace
 
     def __html__(self) -> str:
-        """Rendering an entity emits its signals, so ``data-text``/``data-bind`` work at once."""
-        payload = html.escape(json_text(self.signals()), quote=True)
-        anchor = type(self).namespace()
-        options = type(self).__starmodel_options__
+        """Rendering an entity emits its signals, so ``data-text``/``data-bind`` work at once
+        (written in the page syntax the web adapter installed: ``core.markup``)."""
+        cls = type(self)
+        options = cls.__starmodel_options__
+        anchor = cls.namespace()
         if options.scope == "id":
             anchor += f"-{self.record_key() or 'new'}"
-        extra = ""
+        kept = None
         if options.store.is_client:  # restored from browser storage, checked by the server
-            restore = html.escape(f"@post('{CLIENT_RESTORE_PATH.format(namespace=anchor)}')", quote=True)
             storage = "local" if options.store is StateStore.CLIENT_LOCAL else "session"
-            fields = ",".join(type(self).model_fields)
-            extra = (
-                f' data-starmodel-client="{anchor}" data-starmodel-storage="{storage}"'
-                f' data-starmodel-fields="{fields}" data-init="{restore}"'
-                f' data-on:starmodel-restore="{restore}"'
-            )
-        return f'<div id="sm-signals-{html.escape(anchor)}" hidden data-signals="{payload}"{extra}></div>'
+            kept = ClientKept(anchor, storage, tuple(cls.model_fields))
+        return page_syntax().entity_element(anchor, self.signals(), kept)
+
+    def hold(self) -> Hold:
+        """``async with self.hold():`` in a background or streaming event keeps the entity held
+        across the waits inside the block (others wait), committing at its end; elsewhere the
+        body holds it only between waits. In a plain event (held throughout) it does nothing."""
+        return Hold()
 
     def emit(self, event: Any) -> None:
         """Record a domain event; it is published on the bus after the unit of work commits."""
@@ -347,10 +348,6 @@ class Entity(BaseModel, metaclass=EntityMeta):
             return []
         self._sm_pending = None
         return pending
-
-
-CLIENT_RESTORE_PATH = "/_starmodel/client/{namespace}/restore"
-"""Where the page sends a browser-stored entity's saved state, to have it checked and applied."""
 
 
 def _read_options(cls: type[Entity]) -> EntityOptions:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AlreadyRunning",
     "ClientStateInvalid",
     "CommitIncomplete",
     "ConcurrencyError",
@@ -66,6 +67,13 @@ class RateLimited(StarModelError):
 
 class ConcurrencyError(StarModelError):
     """Another writer changed the entity first; reload and try again."""
+
+    status_code = 409
+
+
+class AlreadyRunning(StarModelError):
+    """An exclusive background event runs on this entity already (in some server process);
+    nothing was started. Try again once it ends (``$<namespace>._running.<event>`` says when)."""
 
     status_code = 409
 

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from starmodel.core.errors import ConfigurationError, ValidationFailed
+from starmodel.core.markup import page_syntax
 from starmodel.core.rates import Rate, parse_rate
 from starmodel.core.signals import JsExpr
 
@@ -57,9 +58,13 @@ class EventSpec:
     _model: type[BaseModel] | None = None
     _defaults: dict[str, Any] | None = None
     on_class: bool = False
+    title: str = ""
+    exclusive: bool = False
 
     def __post_init__(self) -> None:
         self.name = self.fn.__name__
+        if not self.title:
+            self.title = _first_line(self.fn.__doc__)
         if inspect.isasyncgenfunction(self.fn):
             self.kind = "asyncgen"
         elif inspect.iscoroutinefunction(self.fn):
@@ -89,6 +94,11 @@ class EventSpec:
             self.params[param.name] = param
         if all(p.default is not inspect.Parameter.empty for p in self.params.values()):
             self._defaults = {name: p.default for name, p in self.params.items()}
+
+    @property
+    def label(self) -> str:
+        """How messages name the event: its ``title``, else its method name."""
+        return self.title or self.name
 
     @property
     def all_defaults(self) -> dict[str, Any] | None:
@@ -130,6 +140,12 @@ class EventSpec:
         except ValidationError as exc:
             raise ValidationFailed.from_pydantic(exc, f"Invalid input for {self.name}") from None
         return {name: getattr(model, name) for name in self.params}
+
+
+def _first_line(doc: str | None) -> str:
+    """A docstring's first line without its closing period ("" without a docstring)."""
+    line = (doc or "").strip().split("\n", 1)[0].strip()
+    return line[:-1] if line.endswith(".") and not line.endswith("..") else line
 
 
 CANCEL_SUFFIX = "/cancel"
@@ -210,9 +226,9 @@ def _action_expression(method: str, path: str, values: dict[str, Any]) -> Action
     if js_parts:
         url = path + "?" + "&".join([*([query] if query else []), *js_parts])
         escaped = url.replace("\\", "\\\\").replace("`", "\\`")
-        return ActionExpr(f"@{method}(`{escaped}`)")
+        return ActionExpr(page_syntax().action(method, escaped, template=True))
     url = f"{path}?{query}" if query else path
-    return ActionExpr(f"@{method}('{url}')")
+    return ActionExpr(page_syntax().action(method, url))
 
 
 class EventDescriptor:
@@ -241,7 +257,9 @@ def event(
     mode: PatchMode | None = None,
     path: str | None = None,
     background: bool = False,
+    exclusive: bool = False,
     allow: Allow | None = None,
+    title: str | None = None,
     rate: str | None = None,
 ) -> Callable[[Callable[..., Any]], EventDescriptor]: ...
 def event(
@@ -253,7 +271,9 @@ def event(
     mode: PatchMode | None = None,
     path: str | None = None,
     background: bool = False,
+    exclusive: bool = False,
     allow: Allow | None = None,
+    title: str | None = None,
     rate: str | None = None,
 ) -> EventDescriptor | Callable[[Callable[..., Any]], EventDescriptor]:
     """Mark an entity method as callable from the browser.
@@ -264,7 +284,11 @@ def event(
         mode: Datastar patch mode for returned components (``outer`` by default).
         path: route path instead of ``/{namespace}/{method_name}``.
         background: run after the answer starts, streaming progress to every viewer.
+        exclusive: (background events) one run per entity at a time, in every process: a
+            start while one runs is refused (409); pages see ``$<namespace>._running.<event>``.
         allow: ``allow(ctx) -> bool``; a call it refuses changes nothing (403).
+        title: how messages (cancel, failure toasts) name the event; default: the first line
+            of its docstring, else its name.
         rate: how often one caller (signed-in user, else browser session) may call it, e.g.
             ``"10/minute"`` (``/second``, ``/minute``, ``/hour``); past that the call answers
             429 with ``Retry-After`` and changes nothing.
@@ -276,6 +300,8 @@ def event(
         raise ConfigurationError(f"@event: mode must be one of {', '.join(_MODES)}")
     if path is not None and not path.startswith("/"):
         raise ConfigurationError(f"@event: path {path!r} must start with '/'")
+    if exclusive and not background:
+        raise ConfigurationError("@event: exclusive=True applies to background events only")
 
     def decorate(func: Callable[..., Any]) -> EventDescriptor:
         try:
@@ -290,6 +316,8 @@ def event(
             path=path,
             background=background,
             allow=allow,
+            title=title or "",
+            exclusive=exclusive,
             rate=limit,
         )
         return EventDescriptor(spec)

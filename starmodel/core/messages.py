@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-__all__ = ["CancelRequested", "DomainEvent", "EntityChanged", "EventOutputs"]
+__all__ = ["CancelRequested", "DomainEvent", "EntityChanged", "EventOutputs", "OutputsCodec"]
 
 
 class DomainEvent:
@@ -60,13 +60,32 @@ class EntityChanged(DomainEvent):
 @dataclass(frozen=True)
 class EventOutputs(DomainEvent):
     """What a background event returned or yielded (components, actions), for every tab that
-    shows the entity; its state changes travel as ``EntityChanged`` like any other."""
+    shows the entity; its state changes travel as ``EntityChanged`` like any other.
+
+    The outputs are data (components, actions), rendered by the web adapter of each process
+    that sends them to a tab; ``selector`` and ``mode`` are the event's, for its components.
+    Across processes they travel encoded by that adapter (``OutputsCodec``)."""
 
     namespace: str
     key: str
     scope: str
     outputs: list[Any] = field(default_factory=list)
     session_id: str | None = None
+    selector: str | None = None
+    mode: str | None = None
+
+
+class OutputsCodec(Protocol):
+    """How a bus that crosses processes sends ``EventOutputs.outputs``: the web adapter's
+    encoding, handed to the bus by the composition root."""
+
+    def encode(self, fact: EventOutputs) -> Any:
+        """The outputs as JSON-ready data."""
+        ...
+
+    def decode(self, data: Any) -> list[Any]:
+        """Outputs the same adapter sends to a tab."""
+        ...
 
 
 @dataclass(frozen=True)

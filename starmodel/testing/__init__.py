@@ -3,7 +3,9 @@
 - ``EventClient``: an in-process test client; calls go through the app's real HTTP path and
   answers are parsed (``CallResult``: signals, field errors, fragments, toasts, steps...).
   ``client.session()`` is another browser, ``session.watch()`` one of its tabs' live stream,
-  ``client.settle()`` waits for background events. See ``docs/testing.md``.
+  ``client.settle()`` waits for background events; with ``EventClient(sm, fake_clock=True)``,
+  ``client.advance(s)`` moves time for ``starmodel.sleep`` and periodic jobs (``FakeClock``).
+  See ``docs/testing.md``.
 - pytest fixtures ``starmodel_app`` and ``starmodel_client`` (``starmodel.testing.plugin``,
   registered as the ``starmodel`` pytest plugin when the package is installed).
 - The parts it is made of, for tests and benchmarks of their own: ``parse_sse`` and
@@ -34,6 +36,7 @@ else:
 if TYPE_CHECKING:
     from starmodel.testing.asgi import AsgiLifespan, AsgiResponse, AsgiTransport, call_asgi, http_scope
     from starmodel.testing.client import BrowserSession, EventClient, LiveView
+    from starmodel.testing.clock import FakeClock
     from starmodel.testing.contract import RepositoryContract, RepositoryFactory
     from starmodel.testing.results import CallResult, Fragment, Step
     from starmodel.testing.sse import SSEEvent, SSEReader, parse_sse
@@ -45,6 +48,7 @@ __all__ = [
     "BrowserSession",
     "CallResult",
     "EventClient",
+    "FakeClock",
     "Fragment",
     "LiveView",
     "RepositoryContract",
@@ -62,6 +66,7 @@ _MODULES = {
                     "starmodel.testing.asgi"),
     **dict.fromkeys(("BrowserSession", "EventClient", "LiveView"), "starmodel.testing.client"),
     **dict.fromkeys(("RepositoryContract", "RepositoryFactory"), "starmodel.testing.contract"),
+    "FakeClock": "starmodel.testing.clock",
     **dict.fromkeys(("CallResult", "Fragment", "Step"), "starmodel.testing.results"),
     **dict.fromkeys(("SSEEvent", "SSEReader", "parse_sse"), "starmodel.testing.sse"),
 }

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import json
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -37,9 +38,10 @@ from starmodel.adapters.driving.live.stream import LiveStream
 from starmodel.adapters.driving.web.identity import SESSION_KEY
 from starmodel.bootstrap import StarModel
 from starmodel.core.entity import Entity
-from starmodel.core.events import BoundEvent
+from starmodel.core.events import CANCEL_SUFFIX, BoundEvent
 from starmodel.core.signals import JsExpr
 from starmodel.testing.asgi import AsgiLifespan, AsgiTransport
+from starmodel.testing.clock import FakeClock
 from starmodel.testing.results import CallResult, Outputs, Step
 from starmodel.testing.sse import SSEEvent, parse_sse
 
@@ -140,7 +142,14 @@ class _AppConnection:
             raise RuntimeError("the client is not open: use `async with EventClient(sm) as client:`")
 
     def resolve(self, event: Any, key: Any) -> tuple[str, str, str | None]:
-        """``(method, path, key)`` of a call, refusing events this app does not serve."""
+        """``(method, path, key)`` of a call, refusing events this app does not serve;
+        ``Job.run.cancel`` is the call that stops that background event."""
+        if _is_cancel(event):
+            bound = event.__self__
+            if not bound.spec.background:
+                raise TypeError(f"{bound.spec.name} is not a background event; only those can be cancelled")
+            _, path, key = self.resolve(bound, key)
+            return "post", path + CANCEL_SUFFIX, key
         if not isinstance(event, BoundEvent):
             raise TypeError(
                 f"{event!r} is not an @event: pass one read from an entity class or record, "
@@ -206,7 +215,7 @@ class BrowserSession:
 
     async def call(
         self,
-        event: BoundEvent,
+        event: BoundEvent | Callable[[], Any],
         /,
         *,
         _signals: Mapping[str, Any] | None = None,
@@ -217,7 +226,8 @@ class BrowserSession:
         """Call an event as this session's tab does, and read the whole answer.
 
         ``event`` is read from a class (``Counter.increment``, ``Todo.create``) or from a
-        record (``todo.toggle``, whose key goes with the call). ``params`` are the action's
+        record (``todo.toggle``, whose key goes with the call); ``Job.run.cancel`` asks that
+        background event to stop, as the action ``Job.run.cancel()`` does. ``params`` are the action's
         arguments (sent JSON-encoded in the query string, as Datastar actions do; names the
         event does not take are sent too, and refused by the server). Options, named with a
         leading ``_`` so they never clash with an event's parameters (which may not start
@@ -259,11 +269,11 @@ class BrowserSession:
                 response = await self.http.send(request)
         except TimeoutError:
             raise TimeoutError(
-                f"{event.owner.__name__}.{event.spec.name}: no complete answer within {self._conn.timeout}s"
+                f"{_event_name(event)}: no complete answer within {self._conn.timeout}s"
             ) from None
         self._follow_session_cookie(response)
         parts = cast(list[bytes], response.extensions.get("parts", [response.content]))
-        return CallResult(f"{event.owner.__name__}.{event.spec.name}", response, parts)
+        return CallResult(_event_name(event), response, parts)
 
     async def state(self, entity_cls: type[E]) -> E:
         """This session's instance of a session entity (or the global one), from the store."""
@@ -307,7 +317,8 @@ class BrowserSession:
 
     async def settle(self, timeout: float = 5.0) -> None:
         """Wait until no event runs on in the background (``background=True`` events,
-        streaming events still going); ``TimeoutError`` if some still run after ``timeout`` s."""
+        streaming events still going); ``TimeoutError`` if some still run after ``timeout`` s
+        (real seconds: with a fake clock, ``advance`` it first so that the runs can end)."""
         await self._conn.sm.dispatcher.wait_until_idle(timeout)
         await asyncio.sleep(0)  # let done-callbacks and deliveries scheduled by them run
 
@@ -337,18 +348,43 @@ class EventClient(BrowserSession):
         base_url: the origin requests come from (and go to).
         timeout: seconds a call, startup or shutdown may take.
         lifespan: run the app's startup and shutdown (``False``: the app is started elsewhere).
+        fake_clock: give the app a ``FakeClock``: ``starmodel.sleep`` in events and periodic
+            jobs (``sm.every``) then wait until ``client.advance(seconds)`` moves it.
     """
 
     def __init__(
-        self, sm: StarModel, *, base_url: str = BASE_URL, timeout: float = 10.0, lifespan: bool = True
+        self,
+        sm: StarModel,
+        *,
+        base_url: str = BASE_URL,
+        timeout: float = 10.0,
+        lifespan: bool = True,
+        fake_clock: bool = False,
     ) -> None:
         if not isinstance(sm, StarModel):
             raise TypeError(f"EventClient needs a StarModel app, not {type(sm).__name__}")
         super().__init__(_AppConnection(sm, base_url, timeout, lifespan))
+        self.clock: FakeClock | None = FakeClock() if fake_clock else None
+        """The app's fake clock (``fake_clock=True``), else ``None``."""
+
+    async def advance(self, seconds: float) -> None:
+        """Move the app's fake clock ``seconds`` on: the sleeps due on the way end in order,
+        and each woken run goes on until it sleeps again or ends (see ``FakeClock``)."""
+        self._conn.check_running()
+        if self.clock is None:
+            raise RuntimeError("advance() needs a fake clock: EventClient(sm, fake_clock=True)")
+        await self.clock.advance(seconds)
+
+    async def wait_for_runs(self, timeout: float = 5.0) -> None:
+        """Wait until the app's background and streaming runs have ended (``settle``)."""
+        await self.settle(timeout)
 
     async def __aenter__(self) -> EventClient:
         if self._conn.running:
             raise RuntimeError("this EventClient is open already")
+        if self.clock is not None:  # before the startup: periodic jobs start sleeping then
+            self._conn.sm.dispatcher.clock = self.clock
+            self._conn.sm.jobs.clock = self.clock
         if self._conn.lifespan is not None:
             await self._conn.lifespan.start()
         self._conn.running = True
@@ -367,6 +403,19 @@ class EventClient(BrowserSession):
         finally:
             if self._conn.lifespan is not None:
                 await self._conn.lifespan.stop()
+
+
+def _is_cancel(event: Any) -> bool:
+    """``Job.run.cancel`` (the bound method), as passed to ``client.call``."""
+    return inspect.ismethod(event) and isinstance(event.__self__, BoundEvent) and (
+        event.__func__ is BoundEvent.cancel
+    )
+
+
+def _event_name(event: Any) -> str:
+    bound = event.__self__ if _is_cancel(event) else event
+    name = f"{bound.owner.__name__}.{bound.spec.name}"
+    return f"{name}.cancel" if bound is not event else name
 
 
 def _new_tab_id() -> str:

@@ -214,11 +214,11 @@ class DemoUnderTest:
     async def settle(self) -> None:
         """Stop what requests left running (background and streaming events), so that the
         next snapshot sees still state."""
-        running: set[asyncio.Task[Any]] = self.sm.dispatcher._running
-        for task in list(running):
+        running: list[asyncio.Task[Any]] = self.sm.dispatcher.running_tasks()
+        for task in running:
             task.cancel()
         if running:
-            await asyncio.wait(list(running), timeout=10)
+            await asyncio.wait(running, timeout=10)
         await asyncio.sleep(0)
 
     @property

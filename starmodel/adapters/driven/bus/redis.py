@@ -37,11 +37,9 @@ from redis.exceptions import RedisError
 
 from starmodel.adapters.driven.breaker import first_line
 from starmodel.adapters.driven.stores.redis import RedisConnection, where
-from starmodel.adapters.driving.datastar.sse import render_outputs
 from starmodel.app.bus import InProcessBus, delivery_position
-from starmodel.app.dispatcher import Prepared
 from starmodel.core.errors import StoreUnavailable
-from starmodel.core.messages import DomainEvent, EntityChanged, EventOutputs
+from starmodel.core.messages import DomainEvent, EntityChanged, EventOutputs, OutputsCodec
 from starmodel.core.ports import EventBus, Handler
 
 __all__ = ["RedisBus"]
@@ -77,8 +75,16 @@ class RedisBus(EventBus):
             process only.
     """
 
-    def __init__(self, connection: RedisConnection, *, log_size: int = 10_000, timeout: float = 1.0) -> None:
+    def __init__(
+        self,
+        connection: RedisConnection,
+        *,
+        log_size: int = 10_000,
+        timeout: float = 1.0,
+        outputs: OutputsCodec | None = None,
+    ) -> None:
         self.connection = connection
+        self.outputs = outputs  # how background events' outputs cross (without it, they stay here)
         self.log_size = log_size
         self.timeout = timeout
         self.local = InProcessBus()
@@ -105,7 +111,7 @@ class RedisBus(EventBus):
 
     async def publish(self, event: Any) -> None:
         await self.local.publish(event)
-        body = _encode(event)
+        body = _encode(event, self.outputs)
         if body is None:  # cannot cross processes: delivered here only
             await self.everywhere.publish(event)
             return
@@ -168,7 +174,7 @@ class RedisBus(EventBus):
                 continue
             if decoded.get("t") == _RESYNC:  # facts were missed there: a replay cannot make up for it
                 return None
-            event = _decode(decoded)
+            event = _decode(decoded, self.outputs)
             if event is not None:
                 found.append(((epoch, int(str(entry_id).split("-")[0])), event))
         return found
@@ -317,7 +323,7 @@ class RedisBus(EventBus):
         if decoded.get("t") == _RESYNC:
             self._resync()
             return
-        event = _decode(decoded)
+        event = _decode(decoded, self.outputs)
         if event is None:
             return
         token = delivery_position.set((epoch, seq))
@@ -341,12 +347,14 @@ def _text(value: Any) -> str | None:
 # --- facts <-> JSON ---------------------------------------------------------------------
 
 
-def _encode(event: Any) -> str | None:
+def _encode(event: Any, outputs: OutputsCodec | None) -> str | None:
     """The fact as JSON, or ``None`` if it cannot leave this process."""
     if isinstance(event, EventOutputs):
+        if outputs is None:
+            return None
         payload: Any = {
             "namespace": event.namespace, "key": event.key, "scope": event.scope,
-            "session_id": event.session_id, "sse": render_outputs(event.outputs),
+            "session_id": event.session_id, "outputs": outputs.encode(event),
         }
     elif isinstance(event, BaseModel):
         payload = event.model_dump(mode="json")
@@ -364,7 +372,7 @@ def _encode(event: Any) -> str | None:
         return None
 
 
-def _decode(message: dict[str, Any]) -> Any:
+def _decode(message: dict[str, Any], outputs: OutputsCodec | None) -> Any:
     kind = DomainEvent.registry.get(str(message.get("t")))
     if kind is None:
         log.warning("bus message of unknown type %r ignored", message.get("t"))
@@ -372,8 +380,10 @@ def _decode(message: dict[str, Any]) -> Any:
     payload = message.get("b") or {}
     try:
         if kind is EventOutputs:
-            sse = payload.pop("sse", "")
-            return EventOutputs(**payload, outputs=[Prepared(sse)])
+            if outputs is None:
+                return None
+            encoded = payload.pop("outputs", None)
+            return EventOutputs(**payload, outputs=outputs.decode(encoded))
         if kind is EntityChanged:
             return EntityChanged(**payload)
         if issubclass(kind, BaseModel):

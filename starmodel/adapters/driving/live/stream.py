@@ -175,7 +175,8 @@ class LiveHub:
 
     async def on_event_outputs(self, fact: EventOutputs) -> None:
         """Bus subscriber: what a background event showed goes to every tab of the entity."""
-        self.publish(topic_for(fact), {}, raw=render_outputs(fact.outputs))
+        shown = render_outputs(fact.outputs, selector=fact.selector, mode=fact.mode)
+        self.publish(topic_for(fact), {}, raw=shown)
 
     def publish(
         self,

@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starmodel.adapters.driving.ui.chrome import account_menu, home_link, theme_control
 from starmodel.adapters.driving.ui.fields import input_value, render_control, view_of
 from starmodel.adapters.driving.ui.mount import UiMount
+from starmodel.adapters.driving.ui.pending import busy_while, pending_signal, sends_with_indicator
 from starmodel.adapters.driving.ui.views import EntityViews, parse_list_query
 from starmodel.adapters.driving.ui.wording import words
 from starmodel.core.context import CallContext
@@ -205,12 +206,15 @@ def _with(ctx: CallContext, record: Entity) -> CallContext:
 def delete_button(views: EntityViews, record: Entity) -> Any:
     url = views.url("delete", key=views.key_of(record), version=record._sm_version, then="list")
     question = f"Delete this {words(views.title)}?"
+    pending = pending_signal(views.namespace, "delete")
     return Button(
         "Delete",
         cls=ButtonT.destructive,
         type="button",
         data_testid="sm-delete",
         **{"data-on:click": f"confirm('{question}') && @post('{url}')"},
+        **sends_with_indicator(pending),
+        **busy_while(pending),
     )
 
 
@@ -253,14 +257,17 @@ def event_form(views: EntityViews, spec: EventSpec, record: Entity | None) -> An
     label = spec.name.replace("_", " ").capitalize()
     doc = (spec.fn.__doc__ or "").strip().splitlines()
     signals = {EVENT_SIGNAL: {views.namespace: {spec.name: defaults}}} if defaults else None
+    pending = pending_signal(views.namespace, spec.name)
     return Form(
         Div(
             *inputs,
-            Button(label, cls=ButtonT.secondary, type="submit", data_testid=f"event-{spec.name}"),
+            Button(label, cls=ButtonT.secondary, type="submit", data_testid=f"event-{spec.name}",
+                   **busy_while(pending, spec, views.namespace)),
             cls="flex flex-wrap items-end gap-3",
         ),
         P(doc[0], cls=TextPresets.muted_sm) if doc else "",
         data_signals=json_text(signals, default=str) if signals else None,
         cls="space-y-1",
         **{"data-on:submit__prevent": action},
+        **sends_with_indicator(pending),
     )

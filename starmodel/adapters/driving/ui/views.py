@@ -26,6 +26,7 @@ from starmodel.adapters.driving.ui.fields import (
     input_value,
     render_control,
 )
+from starmodel.adapters.driving.ui.pending import busy_while, pending_signal, sends_with_indicator
 from starmodel.adapters.driving.ui.wording import plural, words
 from starmodel.adapters.driving.web.input_limits import InputRefused, read_int
 from starmodel.core.entity import Entity
@@ -150,10 +151,12 @@ class EntityViews:
         form_key = "new" if creating else "edit"
         rows = [self.form_row(view, name, form_key) for view in views]
         label = f"Create {words(self.title)}" if creating else "Save changes"
+        pending = pending_signal(self.namespace, form_key)
         return Form(
             *rows,
             Div(
-                Button(label, cls=ButtonT.primary, type="submit", data_testid="sm-submit"),
+                Button(label, cls=ButtonT.primary, type="submit", data_testid="sm-submit",
+                       **busy_while(pending)),
                 Span(
                     cls="text-sm text-destructive", data_text=f"${FORM_SIGNAL}.{name}._errors.__root__ ?? ''"
                 ),
@@ -164,6 +167,7 @@ class EntityViews:
             novalidate=True,  # the server validates (and says why), not the browser
             data_signals=json_text(signals, default=str),
             **{"data-on:submit__prevent": f"@post('{submit}')"},
+            **sends_with_indicator(pending),
         )
 
     def form_row(self, view: FieldView, form_name: str, form_key: str) -> Any:

@@ -12,7 +12,6 @@ import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any, cast
 
 from fasthtml.common import Div, FastHTML
@@ -20,7 +19,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from starmodel.adapters.driving.datastar.sse import error_events, render_outputs
+from starmodel.adapters.driving.datastar.sse import (
+    check_outputs,
+    error_events,
+    render_outputs,
+)
+from starmodel.adapters.driving.datastar.syntax import CLIENT_RESTORE_PATH
 from starmodel.adapters.driving.live.lists import WATCH_SIGNAL, LiveLists
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
 from starmodel.adapters.driving.web.assets import ASSETS_PREFIX, STATIC_PREFIX
@@ -44,7 +48,7 @@ from starmodel.app.reads import EntityReads
 from starmodel.app.settings import Settings
 from starmodel.core.actions import PatchSignals, toast
 from starmodel.core.context import CallContext
-from starmodel.core.entity import CLIENT_RESTORE_PATH, Entity
+from starmodel.core.entity import Entity
 from starmodel.core.errors import (
     ClientStateInvalid,
     ConfigurationError,
@@ -365,9 +369,7 @@ class WebApp:
             ctx = await self.call_context(request)
             if spec.rate is not None:
                 await self.limiter.check(namespace, spec.name, spec.rate, ctx)
-            result = await self.dispatcher.dispatch(
-                entity_cls, spec, ctx, args, signals, prepare=partial(render_outputs, spec=spec)
-            )
+            result = await self.dispatcher.dispatch(entity_cls, spec, ctx, args, signals, check=check_outputs)
         except ClientStateInvalid as exc:
             return error_response(422, exc.message, exc.namespace, exc.errors, {exc.namespace: exc.reset})
         except ValidationFailed as exc:
@@ -388,7 +390,11 @@ class WebApp:
         outputs = _clear_field_errors(namespace, spec, result.outputs) if spec.params else result.outputs
         if not outputs:
             return Response(status_code=204)
-        body = render_outputs(outputs, spec)
+        try:
+            body = render_outputs(outputs, spec)  # once, after the commit
+        except Exception as exc:  # a component that broke while being drawn
+            log.exception("event %s.%s: its answer could not be drawn", entity_cls.__name__, spec.name)
+            return error_response(500, self._failure_message(exc, "the change was saved; reload the page"))
         return SSEAnswer(200, body)
 
     async def _stream_body(self, entity_cls: type[Entity], result: EventResult) -> AsyncIterator[str]:
@@ -419,7 +425,7 @@ class WebApp:
             await self.dispatcher.cancel(entity_cls, spec, await self.call_context(request), args)
         except StarModelError as exc:
             return error_response(exc.status_code, str(exc), retry_after=exc.retry_after)
-        return SSEAnswer(200, render_outputs([toast(f"Stopping {spec.name}...", "info")]))
+        return SSEAnswer(200, render_outputs([toast(f"Stopping {spec.label}…", "info")]))
 
     def _failure_message(self, exc: Exception, consequence: str) -> str:
         """The toast for an unexpected error: its text only in debug mode (it may leak internals)."""
