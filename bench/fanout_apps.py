@@ -30,7 +30,8 @@ from datastar_py.sse import DatastarEvent
 from fasthtml.common import FastHTML
 
 from starmodel import Entity, StarModel, event
-from starmodel.adapters.driving.web.fasthtml import LIVE_PATH, SESSION_KEY
+from starmodel.adapters.driving.web.fasthtml import LIVE_PATH
+from starmodel.adapters.driving.web.identity import SESSION_KEY
 
 __all__ = [
     "BROADCAST_LIVE_PATH",

@@ -4,10 +4,13 @@ Declare entities with typed fields and ``@event`` methods; StarModel serves them
 validates input, persists state and pushes changes live to every tab over Datastar SSE.
 """
 
-from starmodel.adapters.driven.stores.sql_entity import Entity
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from starmodel.adapters.driving.web.security import NoncedElement, csp_nonce
 from starmodel.app.settings import Settings
-from starmodel.bootstrap import StarModel
 from starmodel.core.actions import alert, patch_signals, redirect, script, toast
 from starmodel.core.clock import sleep
 from starmodel.core.context import CallContext
@@ -32,7 +35,27 @@ from starmodel.core.fields import FieldUI
 from starmodel.core.messages import DomainEvent, EntityChanged
 from starmodel.core.store import StateStore
 
+if TYPE_CHECKING:
+    from starmodel.adapters.driven.stores.sql_entity import Entity
+    from starmodel.bootstrap import StarModel
+
 __version__ = "0.1.0"
+
+# Imported when first used, so that `import starmodel` loads no store's library (SQLModel,
+# SQLAlchemy, Redis, Alembic): `Entity` needs SQLModel's metaclass, `StarModel` the stores.
+_LAZY = {
+    "Entity": "starmodel.adapters.driven.stores.sql_entity",
+    "StarModel": "starmodel.bootstrap",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'starmodel' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "AlreadyRunning",

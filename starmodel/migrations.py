@@ -4,7 +4,7 @@ A StarModel ``env.py`` is ``run_env(context, migration_target(context.config))``
 here: the target a ``starmodel db`` command prepared, or, under plain ``alembic``, the one of
 the app recorded in ``alembic.ini``. Finding the app by its import string is composition
 work, so it lives here (beside ``bootstrap``), not in the migrations adapter, and the
-generated ``env.py`` depends on neither the CLI's commands nor the adapter's layout.
+generated ``env.py`` depends on neither the CLI nor the adapter's layout.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ import os
 
 from alembic.config import Config
 from alembic.util import CommandError
-from click import ClickException
 
 from starmodel.adapters.driven.migrations import APP_OPTION, TARGET_ATTRIBUTE, MigrationTarget, run_env
 from starmodel.adapters.driven.stores.sql import normalize_url
 from starmodel.bootstrap import StarModel
-from starmodel.cli.discovery import FoundApp, find_app
 from starmodel.core.errors import ConfigurationError, StarModelError
+from starmodel.discovery import FoundApp, find_app
 
 __all__ = ["find_starmodel", "migration_target", "run_env"]
 
@@ -30,7 +29,7 @@ def find_starmodel(target: str | None) -> tuple[FoundApp, StarModel]:
     must be a StarModel app.
 
     A bad ``DATABASE_URL`` is said as such before the app is imported (importing would fail on
-    it less clearly). Raises ``StarModelError``, or ``click.ClickException`` when no app is found.
+    it less clearly). Raises ``StarModelError`` (``AppNotFound`` when no app is found).
     """
     url = os.environ.get("DATABASE_URL")
     if url:
@@ -52,8 +51,6 @@ def migration_target(config: Config) -> MigrationTarget:
         _, sm = find_starmodel(config.get_main_option(APP_OPTION) or None)
         _alembic_logging()
         return MigrationTarget.for_entities(sm.services.database, sm.sql_entities())
-    except ClickException as exc:
-        raise CommandError(exc.message) from None
     except StarModelError as exc:
         raise CommandError(str(exc)) from None
 

@@ -14,7 +14,6 @@ from sqlalchemy.types import TypeEngine
 
 from starmodel.adapters.driven.migrations import Migrations
 from starmodel.adapters.driven.stores.sql import build_table
-from starmodel.adapters.driving.web.fasthtml import WebApp
 from starmodel.bootstrap import StarModel
 from starmodel.cli.discovery import find_app
 from starmodel.core.entity import Entity
@@ -74,7 +73,7 @@ def _column_type(column_type: TypeEngine[Any], dialect: Dialect | None) -> str:
     return text
 
 
-def database_dialect(starmodel: WebApp | None) -> Dialect | None:
+def database_dialect(starmodel: StarModel | None) -> Dialect | None:
     """The SQL dialect of the app's database (no connection is made), if it has one."""
     if not isinstance(starmodel, StarModel):
         return None
@@ -84,7 +83,7 @@ def database_dialect(starmodel: WebApp | None) -> Dialect | None:
         return None
 
 
-def table_status(starmodel: WebApp | None, cls: type[Entity]) -> dict[str, Any]:
+def table_status(starmodel: StarModel | None, cls: type[Entity]) -> dict[str, Any]:
     """Whether the entity's table exists and where the migrations stand (connects)."""
     unknown: dict[str, Any] = {"exists": None, "migrations": "unknown", "pending": None}
     if not isinstance(starmodel, StarModel):

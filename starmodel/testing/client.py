@@ -35,7 +35,8 @@ import itsdangerous
 from starlette.requests import Request
 
 from starmodel.adapters.driving.live.stream import LiveStream
-from starmodel.adapters.driving.web.fasthtml import SESSION_KEY, WebApp
+from starmodel.adapters.driving.web.identity import SESSION_KEY
+from starmodel.bootstrap import StarModel
 from starmodel.core.entity import Entity
 from starmodel.core.events import CANCEL_SUFFIX, BoundEvent
 from starmodel.core.signals import JsExpr
@@ -127,7 +128,7 @@ class LiveView(Outputs):
 class _AppConnection:
     """What every session of one ``EventClient`` shares: the app, its transport, its state."""
 
-    def __init__(self, sm: WebApp, base_url: str, timeout: float, lifespan: bool) -> None:
+    def __init__(self, sm: StarModel, base_url: str, timeout: float, lifespan: bool) -> None:
         self.sm = sm
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -204,7 +205,7 @@ class BrowserSession:
         connection.sessions.append(self)
 
     @property
-    def sm(self) -> WebApp:
+    def sm(self) -> StarModel:
         """The app under test."""
         return self._conn.sm
 
@@ -353,14 +354,14 @@ class EventClient(BrowserSession):
 
     def __init__(
         self,
-        sm: WebApp,
+        sm: StarModel,
         *,
         base_url: str = BASE_URL,
         timeout: float = 10.0,
         lifespan: bool = True,
         fake_clock: bool = False,
     ) -> None:
-        if not isinstance(sm, WebApp):
+        if not isinstance(sm, StarModel):
             raise TypeError(f"EventClient needs a StarModel app, not {type(sm).__name__}")
         super().__init__(_AppConnection(sm, base_url, timeout, lifespan))
         self.clock: FakeClock | None = FakeClock() if fake_clock else None
@@ -421,7 +422,7 @@ def _new_tab_id() -> str:
     return "test-" + secrets.token_hex(6)
 
 
-def _set_session_cookie(http: httpx.AsyncClient, sm: WebApp, session_id: str) -> str | None:
+def _set_session_cookie(http: httpx.AsyncClient, sm: StarModel, session_id: str) -> str | None:
     """Give the browser a signed session cookie for ``session_id`` (the format of Starlette's
     session middleware and StarModel's); returns the cookie's name."""
     secret = getattr(sm.app, "secret_key", None)

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Protocol, overload
 import pytest
 
 if TYPE_CHECKING:
-    from starmodel.adapters.driving.web.fasthtml import WebApp
     from starmodel.bootstrap import StarModel
     from starmodel.core.entity import Entity
     from starmodel.testing.client import EventClient
@@ -37,7 +36,7 @@ class AppFactory(Protocol):
 
 class ClientFactory(Protocol):
     @overload
-    def __call__(self, app: WebApp, /) -> EventClient: ...
+    def __call__(self, app: StarModel, /) -> EventClient: ...
     @overload
     def __call__(self, *entities: type[Entity], **options: Any) -> EventClient: ...
 
@@ -76,10 +75,10 @@ def starmodel_client(starmodel_app: AppFactory) -> ClientFactory:
     client:`` (a fresh app, as ``starmodel_app`` builds it) or ``starmodel_client(sm)``."""
 
     def make(*args: Any, **options: Any) -> EventClient:
-        from starmodel.adapters.driving.web.fasthtml import WebApp
+        from starmodel.bootstrap import StarModel
         from starmodel.testing.client import EventClient
 
-        if len(args) == 1 and isinstance(args[0], WebApp):
+        if len(args) == 1 and isinstance(args[0], StarModel):
             if options:
                 raise TypeError("starmodel_client(sm) takes no settings: the app is built already")
             return EventClient(args[0])

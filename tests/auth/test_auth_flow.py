@@ -10,7 +10,7 @@ from auth_kit import COOKIE, PASSWORD, Browser, make_app, patched, redirect_targ
 from fasthtml.common import Div
 
 from starmodel import CallContext, Entity, event
-from starmodel.adapters.driving.web.fasthtml import SESSION_KEY
+from starmodel.adapters.driving.web.identity import SESSION_KEY
 from starmodel.contrib.auth import UID_KEY, WRONG_CREDENTIALS, User, signed_in, staff
 from starmodel.contrib.auth.testing import sign_in, sign_out
 from starmodel.testing import EventClient

@@ -84,8 +84,8 @@ async def test_no_visitor_watches_accounts_on_the_live_stream(tmp_path):
     sm, auth = make_app(tmp_path, Diary)
     async with EventClient(sm) as client:
         await auth.create_user("first@example.com", PASSWORD)
-        assert sm.records.watched_topics({"smwatch": {"sm_user": True}}, client.session_id) == set()
-        stamps = sm.records.watched_topics({"smwatch": {"sm_user": "stamp"}}, client.session_id)
+        assert sm.live_lists.watched_topics({"smwatch": {"sm_user": True}}, client.session_id) == set()
+        stamps = sm.live_lists.watched_topics({"smwatch": {"sm_user": "stamp"}}, client.session_id)
         assert stamps == {"stamp:sm_user"}  # "something changed", no data: generated views refetch
         async with client.watch(User) as view:  # a tab asking for smwatch.sm_user
             await auth.create_user("second@example.com", PASSWORD)

@@ -16,7 +16,7 @@ from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select, text
 
 from starmodel import CallContext, Entity, event
-from starmodel.adapters.driving.web.fasthtml import SESSION_KEY
+from starmodel.adapters.driving.web.identity import SESSION_KEY
 from starmodel.contrib.auth import UID_KEY, Passwords, SignIn, User, signed_in
 from starmodel.contrib.auth.signin import sign_in_key
 from starmodel.contrib.auth.testing import copy_cookie, sign_in, sign_out, sign_out_everywhere

@@ -31,7 +31,8 @@ from demo.activity import SHARED_STORE  # noqa: E402
 from demo.pages import install_showcase  # noqa: E402
 from demo.products import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD_DEFAULT  # noqa: E402
 from starmodel import Entity, StarModel, StateStore  # noqa: E402
-from starmodel.adapters.driving.web.fasthtml import SESSION_KEY, EventRoute  # noqa: E402
+from starmodel.adapters.driving.web.event_route import EventRoute  # noqa: E402
+from starmodel.adapters.driving.web.identity import SESSION_KEY  # noqa: E402
 from starmodel.app.settings import Settings  # noqa: E402
 from starmodel.core.events import EventSpec  # noqa: E402
 

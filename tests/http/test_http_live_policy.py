@@ -46,9 +46,9 @@ def make_app(tmp_path) -> StarModel:
 def test_watched_topics_follow_the_read_policy(tmp_path):
     sm = make_app(tmp_path)
     watch = {"smwatch": {"memo": True}}
-    assert sm.records.watched_topics(watch, "sid") == set()
-    assert sm.records.watched_topics(watch, "sid", Member("ann")) == {"entity:memo"}
-    assert sm.records.watched_topics({"smwatch": {"memo": "stamp"}}, "sid") == {"stamp:memo"}
+    assert sm.live_lists.watched_topics(watch, "sid") == set()
+    assert sm.live_lists.watched_topics(watch, "sid", Member("ann")) == {"entity:memo"}
+    assert sm.live_lists.watched_topics({"smwatch": {"memo": "stamp"}}, "sid") == {"stamp:memo"}
 
 
 async def signals_with(stream, text: str) -> dict:

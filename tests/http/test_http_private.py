@@ -60,6 +60,6 @@ async def test_private_list_needs_the_request(sm):
 
 def test_a_session_watches_only_its_own_private_records(sm):
     watch = {"smwatch": {"private_note": True, "unknown_thing": True}}
-    assert sm.records.watched_topics(watch, "sid-a") == {"entity:private_note:sid-a"}
-    assert sm.records.watched_topics(watch, "sid-m") == {"entity:private_note:sid-m"}
-    assert sm.records.watched_topics({"smwatch": "junk"}, "sid-a") == set()
+    assert sm.live_lists.watched_topics(watch, "sid-a") == {"entity:private_note:sid-a"}
+    assert sm.live_lists.watched_topics(watch, "sid-m") == {"entity:private_note:sid-m"}
+    assert sm.live_lists.watched_topics({"smwatch": "junk"}, "sid-a") == set()

@@ -29,7 +29,7 @@ APP = textwrap.dedent('''
     from starmodel import Entity, StarModel, event
 
     class Beat(Entity):
-        model_config = {"namespace": "beat", "scope": "global"}
+        model_config = {"namespace": "beat", "scope": "global", "per_process": True}  # a count per worker
         count: int = 0
 
         @event

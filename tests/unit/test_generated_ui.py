@@ -36,8 +36,8 @@ from starmodel.adapters.driving.ui.fields import (
 )
 from starmodel.adapters.driving.ui.views import _page_numbers, plural
 from starmodel.adapters.driving.web.input_limits import read_json
+from starmodel.app.crud import CrudService
 from starmodel.app.dispatcher import Dispatcher
-from starmodel.app.records import RecordService
 from starmodel.app.uow import UnitOfWork
 from starmodel.core.fields import editable_fields, searchable_fields, sortable_fields
 from starmodel.core.queries import ListQuery
@@ -219,14 +219,14 @@ def repository(store: MemoryStore) -> MemoryRepository:
 
 
 @pytest.fixture
-def service(store: MemoryStore) -> RecordService:
+def service(store: MemoryStore) -> CrudService:
     bus = RecordingBus()
     dispatcher = Dispatcher(lambda cls: UnitOfWork(MemoryRepository(store), bus), read_json=read_json)
-    return RecordService(dispatcher, lambda cls: ScanRecordFinder(lambda: MemoryRepository(store)))
+    return CrudService(dispatcher, lambda cls: ScanRecordFinder(lambda: MemoryRepository(store)))
 
 
 async def test_create_update_delete_and_policies(
-    service: RecordService, repository: MemoryRepository
+    service: CrudService, repository: MemoryRepository
 ) -> None:
     ann, bob = CallContext("s1", user="ann"), CallContext("s2", user="bob")
     note = await service.create(Note, {"text": "hello", "owner": "ann"}, ann)
@@ -252,7 +252,7 @@ async def test_create_update_delete_and_policies(
         await service.get(Note, key, ann)
 
 
-async def test_queries_in_memory(service: RecordService) -> None:
+async def test_queries_in_memory(service: CrudService) -> None:
     ctx = CallContext("s", user="ann")
     for text in ("pear", "Apple", "apricot", "banana"):
         await service.create(Note, {"text": text}, ctx)

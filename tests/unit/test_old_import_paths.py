@@ -5,6 +5,7 @@ import, and give the very same objects."""
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import pytest
 
@@ -35,3 +36,15 @@ def test_an_env_py_of_an_earlier_version_still_imports() -> None:
     from starmodel.adapters.driven.migrations import run_env
 
     assert namespace["run_env"] is run_env
+
+
+def test_old_names_of_the_app_stay(starmodel_app: Any) -> None:
+    """``sm.records`` (now ``live_lists``) and ``sm.record_service`` (now ``crud_service``)."""
+    from starmodel import Entity
+
+    class OldNamesNote(Entity):
+        text: str = ""
+
+    sm = starmodel_app(OldNamesNote)
+    assert sm.records is sm.live_lists is sm.web.live_lists
+    assert sm.record_service is sm.crud_service is sm.web.crud_service

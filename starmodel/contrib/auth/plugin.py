@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
-from starmodel.adapters.driving.web.fasthtml import SESSION_KEY, USER_SCOPE_KEY
+from starmodel.adapters.driving.web.identity import peek_session_id, remember_user, set_session_id
 from starmodel.adapters.driving.web.requests import EventRequest
 from starmodel.bootstrap import StarModel
 from starmodel.contrib.auth._redact import hide_password_hashes
@@ -51,8 +51,8 @@ class Auth:
     """Installs user accounts on a StarModel app.
 
     It serves the ``User`` and ``SignIn`` entities (tables ``users`` and ``sign_ins``), makes
-    the signed-in user the ``ctx.user`` of every event (``sm.user_loader``), sets
-    ``sm.login_url`` and ``sm.logout_url``, and adds the routes ``GET/POST {prefix}/login``,
+    the signed-in user the ``ctx.user`` of every event and gives the sign-in and sign-out
+    URLs (both through ``sm.use_auth``), and adds the routes ``GET/POST {prefix}/login``,
     ``GET/POST {prefix}/register`` (unless ``registration=False``), ``POST {prefix}/logout``
     and ``POST {prefix}/users/{id}/signout`` (sign a user out everywhere: staff, or the user).
 
@@ -120,9 +120,7 @@ class Auth:
         sm.include(User, SignIn)
         sm.views(User, UserViews.serving(self.paths))  # the admin's user pages use them
         sm.subscribe(SignInsEnded, self._close_streams, everywhere=True)
-        sm.user_loader = self.load_user
-        sm.login_url = self.paths.login
-        sm.logout_url = self.paths.logout
+        sm.use_auth(self.load_user, login_url=self.paths.login, logout_url=self.paths.logout)
         sm.startup_hooks.append(self._start)
         sm.shutdown_hooks.append(self._stop)
         sm.app.state.starmodel_auth = self
@@ -157,10 +155,10 @@ class Auth:
         session = request.scope.get("session")
         if not isinstance(session, dict):
             return None
-        user_id, session_id = session.get(UID_KEY), session.get(SESSION_KEY)
+        user_id, session_id = session.get(UID_KEY), peek_session_id(request)
         if type(user_id) is not int:
             return None
-        key = sign_in_key(session_id) if isinstance(session_id, str) else None
+        key = sign_in_key(session_id) if session_id is not None else None
         found = await self.sign_ins.find(key) if key else None
         if key and found is not None and found.user_id == user_id:
             if found.expired(datetime.now(UTC)):
@@ -194,27 +192,26 @@ class Auth:
         if user.id is None:
             raise ValueError("sign_in: the user is not saved yet")
         session = request.scope["session"]
-        previous = session.get(SESSION_KEY)
-        if UID_KEY in session and isinstance(previous, str):
+        previous = peek_session_id(request)
+        if UID_KEY in session and previous is not None:
             await self._forget(sign_in_key(previous))
         session_id = secrets.token_urlsafe(18)
         expires = datetime.now(UTC) + timedelta(seconds=self.sign_in_for)
         await self.sign_ins.add(sign_in_key(session_id), user.id, expires, self._fingerprint(user))
-        session[SESSION_KEY] = session_id
+        set_session_id(request, session_id)
         session[UID_KEY] = user.id
-        request.scope[USER_SCOPE_KEY] = user
+        remember_user(request, user)
 
     async def sign_out(self, request: Request) -> None:
         """End this session's sign-in (every copy of its cookie is signed out with it), then
         forget the session and start a new one. ``StoreUnavailable`` if the sign-in cannot
         be ended: the session is left as it was."""
         session = request.scope["session"]
-        session_id = session.get(SESSION_KEY)
-        if UID_KEY in session and isinstance(session_id, str):
+        session_id = peek_session_id(request)
+        if UID_KEY in session and session_id is not None:
             await self._forget(sign_in_key(session_id))
-        session.clear()
-        session[SESSION_KEY] = secrets.token_urlsafe(18)
-        request.scope[USER_SCOPE_KEY] = None
+        set_session_id(request, secrets.token_urlsafe(18), clear=True)
+        remember_user(request, None)
 
     async def sign_out_everywhere(self, user: User) -> int:
         """End every sign-in of ``user``, in every browser and process; how many there were."""

@@ -8,7 +8,7 @@ import json
 
 import httpx
 
-from starmodel.adapters.driving.web.fasthtml import SESSION_KEY
+from starmodel.adapters.driving.web.identity import SESSION_KEY
 from starmodel.contrib.auth.plugin import UID_KEY, Auth
 from starmodel.testing.client import BrowserSession
 

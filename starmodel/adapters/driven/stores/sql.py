@@ -15,22 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import (
-    BigInteger,
-    Column,
-    Integer,
     MetaData,
-    SmallInteger,
-    String,
     Table,
-    and_,
-    bindparam,
     inspect,
     select,
     text,
@@ -38,43 +29,54 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
-    DataError,
     DBAPIError,
     IntegrityError,
-    InterfaceError,
     NoSuchModuleError,
-    OperationalError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlmodel.main import get_column_from_field
 
 from starmodel.adapters.driven.breaker import CircuitBreaker
+from starmodel.adapters.driven.stores.sql_errors import (
+    check_whole_numbers,
+    first_line,
+    integrity_error,
+    statement_error,
+)
 from starmodel.adapters.driven.stores.sql_guard import GuardedConnection, GuardedTransaction
+from starmodel.adapters.driven.stores.sql_tables import (
+    OWNER_COLUMN,
+    VERSION_COLUMN,
+    Statements,
+    build_table,
+    entity_from_row,
+    key_adapter,
+    primary_key,
+    table_name,
+)
 from starmodel.core.entity import Entity
 from starmodel.core.errors import (
     ConcurrencyError,
     ConfigurationError,
-    StarModelError,
     StoreUnavailable,
-    ValidationFailed,
 )
 from starmodel.core.ports import EntityRepository
 
 __all__ = [
+    "DEFAULT_URL",
     "OWNER_COLUMN",
     "VERSION_COLUMN",
     "SqlDatabase",
     "SqlRepository",
+    "build_table",
     "entity_from_row",
     "normalize_url",
     "statement_error",
+    "table_name",
 ]
 
 log = logging.getLogger("starmodel.sql")
 E = TypeVar("E", bound=Entity)
-VERSION_COLUMN = "sm_version"
-OWNER_COLUMN = "sm_owner"
 DEFAULT_URL = "sqlite:///starmodel.db"
 _CHECK_DEFERRED = text("SET CONSTRAINTS ALL IMMEDIATE")
 _POOL_SIZE, _POOL_OVERFLOW = 5, 10  # connections kept, and opened beyond them when busy
@@ -144,7 +146,7 @@ class SqlDatabase:
         self._probe_engine: AsyncEngine | None = None
         self.metadata = MetaData()
         self._tables: dict[type[Entity], Table] = {}
-        self._statements: dict[type[Entity], _Statements] = {}
+        self._statements: dict[type[Entity], Statements] = {}
         # SQLite allows one writer at a time: transactions take turns instead of failing
         self.write_lock = asyncio.Lock() if self.is_sqlite else None
 
@@ -155,13 +157,13 @@ class SqlDatabase:
             table = self._tables[entity_cls] = build_table(entity_cls, self.metadata)
         return table
 
-    def statements(self, entity_cls: type[Entity]) -> _Statements:
+    def statements(self, entity_cls: type[Entity]) -> Statements:
         """The entity's read / update / delete statements, built once (with bound parameters):
         building and keying SQLAlchemy statements costs more than running them here."""
         found = self._statements.get(entity_cls)
         if found is None:
-            found = self._statements[entity_cls] = _Statements.build(
-                self.table(entity_cls), _pk(entity_cls), sqlite=self.is_sqlite
+            found = self._statements[entity_cls] = Statements.build(
+                self.table(entity_cls), primary_key(entity_cls), sqlite=self.is_sqlite
             )
         return found
 
@@ -206,7 +208,7 @@ class SqlDatabase:
             if isinstance(exc, PoolTimeout):  # connections taken outside ``connect``: busy, not away
                 raise StoreUnavailable("the database is busy (no free connection)", retry_after=1) from None
             if isinstance(exc, OSError | DBAPIError):
-                raise self.breaker.trip(_first_line(exc)) from None
+                raise self.breaker.trip(first_line(exc)) from None
             raise
         return GuardedConnection(conn, self.breaker, release=self._slots.release)
 
@@ -229,68 +231,6 @@ class SqlDatabase:
         await self.engine.dispose()
 
 
-@dataclass(frozen=True)
-class _Statements:
-    get: Any
-    update: Any
-    delete: Any
-    columns: tuple[str, ...]  # the columns an update sets (all but the primary key)
-    whole_numbers: dict[str, tuple[int, int]]  # integer column -> the lowest and highest value it holds
-
-    @classmethod
-    def build(cls, table: Table, pk: str, *, sqlite: bool) -> _Statements:
-        get = select(table).where(table.c[pk] == bindparam("sm_key"))
-        if not sqlite:
-            # a record read in a transaction is about to be changed: writers of one record
-            # take turns in the database (SQLite has one writer at a time anyway)
-            get = get.with_for_update()
-        columns = tuple(c.name for c in table.columns if c.name != pk)
-        update = (
-            table.update()
-            .where(and_(table.c[pk] == bindparam("sm_key"), table.c[VERSION_COLUMN] == bindparam("sm_read")))
-            .values({name: bindparam(f"new_{name}") for name in columns})
-        )
-        delete = table.delete().where(table.c[pk] == bindparam("sm_key"))
-        whole_numbers = {
-            c.name: _int_range(c.type, sqlite) for c in table.columns if isinstance(c.type, Integer)
-        }
-        return cls(get, update, delete, columns, whole_numbers)
-
-
-def _int_range(column_type: Integer, sqlite: bool) -> tuple[int, int]:
-    """The values an integer column holds: 64 bits in SQLite whatever its declared type; in
-    PostgreSQL 16, 32 or 64 by type."""
-    if sqlite or isinstance(column_type, BigInteger):
-        bits = 64
-    else:
-        bits = 16 if isinstance(column_type, SmallInteger) else 32
-    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-
-
-def table_name(entity_cls: type[Entity]) -> str:
-    return str(entity_cls.model_config.get("table_name") or entity_cls.namespace())
-
-
-def build_table(entity_cls: type[Entity], metadata: MetaData) -> Table:
-    columns: list[Column[Any]] = []
-    for name, info in entity_cls.model_fields.items():
-        try:
-            column = get_column_from_field(info)
-        except (ValueError, TypeError) as exc:
-            raise ConfigurationError(
-                f"{entity_cls.__name__}.{name}: no SQL column type for {info.annotation!r} ({exc}); "
-                "give it one with sqlmodel.Field(sa_type=...)"
-            ) from None
-        column.name = column.key = name
-        columns.append(column)
-    if VERSION_COLUMN in entity_cls.model_fields:
-        raise ConfigurationError(f"{entity_cls.__name__}: the field name {VERSION_COLUMN!r} is reserved")
-    columns.append(Column(VERSION_COLUMN, Integer, nullable=False, default=1, server_default="1"))
-    if entity_cls.options().private:
-        columns.append(Column(OWNER_COLUMN, String(64), nullable=True, index=True))
-    return Table(table_name(entity_cls), metadata, *columns)
-
-
 class SqlRepository(EntityRepository):
     """Rows of SQL entities within one transaction (a fresh repository per unit of work)."""
 
@@ -310,7 +250,7 @@ class SqlRepository(EntityRepository):
                 self._tx = await self._conn.begin()
             except (OSError, DBAPIError) as exc:
                 await self._release()
-                raise StoreUnavailable(f"the database cannot be reached ({_first_line(exc)})") from None
+                raise StoreUnavailable(f"the database cannot be reached ({first_line(exc)})") from None
             except BaseException:
                 await self._release()
                 raise
@@ -329,13 +269,14 @@ class SqlRepository(EntityRepository):
 
     def _key(self, entity_cls: type[Entity], key: str) -> Any:
         """The key in its column's type, or ``None`` if no record can have it (-> 404)."""
-        adapter = _key_adapter(entity_cls)
+        adapter = key_adapter(entity_cls)
         try:
             typed = adapter.validate_python(key)
         except ValidationError:
             return None
         if isinstance(typed, int):
-            low, high = self.db.statements(entity_cls).whole_numbers.get(_pk(entity_cls), (typed, typed))
+            ranges = self.db.statements(entity_cls).whole_numbers
+            low, high = ranges.get(primary_key(entity_cls), (typed, typed))
             if not low <= typed <= high:
                 return None
         return typed
@@ -352,7 +293,7 @@ class SqlRepository(EntityRepository):
         self, entity_cls: type[E], *, offset: int = 0, limit: int = 50, owner: str | None = None
     ) -> list[E]:
         table = self.db.table(entity_cls)
-        pk = _pk(entity_cls)
+        pk = primary_key(entity_cls)
         query = select(table).order_by(table.c[pk]).offset(offset).limit(limit)
         if owner is not None and entity_cls.options().private:
             query = query.where(table.c[OWNER_COLUMN] == owner)
@@ -362,9 +303,9 @@ class SqlRepository(EntityRepository):
     async def save(self, entity: Entity) -> None:
         cls = type(entity)
         table = self.db.table(cls)
-        pk = _pk(cls)
+        pk = primary_key(cls)
         values = {name: getattr(entity, name) for name in cls.model_fields}
-        _check_whole_numbers(values, self.db.statements(cls).whole_numbers)
+        check_whole_numbers(values, self.db.statements(cls).whole_numbers)
         if cls.options().private:
             values[OWNER_COLUMN] = entity._sm_owner
         if entity._sm_version == 0:
@@ -413,7 +354,7 @@ class SqlRepository(EntityRepository):
             # not go back to the pool with it (a later commit there would apply it)
             await self._discard_connection()
             if isinstance(exc, IntegrityError):  # a deferred constraint
-                raise _integrity_error(exc, None) from None
+                raise integrity_error(exc, None) from None
             if isinstance(exc, DBAPIError):
                 raise statement_error(exc) from None
             raise StoreUnavailable(f"the database cannot be reached ({exc})") from None
@@ -443,115 +384,6 @@ class SqlRepository(EntityRepository):
             if self._locked and self.db.write_lock is not None:
                 self._locked = False
                 self.db.write_lock.release()
-
-
-_ADAPTERS: dict[type[Entity], TypeAdapter[Any]] = {}
-
-
-def _pk(entity_cls: type[Entity]) -> str:
-    pk = entity_cls.options().primary_key
-    if pk is None:
-        raise ConfigurationError(f"{entity_cls.__name__} has no primary key")
-    return pk
-
-
-def _key_adapter(entity_cls: type[Entity]) -> TypeAdapter[Any]:
-    adapter = _ADAPTERS.get(entity_cls)
-    if adapter is None:
-        annotation = entity_cls.model_fields[_pk(entity_cls)].annotation
-        adapter = _ADAPTERS[entity_cls] = TypeAdapter(Any if annotation is None else annotation)
-    return adapter
-
-
-def entity_from_row(entity_cls: type[E], row: Any) -> E:
-    """The entity of a row of its table (version, owner and key set)."""
-    values = {name: row[name] for name in entity_cls.model_fields}
-    entity = entity_cls.model_validate(values)
-    entity._sm_version = int(row[VERSION_COLUMN])
-    if entity_cls.options().private:
-        entity._sm_owner = row[OWNER_COLUMN]
-    entity._sm_key = str(values[entity_cls.options().primary_key or ""])
-    return entity
-
-
-def _sqlstate(exc: DBAPIError) -> str:
-    """The SQLSTATE code of a PostgreSQL error (``""`` if the driver gives none)."""
-    for source in (exc.orig, getattr(exc.orig, "__cause__", None)):
-        code = getattr(source, "sqlstate", None) or getattr(source, "pgcode", None)
-        if isinstance(code, str):
-            return code
-    return ""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc)
-    return text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
-
-
-_UNIQUE = (
-    re.compile(r"Key \((?P<field>[^)]+)\)=\((?P<value>.*?)\) already exists"),
-    re.compile(r"UNIQUE constraint failed: \w+\.(?P<field>\w+)"),
-)
-
-
-def _integrity_error(
-    exc: IntegrityError, entity_cls: type[Entity] | None
-) -> ValidationFailed | ConcurrencyError:
-    """A uniqueness violation names its field (422); on the primary key it means another
-    writer inserted that record first (a conflict, like any other lost race)."""
-    orig = exc.orig
-    cause = getattr(orig, "__cause__", None)
-    text = " ".join(str(part) for part in (orig, getattr(cause, "detail", None) or "", exc) if part)
-    for pattern in _UNIQUE:
-        found = pattern.search(text)
-        if found:
-            field = found.group("field")
-            if entity_cls is not None and field == entity_cls.options().primary_key:
-                return ConcurrencyError(f"{entity_cls.__name__} {field} is taken by another record")
-            return ValidationFailed({field: "This value is already taken"}, "Not saved")
-    return ValidationFailed({"__root__": _first_line(exc)}, "Not saved: the database refused it")
-
-
-def _check_whole_numbers(values: dict[str, Any], ranges: dict[str, tuple[int, int]]) -> None:
-    """Refuse a whole number its column cannot hold before the driver sees it (SQLite's
-    raises ``OverflowError``, PostgreSQL's quotes the value in its error)."""
-    errors = {
-        name: f"must be between {low} and {high}"
-        for name, (low, high) in ranges.items()
-        if isinstance(values.get(name), int) and not low <= values[name] <= high
-    }
-    if errors:
-        raise ValidationFailed(errors, "Not saved")
-
-
-def statement_error(exc: DBAPIError, entity_cls: type[Entity] | None = None) -> StarModelError:
-    """What a failed statement means to the caller, in words that quote neither the statement
-    nor its values (the driver's text is logged instead): a lost race is a conflict (re-run), a
-    refused value 422, a missing table or column, or a database that went away, 503; anything
-    else is a failure of the query (500), not the database being down."""
-    text = _first_line(exc)
-    state = _sqlstate(exc)
-    lowered = text.lower()
-    if isinstance(exc, IntegrityError):
-        return _integrity_error(exc, entity_cls)
-    if state in ("40001", "40P01"):  # serialization failure, deadlock: re-run
-        return ConcurrencyError(f"the database asked to retry ({text})")
-    if isinstance(exc, DataError) or state.startswith("22"):  # data exception
-        log.info("the database refused a value: %s", text)
-        return ValidationFailed({"__root__": "a value the database cannot store"}, "Not saved")
-    if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
-        return StoreUnavailable(f"a table is missing ({text}); run `starmodel migrate`")
-    if "no such column" in lowered or ("column" in lowered and "does not exist" in lowered):
-        return StoreUnavailable(f"the database schema is behind the code ({text}); run `starmodel migrate`")
-    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError) or state[:2] in (
-        "08",  # connection exception
-        "53",  # insufficient resources
-        "57",  # operator intervention (shutdown, cancelled)
-    ):
-        log.warning("the database is unavailable: %s", text)
-        return StoreUnavailable("the database is unavailable")
-    log.error("a statement failed in the database: %s", text)
-    return StarModelError("the database could not run a query; nothing was changed")
 
 
 def _server(url: str) -> str:

@@ -1,4 +1,5 @@
-"""MonsterUI-side rendering: page chrome (toasts area, live stream hook) and small widgets."""
+"""The HTML of a toast: the fragment a Datastar answer appends to the page's toast area
+(``#starmodel-toasts``), styled with DaisyUI / Franken UI alert classes."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ __all__ = [
     "LIVE_SIGNAL",
     "RESYNC_LIMIT",
     "WATCH_SIGNAL",
-    "RecordViews",
+    "LiveLists",
     "record_topic",
     "stamp_event",
     "stamp_topic",
@@ -62,7 +62,7 @@ def stamp_event(namespace: str) -> str:
     return patch_signals_event({LIVE_SIGNAL: {namespace: secrets.token_hex(6)}})
 
 
-class RecordViews:
+class LiveLists:
     """Remembers how each record class is drawn in lists, and pushes record changes."""
 
     def __init__(self, hub: LiveHub, entities: Callable[[], list[type[Entity]]]) -> None:

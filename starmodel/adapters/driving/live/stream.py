@@ -177,7 +177,7 @@ class LiveHub:
 
     async def on_entity_changed(self, change: EntityChanged) -> None:
         """Bus subscriber: turn a committed change into one event for the matching tabs
-        (records, ``scope="id"``, are drawn by ``live_records.RecordViews``)."""
+        (records, ``scope="id"``, are drawn by ``live.lists.LiveLists``)."""
         if change.scope == "id":
             return
         session = change.origin_session or change.session_id

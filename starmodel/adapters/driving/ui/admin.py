@@ -135,7 +135,7 @@ class Admin:
         if not entity_cls.permits("read", ctx):
             return "hidden"
         try:
-            page = await self.web.record_service.page(entity_cls, ListQuery(per_page=1), ctx)
+            page = await self.web.crud_service.page(entity_cls, ListQuery(per_page=1), ctx)
         except StarModelError:
             return "unavailable"
         return str(page.total)
@@ -163,7 +163,7 @@ class Admin:
         """A global entity: its values (live), an edit form and its events."""
 
         async def draw(ctx: CallContext) -> Any:
-            record = await self.web.record_service.get(views.entity_cls, "global", ctx)
+            record = await self.web.crud_service.get(views.entity_cls, "global", ctx)
             parts: list[Any] = [Card(views.detail(record))]
             if views.form_fields(creating=False) and views.entity_cls.permits("update", ctx):
                 parts.append(Card(views.form(record, then="stay"), header=Div("Edit", cls="uk-h4")))

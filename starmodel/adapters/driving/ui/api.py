@@ -156,7 +156,7 @@ class JsonApi:
             page=_number(params, "page", 1),
             per_page=_number(params, "per_page", self.views.per_page),
         )
-        page = await self.web.record_service.page(self.entity_cls, query, ctx)
+        page = await self.web.crud_service.page(self.entity_cls, query, ctx)
         return JsonAnswer(
             {
                 "items": [serialize(record) for record in page.items],
@@ -169,14 +169,14 @@ class JsonApi:
 
     async def _create(self, request: Request, ctx: CallContext) -> Response:
         values = await self._body(request)
-        record = await self.web.record_service.create(self.entity_cls, values, ctx)
+        record = await self.web.crud_service.create(self.entity_cls, values, ctx)
         location = f"{self.path}/{record.record_key()}"
         return JsonAnswer(
             serialize(record), status_code=201, headers={"Location": location, **_etag(record)}
         )
 
     async def _get(self, request: Request, ctx: CallContext) -> Response:
-        record = await self.web.record_service.get(self.entity_cls, request.path_params["key"], ctx)
+        record = await self.web.crud_service.get(self.entity_cls, request.path_params["key"], ctx)
         return JsonAnswer(serialize(record), headers=_etag(record))
 
     async def _patch(self, request: Request, ctx: CallContext) -> Response:
@@ -191,13 +191,13 @@ class JsonApi:
         return await self._patch_values(request, ctx, values)
 
     async def _patch_values(self, request: Request, ctx: CallContext, values: dict[str, Any]) -> Response:
-        record = await self.web.record_service.update(
+        record = await self.web.crud_service.update(
             self.entity_cls, request.path_params["key"], values, ctx, version=_if_match(request)
         )
         return JsonAnswer(serialize(record), headers=_etag(record))
 
     async def _delete(self, request: Request, ctx: CallContext) -> Response:
-        await self.web.record_service.delete(
+        await self.web.crud_service.delete(
             self.entity_cls, request.path_params["key"], ctx, version=_if_match(request)
         )
         return Response(status_code=204)

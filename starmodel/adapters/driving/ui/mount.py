@@ -121,7 +121,7 @@ class UiMount:
 
     async def list_fragment(self, views: EntityViews, ctx: CallContext, signals: Any, args: Any) -> SSEAnswer:
         query = parse_list_query(args, views.per_page)
-        page = await self.web.record_service.page(views.entity_cls, query, ctx)
+        page = await self.web.crud_service.page(views.entity_cls, query, ctx)
         return _patch(views.table(page))
 
     async def detail_fragment(
@@ -145,7 +145,7 @@ class UiMount:
 
     async def _find(self, views: EntityViews, key: str, ctx: CallContext) -> Entity | None:
         try:
-            return await self.web.record_service.get(views.entity_cls, key, ctx)
+            return await self.web.crud_service.get(views.entity_cls, key, ctx)
         except EntityNotFound:
             return None
 
@@ -180,7 +180,7 @@ class UiMount:
         values = form_values(fields, _form_signals(signals, signal))
         names = [f.name for f in fields]
         try:
-            record = await self.web.record_service.create(views.entity_cls, values, ctx)
+            record = await self.web.crud_service.create(views.entity_cls, values, ctx)
         except ValidationFailed as exc:
             return _form_errors(signal, names, exc)
         outputs: list[Any] = [_clear_errors(signal, names)]
@@ -201,7 +201,7 @@ class UiMount:
         values = form_values(fields, _form_signals(signals, signal))
         names = [f.name for f in fields]
         try:
-            record = await self.web.record_service.update(
+            record = await self.web.crud_service.update(
                 views.entity_cls, key, values, ctx, version=_version(args)
             )
         except ValidationFailed as exc:
@@ -217,7 +217,7 @@ class UiMount:
             raise PermissionDenied(f"{views.title} cannot be deleted here")
         then = _then(args)
         key = _required(args, "key")
-        await self.web.record_service.delete(views.entity_cls, key, ctx, version=_version(args))
+        await self.web.crud_service.delete(views.entity_cls, key, ctx, version=_version(args))
         if then == "list" and views.page_path:
             return SSEAnswer(200, render_outputs([redirect(views.page_path)]))
         return SSEAnswer(200, render_outputs([toast(f"{views.title} deleted", "success")]))

@@ -18,7 +18,8 @@ from starmodel.adapters.driving.ui.chrome import account_menu, home_link, theme_
 from starmodel.adapters.driving.ui.fields import input_value, render_control, view_of
 from starmodel.adapters.driving.ui.mount import UiMount
 from starmodel.adapters.driving.ui.pending import busy_while, pending_signal, sends_with_indicator
-from starmodel.adapters.driving.ui.views import EntityViews, _words, parse_list_query
+from starmodel.adapters.driving.ui.views import EntityViews, parse_list_query
+from starmodel.adapters.driving.ui.wording import words
 from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
 from starmodel.core.errors import PermissionDenied, StarModelError, ValidationFailed
@@ -110,12 +111,12 @@ class RecordPages:
     async def list_page(self, request: Request, views: EntityViews) -> Any:
         async def draw(ctx: CallContext) -> Any:
             query = parse_list_query(request.query_params, views.per_page)
-            page = await self.web.record_service.page(views.entity_cls, query, ctx)
+            page = await self.web.crud_service.page(views.entity_cls, query, ctx)
             actions = []
             if views.page_path and views.entity_cls.permits("create", ctx) and views.can_create():
                 actions.append(
                     A(
-                        f"New {_words(views.title)}",
+                        f"New {words(views.title)}",
                         href=f"{views.page_path}/new",
                         cls="uk-btn uk-btn-primary",
                         data_testid="sm-new",
@@ -131,13 +132,13 @@ class RecordPages:
         async def draw(ctx: CallContext) -> Any:
             back = A(f"Back to {views.title_plural}", href=views.page_path or "/", cls="uk-btn uk-btn-ghost")
             content = (back, Card(views.form(then="detail")))
-            return self.layout(request, f"New {_words(views.title)}", content)
+            return self.layout(request, f"New {words(views.title)}", content)
 
         return await self.guarded(request, views, "create", draw)
 
     async def detail_page(self, request: Request, views: EntityViews, key: str) -> Any:
         async def draw(ctx: CallContext) -> Any:
-            record = await self.web.record_service.get(views.entity_cls, key, ctx)
+            record = await self.web.crud_service.get(views.entity_cls, key, ctx)
             buttons: list[Any] = [
                 A(f"Back to {views.title_plural}", href=views.page_path or "/", cls="uk-btn uk-btn-ghost")
             ]
@@ -163,9 +164,9 @@ class RecordPages:
 
     async def edit_page(self, request: Request, views: EntityViews, key: str) -> Any:
         async def draw(ctx: CallContext) -> Any:
-            record = await self.web.record_service.get(views.entity_cls, key, ctx)
+            record = await self.web.crud_service.get(views.entity_cls, key, ctx)
             if not views.editable() or not views.entity_cls.permits("update", _with(ctx, record)):
-                raise PermissionDenied(f"You may not update this {_words(views.title)}")
+                raise PermissionDenied(f"You may not update this {words(views.title)}")
             back = A("Cancel", href=views.record_url(record) or "/", cls="uk-btn uk-btn-ghost")
             content = (back, views.notice(record), Card(views.form(record, then="detail")))
             return self.layout(request, f"Edit {views.label(record)}", content)
@@ -204,7 +205,7 @@ def _with(ctx: CallContext, record: Entity) -> CallContext:
 
 def delete_button(views: EntityViews, record: Entity) -> Any:
     url = views.url("delete", key=views.key_of(record), version=record._sm_version, then="list")
-    question = f"Delete this {_words(views.title)}?"
+    question = f"Delete this {words(views.title)}?"
     pending = pending_signal(views.namespace, "delete")
     return Button(
         "Delete",

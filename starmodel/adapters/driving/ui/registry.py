@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from starmodel.adapters.driving.ui.admin import Admin
 from starmodel.adapters.driving.ui.mount import UiMount
 from starmodel.adapters.driving.ui.pages import RecordPages, page_layout
-from starmodel.adapters.driving.ui.views import EntityViews, plural
+from starmodel.adapters.driving.ui.views import EntityViews
+from starmodel.adapters.driving.ui.wording import plural
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ConfigurationError
 from starmodel.core.policy import Rule

@@ -27,6 +27,7 @@ from starmodel.adapters.driving.ui.fields import (
     render_control,
 )
 from starmodel.adapters.driving.ui.pending import busy_while, pending_signal, sends_with_indicator
+from starmodel.adapters.driving.ui.wording import plural, words
 from starmodel.adapters.driving.web.input_limits import InputRefused, read_int
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ValidationFailed
@@ -43,15 +44,6 @@ FORM_SIGNAL = "smform"
 InputRenderer = Callable[[FieldView, str, str], Any]
 """``render(view, signal_path, input_id)`` -> the input element of one field."""
 CellRenderer = Callable[[Entity], Any]
-
-
-def plural(word: str) -> str:
-    """``product`` -> ``products``, ``category`` -> ``categories``, ``box`` -> ``boxes``."""
-    if word.endswith("y") and word[-2:-1] not in "aeiou":
-        return word[:-1] + "ies"
-    if word.endswith(("s", "x", "z", "ch", "sh")):
-        return word + "es"
-    return word + "s"
 
 
 class EntityViews:
@@ -78,7 +70,7 @@ class EntityViews:
         """Where the entity's generated pages are (``/products``), if it has them."""
         self.namespace = entity_cls.namespace()
         self.title = entity_cls.__name__
-        self.title_plural = plural(_words(entity_cls.__name__))
+        self.title_plural = plural(words(entity_cls.__name__))
 
     # --- facts -------------------------------------------------------------------------
 
@@ -158,7 +150,7 @@ class EntityViews:
             submit = self.url("update", key=self.key_of(record), version=record._sm_version, then=then)
         form_key = "new" if creating else "edit"
         rows = [self.form_row(view, name, form_key) for view in views]
-        label = f"Create {_words(self.title)}" if creating else "Save changes"
+        label = f"Create {words(self.title)}" if creating else "Save changes"
         pending = pending_signal(self.namespace, form_key)
         return Form(
             *rows,
@@ -213,7 +205,7 @@ class EntityViews:
         query string (``?q=&sort=&desc=1&page=``); the caller's right to read is checked."""
         ctx = await self.mount.context(request)
         query = parse_list_query(request.query_params, self.per_page)
-        return self.table(await self.mount.web.record_service.page(self.entity_cls, query, ctx))
+        return self.table(await self.mount.web.crud_service.page(self.entity_cls, query, ctx))
 
     def table(self, page: ResultPage[Any], *, link: Callable[[ListQuery], str] | None = None) -> Any:
         """The list fragment: search box, sortable column headers, rows, pages, empty state.
@@ -356,7 +348,7 @@ class EntityViews:
         body: Any
         if record is None:
             body = Div(
-                f"This {_words(self.title)} was deleted.",
+                f"This {words(self.title)} was deleted.",
                 cls="alert alert-warning",
                 role="alert",
                 data_testid="sm-deleted",
@@ -404,10 +396,10 @@ class EntityViews:
         """Shown above an edit form when somebody else changed or deleted the record meanwhile."""
         version = record._sm_version if version is None else version
         if deleted:
-            text: Any = f"Someone deleted this {_words(self.title)} while you were editing it."
+            text: Any = f"Someone deleted this {words(self.title)} while you were editing it."
         elif version != record._sm_version:
             text = (
-                f"Someone else changed this {_words(self.title)} since you opened it; saving is refused "
+                f"Someone else changed this {words(self.title)} since you opened it; saving is refused "
                 "so their change is not lost. Reload to edit their version."
             )
         else:
@@ -452,11 +444,6 @@ def _initial(entity_cls: type[Entity], name: str, record: Entity | None) -> Any:
     if info.is_required():
         return None
     return info.get_default(call_default_factory=True)
-
-
-def _words(name: str) -> str:
-    spaced = "".join(f" {c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))
-    return spaced.strip()
 
 
 def _query_args(query: ListQuery) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The web adapter: FastHTML app, sessions, request checks, event routes and the live stream.
+"""The web adapter: the FastHTML app and its routes (events, live stream, client-state restore,
+static files), the signed-in user of a request, and the app's lifespan.
 
 It translates HTTP into dispatcher calls and dispatcher results into Datastar SSE; no business
 rule lives here.
@@ -7,117 +8,80 @@ rule lives here.
 from __future__ import annotations
 
 import gc
-import inspect
-import json
 import logging
 import re
-import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from fasthtml.common import Div, FastHTML
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import BaseRoute, Match, Route
-from starlette.types import Receive, Scope, Send
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
 
 from starmodel.adapters.driving.datastar.sse import (
     check_outputs,
     error_events,
-    patch_signals_event,
     render_outputs,
 )
 from starmodel.adapters.driving.datastar.syntax import CLIENT_RESTORE_PATH
-from starmodel.adapters.driving.live.lists import WATCH_SIGNAL, RecordViews
+from starmodel.adapters.driving.live.lists import WATCH_SIGNAL, LiveLists
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
 from starmodel.adapters.driving.web.assets import ASSETS_PREFIX, STATIC_PREFIX
+from starmodel.adapters.driving.web.client_restore import restore_answer
+from starmodel.adapters.driving.web.event_route import EventRoute
+from starmodel.adapters.driving.web.identity import USER_SCOPE_KEY, AuthHooks, session_id
 from starmodel.adapters.driving.web.input_limits import read_json
 from starmodel.adapters.driving.web.proxies import TrustedProxies
 from starmodel.adapters.driving.web.rate_limits import EventRateLimiter
+from starmodel.adapters.driving.web.request_checks import cross_site_refusal
 from starmodel.adapters.driving.web.request_limits import RequestLimits
 from starmodel.adapters.driving.web.requests import EventRequest, SSEAnswer, error_response
 from starmodel.adapters.driving.web.security import SecurityHeaders, with_nonces
 from starmodel.adapters.driving.web.served_assets import ServedAssets
 from starmodel.adapters.driving.web.sessions import SignedCookieSessions
 from starmodel.adapters.driving.web.shutdown import CANCEL_WAIT, GracefulStop, bounded_step
+from starmodel.adapters.driving.web.static_files import STATIC_DIR, no_favicon, serve_file
+from starmodel.app.catalog import EntityCatalog
+from starmodel.app.crud import CrudService
 from starmodel.app.dispatcher import Dispatcher, EventResult
-from starmodel.app.jobs import JobRunner
-from starmodel.app.records import RecordService
+from starmodel.app.reads import EntityReads
 from starmodel.app.settings import Settings
 from starmodel.core.actions import PatchSignals, toast
-from starmodel.core.client_state import read_client_state
 from starmodel.core.context import CallContext
-from starmodel.core.entity import Entity, registered_entities, registry_version
+from starmodel.core.entity import Entity
 from starmodel.core.errors import (
     ClientStateInvalid,
     ConfigurationError,
-    EventNotFound,
     StarModelError,
     ValidationFailed,
 )
-from starmodel.core.events import CANCEL_SUFFIX, BoundEvent, EventSpec
+from starmodel.core.events import CANCEL_SUFFIX, EventSpec
 from starmodel.core.messages import EntityChanged, EventOutputs
 from starmodel.core.ports import EventBus
 
 __all__ = ["LIVE_PATH", "WebApp"]
 
 log = logging.getLogger("starmodel.web")
-E = TypeVar("E", bound=Entity)
 
 LIVE_PATH = "/_starmodel/live"
-SESSION_KEY = "starmodel_sid"
-USER_SCOPE_KEY = "starmodel.user"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _TAB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_STATIC_DIR = Path(__file__).parent / "static"
-_MAX_FILE_NAME = 1024
-_SAFE_SITES = ("same-origin", "none")
-
-
-class EventRoute(BaseRoute):
-    """Matches ``(method, path)`` of every event of the app's entities in one dict lookup."""
-
-    path = "/{entity events}"
-    name = "starmodel-events"
-    methods: set[str] = set()
-
-    def __init__(self, web: WebApp) -> None:
-        self.web = web
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] != "http":
-            return Match.NONE, {}
-        table = self.web.event_table()
-        path = scope["path"]
-        if (scope["method"].lower(), path) in table:
-            return Match.FULL, {"endpoint": self.handle}
-        if any(p == path for (_, p) in table):
-            return Match.PARTIAL, {"endpoint": self.handle}
-        return Match.NONE, {}
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.web.handle_event(EventRequest.from_scope(scope, receive))
-        await response(scope, receive, send)
-
-    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
-        from starlette.routing import NoMatchFound
-
-        raise NoMatchFound(name, path_params)
 
 
 class WebApp:
-    """Mounts StarModel on a FastHTML app (a new one unless ``app`` is given).
+    """Mounts StarModel on a FastHTML app (a new one unless ``app`` is given): translates HTTP
+    requests into calls of the application and its answers into HTTP.
 
     Args:
         settings: resolved settings (``Settings.from_env()``).
         dispatcher: runs events.
         bus: where committed changes are published (the live hub subscribes to it).
+        catalog: the entity classes served.
+        reads: the read side (what live lists resync from).
+        crud_service: generated CRUD, for the generated UI and JSON API.
+        rate_limiter: counts calls of events that have a ``rate``.
         app: an existing FastHTML app to attach to.
-        entities: the entity classes to serve; default: every entity defined in ``packages``.
-        packages: top-level packages (or modules) whose entities are discovered; default:
-            every entity defined in the process.
         title: default page title.
     """
 
@@ -127,18 +91,18 @@ class WebApp:
         dispatcher: Dispatcher,
         bus: EventBus,
         *,
+        catalog: EntityCatalog,
+        reads: EntityReads,
+        crud_service: CrudService | None = None,
+        rate_limiter: EventRateLimiter | None = None,
         app: FastHTML | None = None,
-        entities: Iterable[type[Entity]] | None = None,
-        packages: Iterable[str] | None = None,
         title: str = "StarModel",
     ) -> None:
         self.settings = settings
-        self.packages = tuple(packages) if packages is not None else None
         self.dispatcher = dispatcher
         self.bus = bus
-        self._explicit = list(entities) if entities is not None else None
-        self._included: list[type[Entity]] = []
-        self._included_version = 0
+        self.catalog = catalog
+        self.reads = reads
         self._table: dict[tuple[str, str], tuple[type[Entity], EventSpec]] | None = None
         self._table_version: tuple[int, int] = (-1, -1)
         self._cancel_paths: set[str] = set()
@@ -149,28 +113,23 @@ class WebApp:
             replay_size=settings.live_replay,
             heartbeat=settings.live_heartbeat,
         )
-        self.records = RecordViews(self.hub, self.entities)
+        self.live_lists = LiveLists(self.hub, self.entities)
         # every process pushes to the tabs connected to it
         self.hub.fact_handlers = [
             (EntityChanged, self.hub.on_entity_changed),
-            (EntityChanged, self.records.on_entity_changed),
+            (EntityChanged, self.live_lists.on_entity_changed),
             (EventOutputs, self.hub.on_event_outputs),
         ]
         for fact_type, handler in self.hub.fact_handlers:
             bus.subscribe(fact_type, handler, everywhere=True)
         self.hub.history = bus.history
         bus.on_resync(self.hub.resync_all)
-        self.user_loader: Callable[[Request | EventRequest], Awaitable[Any]] | None = None
-        """Set by an auth plugin: the signed-in user of a request, or ``None``."""
-        self.login_url: str | None = None
-        """Set by an auth plugin: where pages that need a signed-in user send visitors."""
-        self.logout_url: str | None = None
-        """Set by an auth plugin: where a sign-out button posts."""
-        self._record_service: RecordService | None = None
-        self.jobs = JobRunner()
+        self.auth = AuthHooks()
+        """What an auth plugin declared (``use_auth``): the user loader, sign-in and out URLs."""
+        self._crud_service = crud_service
         self.stopping = GracefulStop(self.hub, dispatcher, settings.shutdown_grace)
-        self.startup_hooks: list[Callable[[], Awaitable[None]]] = [self.jobs.start]
-        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = [self.stopping.drain, self.jobs.stop]
+        self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = [self.stopping.drain]
         self.page_assets = ServedAssets(settings)
         # a nested list, which FastHTML flattens into each page: refreshing it shows at once
         headers = [self.page_assets.headers]
@@ -203,15 +162,14 @@ class WebApp:
             app.hdrs = [*with_nonces(list(app.hdrs or [])), *headers]
             app.ftrs = [*list(app.ftrs or []), *footers]
         self.app = app
-        app.state.starmodel = self  # `starmodel run` finds the StarModel behind an ASGI app
         app.add_middleware(RequestLimits, handles_itself=self._is_event)
         app.add_middleware(
             SecurityHeaders, csp=settings.csp, report_only=settings.csp_report_only,
             hsts_max_age=settings.hsts_max_age, cdn=settings.assets == "cdn",
         )
         app.add_middleware(TrustedProxies, proxies=settings.trusted_proxies)
-        self.rate_limiter: EventRateLimiter | None = None
-        """Counts calls of events that have a ``rate`` (set up by the composition root: in
+        self.rate_limiter = rate_limiter
+        """Counts calls of events that have a ``rate`` (given by the composition root: in
         Redis when the app has ``REDIS_URL``, else in memory)."""
         self._install_routes()
         self._wrap_lifespan()
@@ -220,24 +178,11 @@ class WebApp:
 
     def entities(self) -> list[type[Entity]]:
         """The entity classes this app serves."""
-        if self._explicit is not None:
-            found = list(self._explicit)
-        else:
-            found = registered_entities()
-            if self.packages is not None:
-                found = [cls for cls in found if _in_packages(cls.__module__, self.packages)]
-        return found + [cls for cls in self._included if cls not in found]
-
-    def include(self, *entity_classes: type[Entity]) -> None:
-        """Serve these entities too (e.g. a plugin's own ``User``), wherever they are defined."""
-        for cls in entity_classes:
-            if cls not in self._included:
-                self._included.append(cls)
-        self._included_version += 1
+        return self.catalog.entities()
 
     def event_table(self) -> dict[tuple[str, str], tuple[type[Entity], EventSpec]]:
         """``(method, path) -> (entity class, event)``, rebuilt when new entities appear."""
-        version = (registry_version() if self._explicit is None else 0, self._included_version)
+        version = self.catalog.version()
         if self._table is None or version != self._table_version:
             entities = self.entities()
             table: dict[tuple[str, str], tuple[type[Entity], EventSpec]] = {}
@@ -274,7 +219,7 @@ class WebApp:
             3, Route(ASSETS_PREFIX + "/{name:path}", self.page_assets.handle, methods=["GET"])
         )
         # last, so an app's own favicon wins; spares every page a 404 in the console
-        self.app.router.routes.append(Route("/favicon.ico", _no_favicon, methods=["GET"]))
+        self.app.router.routes.append(Route("/favicon.ico", no_favicon, methods=["GET"]))
 
     def _wrap_lifespan(self) -> None:
         inner = self.app.router.lifespan_context
@@ -300,24 +245,28 @@ class WebApp:
 
     # --- identity ----------------------------------------------------------------------
 
-    @staticmethod
-    def session_id(request: Request | EventRequest) -> str:
-        """The browser's session id, created (and set in the signed cookie) on first use."""
-        session = request.scope.get("session")
-        if session is None:
-            raise ConfigurationError(
-                "StarModel needs a session middleware; attach it to a FastHTML app"
-            )
-        sid = session.get(SESSION_KEY)
-        if not isinstance(sid, str) or not sid:
-            sid = secrets.token_urlsafe(18)
-            session[SESSION_KEY] = sid
-        return sid
+    session_id = staticmethod(session_id)
+
+    def use_auth(self, hooks: AuthHooks) -> None:
+        """Take an auth plugin's hooks; a second plugin with other hooks is refused."""
+        if self.auth.load_user is not None and hooks != self.auth:
+            raise ConfigurationError("this app has an auth plugin already")
+        self.auth = hooks
+
+    @property
+    def login_url(self) -> str | None:
+        """Where pages that need a signed-in user send visitors (``None`` without auth)."""
+        return self.auth.login_url
+
+    @property
+    def logout_url(self) -> str | None:
+        """Where a sign-out button posts (``None`` without auth)."""
+        return self.auth.logout_url
 
     def context(self, request: Request | EventRequest) -> CallContext:
         tab = request.headers.get("x-starmodel-tab")
         return CallContext(
-            session_id=self.session_id(request),
+            session_id=session_id(request),
             tab_id=tab if tab and _TAB_ID.match(tab) else None,
             user=request.scope.get("user"),
         )
@@ -330,12 +279,12 @@ class WebApp:
         return self.rate_limiter
 
     @property
-    def record_service(self) -> RecordService:
+    def crud_service(self) -> CrudService:
         """Generated CRUD (list / get / create / update / delete with policies), set up by the
         composition root."""
-        if self._record_service is None:
+        if self._crud_service is None:
             raise ConfigurationError("this app has no record service; build it with StarModel(...)")
-        return self._record_service
+        return self._crud_service
 
     async def current_user(self, request: Request | EventRequest) -> Any:
         """The signed-in user of a request (``None`` when nobody is signed in, or the app has
@@ -344,8 +293,8 @@ class WebApp:
         if USER_SCOPE_KEY in scope:
             return scope[USER_SCOPE_KEY]
         user = scope.get("user")
-        if self.user_loader is not None:
-            user = await self.user_loader(request)
+        if self.auth.load_user is not None:
+            user = await self.auth.load_user(request)
         scope[USER_SCOPE_KEY] = user
         return user
 
@@ -355,114 +304,6 @@ class WebApp:
         ctx.user = await self.current_user(request)
         return ctx
 
-    async def load(self, entity_cls: type[E], request: Request | None = None) -> E:
-        """The entity instance a page request shows (session or global), for rendering."""
-        scope = entity_cls.options().scope
-        if scope == "session":
-            if request is None:
-                raise ConfigurationError(f"{entity_cls.__name__} is per session: pass the request")
-            key = self.session_id(request)
-        elif scope == "global":
-            key = "global"
-        else:
-            raise ConfigurationError(f"{entity_cls.__name__} is addressed by key; load it by key")
-        async with self.dispatcher.uow_factory(entity_cls) as uow:
-            return await uow.load(entity_cls, key)
-
-    async def call(
-        self,
-        entity_cls: type[Entity],
-        event_name: str,
-        /,
-        *,
-        key: Any = None,
-        session_id: str = "server",
-        **params: Any,
-    ) -> list[Any]:
-        """Run an event from server code (a bus subscriber, a job) as a tab would: same
-        validation, unit of work, retries and broadcast. Returns its outputs (every step's,
-        for a streaming event). ``key`` picks a record; ``session_id`` the session of a
-        session-scoped entity.
-
-        Example: ``await sm.call(Activity, "log", text="Todo added")``
-        """
-        spec = entity_cls.events().get(event_name)
-        if spec is None:
-            raise EventNotFound(f"{entity_cls.__name__} has no event {event_name!r}")
-        args = {name: json.dumps(value, default=str) for name, value in params.items()}
-        if key is not None:
-            args["_key"] = str(key)
-        result = await self.dispatcher.dispatch(entity_cls, spec, CallContext(session_id=session_id), args)
-        if result.stream is None:
-            return list(result.outputs)
-        return [item async for step in result.stream for item in step]
-
-    def every(
-        self, seconds: float, target: BoundEvent | None = None, /, *, name: str | None = None, **params: Any
-    ) -> Any:
-        """Run something every ``seconds`` for as long as the app runs (runs never overlap;
-        an error is logged and the next tick runs anyway).
-
-        As a decorator, on a function (sync or async):
-
-            @sm.every(1.0)
-            async def sample():
-                await sm.call(Chart, "add_point", value=read_sensor())
-
-        Or with an event of a global entity (or of one record): ``sm.every(60, Stats.refresh)``,
-        ``sm.every(5, Chart.add_point, value=0)``; it runs like ``sm.call``.
-        With Redis configured, each tick runs in one server process only.
-        """
-        if target is not None:
-            if not isinstance(target, BoundEvent):
-                raise TypeError("every(seconds, Entity.event): pass an event, or use it as a decorator")
-            entity_cls, spec = target.owner, target.spec
-            key = entity_cls.route_key(target.instance) if target.instance is not None else None
-            if entity_cls.options().scope == "session":
-                raise ConfigurationError(
-                    f"every(): {entity_cls.__name__} is per session; a job can run events of "
-                    "global entities or of records"
-                )
-
-            async def run_event() -> None:
-                await self.call(entity_cls, spec.name, key=key, **params)
-
-            self.jobs.add(name or f"{entity_cls.__name__}.{spec.name}", seconds, run_event)
-            return target
-
-        def register(fn: Callable[[], Any]) -> Callable[[], Any]:
-            async def run_function() -> None:
-                result = fn()
-                if inspect.isawaitable(result):
-                    await result
-
-            self.jobs.add(name or f"{fn.__module__}.{fn.__qualname__}", seconds, run_function)
-            return fn
-
-        return register
-
-    async def find(self, entity_cls: type[E], key: Any, request: Request | None = None) -> E | None:
-        """The record with this key, for rendering (``None`` if there is none, or if it is
-        another session's private record: pass the page's ``request`` for private entities)."""
-        async with self.dispatcher.uow_factory(entity_cls) as uow:
-            uow.owner = self.session_id(request) if request is not None else None
-            return await uow.get(entity_cls, str(key))
-
-    async def list(
-        self,
-        entity_cls: type[E],
-        request: Request | None = None,
-        *,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> list[E]:
-        """Records in key order, for rendering (a private entity's: the request's session's)."""
-        if entity_cls.options().private and request is None:
-            raise ConfigurationError(f"{entity_cls.__name__} is private: pass the page's request")
-        async with self.dispatcher.uow_factory(entity_cls) as uow:
-            uow.owner = self.session_id(request) if request is not None else None
-            return await uow.list(entity_cls, offset=offset, limit=limit)
-
     def live_list(
         self,
         entity_cls: type[Entity],
@@ -470,12 +311,12 @@ class WebApp:
         render: Callable[[Any], Any] | None = None,
         **attrs: Any,
     ) -> Any:
-        """A list of records that follows every change live (see ``RecordViews.live_list``)."""
-        return self.records.live_list(entity_cls, records, render, **attrs)
+        """A list of records that follows every change live (see ``LiveLists.live_list``)."""
+        return self.live_lists.live_list(entity_cls, records, render, **attrs)
 
     def row_view(self, entity_cls: type[Entity], *, container: str | None = None) -> Any:
-        """Decorator registering how a record's row is drawn (see ``RecordViews.row_view``)."""
-        return self.records.row_view(entity_cls, container=container)
+        """Decorator registering how a record's row is drawn (see ``LiveLists.row_view``)."""
+        return self.live_lists.row_view(entity_cls, container=container)
 
     def open_live_stream(
         self, session_id: str, tab_id: str, *, watch: Iterable[type[Entity]] = (), backlog: int | None = None
@@ -486,7 +327,7 @@ class WebApp:
         closes the stream. ``watch``: record classes whose changes it follows; ``backlog``:
         how many unread messages it may hold before it is dropped (default: the hub's)."""
         wanted = {WATCH_SIGNAL: {cls.namespace(): True for cls in watch}}
-        topics = self.records.watched_topics(wanted, session_id)
+        topics = self.live_lists.watched_topics(wanted, session_id)
         stream = self.hub.open(session_id, tab_id, join=False, watch=topics)
         if backlog is not None:
             stream.limit = backlog
@@ -497,28 +338,16 @@ class WebApp:
 
     async def _resync_lists(self, stream: LiveStream) -> str:
         async def records(entity_cls: type[Entity], owner: str | None, limit: int) -> list[Entity]:
-            async with self.dispatcher.uow_factory(entity_cls) as uow:
-                uow.owner = owner
-                return await uow.list(entity_cls, limit=limit)
+            return await self.reads.list(entity_cls, owner=owner, limit=limit)
 
-        return await self.records.resync_body(stream.topics, records)
+        return await self.live_lists.resync_body(stream.topics, records)
 
     # --- request checks ----------------------------------------------------------------
 
     def refuse_cross_site(self, request: Request | EventRequest, *, datastar: bool = True) -> str | None:
         """Why this request may not run an event, or ``None`` if it may (``datastar=False``:
         for JSON API calls, which need no Datastar header)."""
-        if datastar and request.headers.get("datastar-request") != "true":
-            return "Events need the Datastar-Request header (sent by the Datastar client)"
-        site = request.headers.get("sec-fetch-site")
-        if site is not None and site not in _SAFE_SITES:
-            return f"Cross-site request refused (Sec-Fetch-Site: {site})"
-        origin = request.headers.get("origin")
-        if origin is not None:
-            own = f"{request.scope.get('scheme', 'http')}://{request.headers.get('host', '')}"
-            if origin.rstrip("/") != own and origin.rstrip("/") not in self.settings.allowed_origins:
-                return f"Cross-origin request refused (Origin: {origin})"
-        return None
+        return cross_site_refusal(request, self.settings.allowed_origins, datastar=datastar)
 
     # --- handlers ----------------------------------------------------------------------
 
@@ -619,7 +448,7 @@ class WebApp:
             user = await self.current_user(request)
         except StarModelError:  # the user store is down: the stream goes on for a visitor
             user = None
-        watch = self.records.watched_topics(signals, ctx.session_id, user)
+        watch = self.live_lists.watched_topics(signals, ctx.session_id, user)
         stream = self.hub.open(ctx.session_id, ctx.tab_id, join=False, watch=watch)
         last_id = request.headers.get("last-event-id")
         return StreamingResponse(
@@ -629,41 +458,14 @@ class WebApp:
     async def handle_restore(self, request: Request) -> Response:
         """The page sends what it kept for a browser-stored entity; it gets it back checked
         (with computed values), or an error toast and the defaults to store instead."""
-        answer = await self._restore_answer(EventRequest.from_scope(request.scope, request.receive))
+        event_request = EventRequest.from_scope(request.scope, request.receive)
+        answer = await restore_answer(event_request, self.entities(), self.refuse_cross_site)
         extra = {name.decode("latin-1"): value.decode("latin-1") for name, value in answer.extra_headers}
         return Response(answer.body, status_code=answer.status_code, headers={**SSE_HEADERS, **extra},
                         media_type="text/event-stream")
 
-    async def _restore_answer(self, request: EventRequest) -> SSEAnswer:
-        refusal = self.refuse_cross_site(request)
-        if refusal:
-            return error_response(403, refusal)
-        namespace = request.scope["path_params"]["namespace"]
-        found = [c for c in self.entities() if c.namespace() == namespace and c.options().store.is_client]
-        if not found:
-            return error_response(404, f"No browser-stored entity {namespace!r}")
-        entity_cls = found[0]
-        try:
-            signals, _ = await request.signals_and_args()
-            raw = signals.get(namespace)
-            entity = entity_cls() if raw is None else read_client_state(entity_cls, raw)
-        except ClientStateInvalid as exc:
-            log.info("browser state of %s refused and reset: %s", namespace, exc)
-            return error_response(422, exc.message, namespace, exc.errors, {namespace: exc.reset})
-        except ValidationFailed as exc:
-            return error_response(400, exc.message, None, exc.errors)
-        return SSEAnswer(200, patch_signals_event({namespace: entity.public_state()}), [])
-
     async def handle_static(self, request: Request) -> Response:
-        return _serve_file(_STATIC_DIR, request.path_params["name"])
-
-
-async def _no_favicon(request: Request) -> Response:
-    return Response(status_code=204)
-
-
-def _in_packages(module: str, packages: tuple[str, ...]) -> bool:
-    return any(module == p or module.startswith(p + ".") for p in packages)
+        return serve_file(STATIC_DIR, request.path_params["name"])
 
 
 def _clear_field_errors(namespace: str, spec: EventSpec, outputs: list[Any]) -> list[Any]:
@@ -675,29 +477,3 @@ def _clear_field_errors(namespace: str, spec: EventSpec, outputs: list[Any]) -> 
             merged = {**item.signals, namespace: {**item.signals[namespace], **cleared}}
             return [*outputs[:index], PatchSignals(merged), *outputs[index + 1 :]]
     return [PatchSignals({namespace: cleared}), *outputs]
-
-
-def _serve_file(folder: Path, name: str) -> Response:
-    not_found = PlainTextResponse("Not found", status_code=404)
-    if not _plain_file_name(name):
-        return not_found
-    root = folder.resolve()
-    target = (root / name).resolve()
-    try:
-        if not target.is_relative_to(root) or not target.is_file():
-            return not_found
-    except OSError:  # a name the file system refuses (too long, ...)
-        return not_found
-    return FileResponse(target, headers={"Cache-Control": "public, max-age=3600"})
-
-
-def _plain_file_name(name: str) -> bool:
-    """Whether ``name`` is a relative path of plain parts (no ``..``, no empty part, no
-    control character or backslash, not overlong) that may name a served file."""
-    parts = name.split("/")
-    return (
-        len(name) <= _MAX_FILE_NAME
-        and name.isprintable()
-        and "\\" not in name
-        and all(part not in ("", ".", "..") and len(part) <= 255 for part in parts)
-    )

@@ -25,7 +25,7 @@ from starmodel.core.errors import (
 from starmodel.core.fields import editable_fields, searchable_fields, sortable_fields
 from starmodel.core.queries import ListQuery, RecordFinder, ResultPage
 
-__all__ = ["MAX_PAGE", "MAX_PER_PAGE", "RecordService"]
+__all__ = ["MAX_PAGE", "MAX_PER_PAGE", "CrudService"]
 
 E = TypeVar("E", bound=Entity)
 FinderFor = Callable[[type[Entity]], RecordFinder]
@@ -34,7 +34,7 @@ MAX_PAGE = 1_000_000_000
 """The last page a list query may ask for (its offset stays far inside a 64-bit number)."""
 
 
-class RecordService:
+class CrudService:
     """List / get / create / update / delete for screens and APIs.
 
     Every call checks the entity's policy (``read``, ``create``, ``update``, ``delete``) for
