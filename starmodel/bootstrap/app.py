@@ -431,11 +431,11 @@ class StarModel:
         **attrs: Any,
     ) -> Any:
         """A list of records that follows every change live (see ``LiveLists.live_list``)."""
-        return self.web.live_list(entity_cls, records, render, **attrs)
+        return self.web.live_lists.live_list(entity_cls, records, render, **attrs)
 
     def row_view(self, entity_cls: type[Entity], *, container: str | None = None) -> Any:
         """Decorator registering how a record's row is drawn (see ``LiveLists.row_view``)."""
-        return self.web.row_view(entity_cls, container=container)
+        return self.web.live_lists.row_view(entity_cls, container=container)
 
     def open_live_stream(
         self, session_id: str, tab_id: str, *, watch: Iterable[type[Entity]] = (), backlog: int | None = None
