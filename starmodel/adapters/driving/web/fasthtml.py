@@ -25,6 +25,7 @@ from starmodel.adapters.driving.datastar.sse import (
     render_outputs,
 )
 from starmodel.adapters.driving.datastar.syntax import CLIENT_RESTORE_PATH
+from starmodel.adapters.driving.live.http import HttpLiveStream, LiveResponse, Outbox, detach_live_streams
 from starmodel.adapters.driving.live.lists import WATCH_SIGNAL, LiveLists
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
 from starmodel.adapters.driving.web.assets import ASSETS_PREFIX, STATIC_PREFIX
@@ -114,6 +115,7 @@ class WebApp:
             heartbeat=settings.live_heartbeat,
         )
         self.live_lists = LiveLists(self.hub, self.entities)
+        self.live_outbox = Outbox()
         # every process pushes to the tabs connected to it
         self.hub.fact_handlers = [
             (EntityChanged, self.hub.on_entity_changed),
@@ -173,6 +175,7 @@ class WebApp:
         Redis when the app has ``REDIS_URL``, else in memory)."""
         self._install_routes()
         self._wrap_lifespan()
+        detach_live_streams(app, LIVE_PATH)
 
     # --- entities and routing ----------------------------------------------------------
 
@@ -420,7 +423,7 @@ class WebApp:
             return f"{type(exc).__name__}: {exc} ({consequence})"
         return f"Something went wrong; {consequence}"
 
-    async def handle_live(self, request: Request) -> Response:
+    async def handle_live(self, request: Request) -> Response | LiveResponse:
         if request.headers.get("datastar-request") != "true":
             return PlainTextResponse("The live stream is opened by the Datastar client", 400)
         if self.hub.closing:
@@ -435,11 +438,9 @@ class WebApp:
         except StarModelError:  # the user store is down: the stream goes on for a visitor
             user = None
         watch = self.live_lists.watched_topics(signals, ctx.session_id, user)
-        stream = self.hub.open(ctx.session_id, ctx.tab_id, join=False, watch=watch)
-        last_id = request.headers.get("last-event-id")
-        return StreamingResponse(
-            self.hub.events(stream, last_id), media_type="text/event-stream", headers=SSE_HEADERS
-        )
+        topics = self.hub.topics_for(ctx.session_id, watch)
+        stream = HttpLiveStream(ctx.session_id, ctx.tab_id, topics, self.hub.queue_size, self.live_outbox)
+        return LiveResponse(self.hub, stream, request.headers.get("last-event-id"))
 
     async def handle_restore(self, request: Request) -> Response:
         """The page sends what it kept for a browser-stored entity; it gets it back checked
