@@ -25,7 +25,13 @@ from starmodel.adapters.driving.datastar.sse import (
     render_outputs,
 )
 from starmodel.adapters.driving.datastar.syntax import CLIENT_RESTORE_PATH
-from starmodel.adapters.driving.live.http import HttpLiveStream, LiveResponse, Outbox, detach_live_streams
+from starmodel.adapters.driving.live.http import (
+    HANDOFF_KEY,
+    HttpLiveStream,
+    LiveResponse,
+    Outbox,
+    detach_live_streams,
+)
 from starmodel.adapters.driving.live.lists import WATCH_SIGNAL, LiveLists
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
 from starmodel.adapters.driving.web.assets import ASSETS_PREFIX, STATIC_PREFIX
@@ -438,9 +444,15 @@ class WebApp:
         except StarModelError:  # the user store is down: the stream goes on for a visitor
             user = None
         watch = self.live_lists.watched_topics(signals, ctx.session_id, user)
-        topics = self.hub.topics_for(ctx.session_id, watch)
-        stream = HttpLiveStream(ctx.session_id, ctx.tab_id, topics, self.hub.queue_size, self.live_outbox)
-        return LiveResponse(self.hub, stream, request.headers.get("last-event-id"))
+        last_id = request.headers.get("last-event-id")
+        if HANDOFF_KEY in request.scope:  # held outside the middleware once it has started
+            topics = self.hub.topics_for(ctx.session_id, watch)
+            stream = HttpLiveStream(ctx.session_id, ctx.tab_id, topics, self.hub.queue_size, self.live_outbox)
+            return LiveResponse(self.hub, stream, last_id)
+        # a middleware may rewrite or watch the body: every message goes through it
+        generic = self.hub.open(ctx.session_id, ctx.tab_id, join=False, watch=watch)
+        return StreamingResponse(self.hub.events(generic, last_id), media_type="text/event-stream",
+                                 headers=SSE_HEADERS)
 
     async def handle_restore(self, request: Request) -> Response:
         """The page sends what it kept for a browser-stored entity; it gets it back checked
