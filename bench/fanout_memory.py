@@ -38,8 +38,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fanout import APPS, ClientConfig, open_streams, raise_open_files, server_rss  # noqa: E402
-from harness import HOST, free_port  # noqa: E402
+from fanout import APPS, ClientConfig, open_streams, raise_open_files, server_rss
+from harness import HOST, free_port
 
 
 def serve(factory: str, port: int, out: str, frames: int) -> None:
@@ -111,7 +111,9 @@ def report(key: str, label: str, out: str, streams: int, rss: list[int], top: in
     second = tracemalloc.Snapshot.load(f"{out}.2.snap")
     ignore = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen *>")]
     first, second = first.filter_traces(ignore), second.filter_traces(ignore)
-    traced = sum(s.size for s in second.statistics("filename")) - sum(s.size for s in first.statistics("filename"))
+    traced = sum(s.size for s in second.statistics("filename")) - sum(
+        s.size for s in first.statistics("filename")
+    )
     print(f"\n({key}) {label}: {streams} -> {2 * streams} streams")
     print(f"RSS per stream {(rss[1] - rss[0]) / streams:,.0f} B; traced Python memory per stream "
           f"{traced / streams:,.0f} B")  # fmt: skip
@@ -189,7 +191,16 @@ def main() -> int:
             port = free_port()
             out = os.path.join(tmp, app.spec.key)
             server = subprocess.Popen(
-                [sys.executable, __file__, "--frames", str(ns.frames), "--serve", app.spec.factory, str(port), out],
+                [
+                    sys.executable,
+                    __file__,
+                    "--frames",
+                    str(ns.frames),
+                    "--serve",
+                    app.spec.factory,
+                    str(port),
+                    out,
+                ],
                 cwd=Path(__file__).parent,
             )
             try:

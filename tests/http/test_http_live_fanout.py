@@ -8,14 +8,13 @@ import socket
 from collections.abc import AsyncIterator
 
 import httpx
-
 import pytest
 from sm_http import DATASTAR, live_server, open_stream, socket_client
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from starmodel import Entity, StarModel, event
-from starmodel.testing import SSEReader
 from starmodel.adapters.driving.live.http import HttpLiveStream, LiveDetach
+from starmodel.testing import SSEReader
 
 LIVE = "/_starmodel/live"
 BIG = 256 * 1024  # one change's text: a few dozen fill every buffer between server and tab
@@ -91,7 +90,7 @@ class RawTab:
                 for block in blocks:
                     for line in block.split(b"\n"):
                         if line.startswith(b"data: signals "):
-                            signals = json.loads(line[len(b"data: signals "):])
+                            signals = json.loads(line[len(b"data: signals ") :])
                             if "count" in signals.get("fan_board", {}):
                                 counts.append(signals["fan_board"]["count"])
         return counts
@@ -177,19 +176,22 @@ async def open_streams(browser: httpx.AsyncClient, count: int) -> AsyncIterator[
 
 async def test_the_stream_opens_through_every_middleware_then_is_held_outside_them():
     sm = StarModel(entities=[Board], secret_key="test")
-    async with live_server(sm) as url, socket_client(url) as browser:
-        async with browser.stream("GET", LIVE, headers=tab("t1")) as response:
-            # what the middleware add to the answer's start is there: a new session's cookie,
-            # the security headers, the request id
-            assert response.status_code == 200
-            assert "starmodel_session=" in response.headers["set-cookie"]
-            assert response.headers["x-content-type-options"] == "nosniff"
-            assert response.headers["x-request-id"]
-            await wait_until(lambda: sm.hub.open_count() == 1)
-            stack = sm.app.middleware_stack
-            assert isinstance(stack, LiveDetach) and stack.detaches
-            # the stream writes with the server's own send, past the middleware's
-            assert type(http_stream(sm, "t1").send.__self__).__name__ == "RequestResponseCycle"
+    async with (
+        live_server(sm) as url,
+        socket_client(url) as browser,
+        browser.stream("GET", LIVE, headers=tab("t1")) as response,
+    ):
+        # what the middleware add to the answer's start is there: a new session's cookie,
+        # the security headers, the request id
+        assert response.status_code == 200
+        assert "starmodel_session=" in response.headers["set-cookie"]
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-request-id"]
+        await wait_until(lambda: sm.hub.open_count() == 1)
+        stack = sm.app.middleware_stack
+        assert isinstance(stack, LiveDetach) and stack.detaches
+        # the stream writes with the server's own send, past the middleware's
+        assert type(http_stream(sm, "t1").send.__self__).__name__ == "RequestResponseCycle"
 
 
 async def test_with_a_middleware_that_may_rewrite_bodies_the_stream_stays_inside_it():

@@ -104,7 +104,9 @@ class HttpLiveStream(LiveStream):
 
     __slots__ = ("busy", "outbox", "queued", "send", "state")
 
-    def __init__(self, session_id: str, tab_id: str | None, topics: set[str], limit: int, outbox: Outbox) -> None:
+    def __init__(
+        self, session_id: str, tab_id: str | None, topics: set[str], limit: int, outbox: Outbox
+    ) -> None:
         super().__init__(session_id, tab_id, topics, limit)
         self.outbox = outbox
         self.send: Send | None = None

@@ -106,7 +106,17 @@ class LiveStream:
     HTTP, ``live.http.HttpLiveStream`` writes the messages as they come instead.
     """
 
-    __slots__ = ("_pending", "_wakeup", "closed", "limit", "origin", "retry", "session_id", "tab_id", "topics")
+    __slots__ = (
+        "_pending",
+        "_wakeup",
+        "closed",
+        "limit",
+        "origin",
+        "retry",
+        "session_id",
+        "tab_id",
+        "topics",
+    )
 
     def __init__(self, session_id: str, tab_id: str | None, topics: set[str], limit: int) -> None:
         self.session_id = session_id
@@ -290,7 +300,7 @@ class LiveHub:
         their tabs reconnect and are served as whoever they are now."""
         prefix = "session:"
         for topic, streams in list(self.streams.items()):
-            if topic.startswith(prefix) and ended(topic[len(prefix):]):
+            if topic.startswith(prefix) and ended(topic[len(prefix) :]):
                 for stream in list(streams):
                     stream.close(reason)
 
@@ -355,9 +365,7 @@ class LiveHub:
         return [
             message.body
             for item_seq, topic, origin, message in self.replay
-            if item_seq > seq
-            and topic in stream.topics
-            and (origin is None or origin != stream.origin)
+            if item_seq > seq and topic in stream.topics and (origin is None or origin != stream.origin)
         ]
 
     def came_from_elsewhere(self, last_event_id: str | None) -> bool:
