@@ -215,3 +215,17 @@ async def test_with_a_middleware_that_may_rewrite_bodies_the_stream_stays_inside
                 await live.next(timeout=3)
         assert seen == [LIVE]
         await wait_until(lambda: sm.hub.open_count() == 0)
+
+
+async def test_an_idle_stream_gets_heartbeats_over_the_socket():
+    sm = StarModel(entities=[Board], secret_key="test", live_heartbeat=0.05)
+    async with (
+        live_server(sm) as url,
+        socket_client(url) as browser,
+        open_stream(browser, "GET", LIVE, headers=tab("t1")) as live,
+    ):
+        await live.next()
+        ping = await live.next(timeout=3, comments=True)
+        assert ping.type == "comment" and "ping" in "".join(ping.data)
+        await change(sm)
+        assert (await live.next(timeout=3)).signals == {"fan_board": {"count": 1}}
