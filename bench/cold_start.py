@@ -76,12 +76,16 @@ class Contender:
 def contenders() -> list[Contender]:
     python = sys.executable
     return [
-        Contender("a", "starmodel run demo", [python, "-m", "starmodel.cli.main", "run", "demo", "--port", "{port}"]),
+        Contender("a", "starmodel run demo", [
+            python, "-m", "starmodel.cli.main", "run", "demo", "--port", "{port}",
+        ]),
         Contender("b", "uvicorn + FastHTML hello app", [
             python, "-m", "uvicorn", "cold_apps:app", "--app-dir", str(BENCH_DIR), "--host", HOST,
             "--port", "{port}", "--log-level", "warning",
         ]),
-        Contender("i", 'python -c "import fasthtml.common"', [python, "-c", "import fasthtml.common"], serves=False),
+        Contender(
+            "i", 'python -c "import fasthtml.common"', [python, "-c", "import fasthtml.common"], serves=False
+        ),
     ]  # fmt: skip
 
 

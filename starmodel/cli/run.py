@@ -209,7 +209,8 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
     if server_name == "granian":
         with metrics_across_workers(workers > 1 and getattr(settings, "metrics", False)):
             serve_with_granian(found.import_string, host=host, port=port, workers=workers,
-                               log_level=log_level, log_config=log_config, access_log=access_log and not json_logs)
+                               log_level=log_level, log_config=log_config,
+                               access_log=access_log and not json_logs)
         return
     target: Any = found.import_string if (reload or workers > 1) else found.asgi
     # JSON logs: the request lines replace uvicorn's access lines

@@ -78,7 +78,7 @@ async def test_an_event_whose_rule_policy_or_rate_needs_the_user_looks_it_up_onc
     async with asgi_client(sm) as client:
         visitor = await post_event(client, path)
         admin = await post_event(client, path, headers={"X-User": "admin"})
-    assert LOOKUPS == [path, path]
+    assert [path, path] == LOOKUPS
     assert (visitor.status_code == 403) is refused
     assert admin.status_code in (200, 204)  # 204: nothing changed
 
@@ -91,5 +91,6 @@ async def test_events_are_matched_first_whatever_the_app_adds_in_front(sm):
     assert sum(isinstance(r, EventRoute) for r in routes) == 1
     async with asgi_client(sm) as client:
         answer = await post_event(client, "/user_ledger/add", headers={"X-User": "admin"})
-        assert answer.status_code == 200 and state_signals(parse_sse(answer.text))["user_ledger"]["entries"] == 1
+        assert answer.status_code == 200
+        assert state_signals(parse_sse(answer.text))["user_ledger"]["entries"] == 1
         assert (await client.get("/_starmodel/health")).status_code == 200

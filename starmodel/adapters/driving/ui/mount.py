@@ -66,7 +66,8 @@ class UiMount:
         self.views: dict[str, EntityViews] = {}
         self.lookup: Callable[[str], EntityViews | None] = self.views.get
         routes = web.app.router.routes
-        routes.insert(front(routes), Route(self.base + "/{namespace}/{action}", self.handle, methods=["GET", "POST"]))
+        route = Route(self.base + "/{namespace}/{action}", self.handle, methods=["GET", "POST"])
+        routes.insert(front(routes), route)  # after the event route: events are matched first
 
     def add(self, views: EntityViews) -> EntityViews:
         self.views[views.namespace] = views

@@ -360,7 +360,8 @@ class WebApp:
         namespace = entity_cls.namespace()
         try:
             signals, args = await request.signals_and_args()
-            ctx = await self.call_context(request) if _decides_on_user(entity_cls, spec) else self.context(request)
+            needs_user = _decides_on_user(entity_cls, spec)
+            ctx = await self.call_context(request) if needs_user else self.context(request)
             if spec.rate is not None:
                 await self.limiter.check(namespace, spec.name, spec.rate, ctx)
             result = await self.dispatcher.dispatch(entity_cls, spec, ctx, args, signals, check=check_outputs)
