@@ -40,7 +40,7 @@ from starmodel.adapters.driving.web.requests import EventRequest, SSEAnswer, err
 from starmodel.adapters.driving.web.security import SecurityHeaders, with_nonces
 from starmodel.adapters.driving.web.served_assets import ServedAssets
 from starmodel.adapters.driving.web.sessions import SignedCookieSessions
-from starmodel.adapters.driving.web.shutdown import CANCEL_WAIT, GracefulStop, bounded_step
+from starmodel.adapters.driving.web.shutdown import CANCEL_WAIT, GracefulStop, run_shutdown
 from starmodel.adapters.driving.web.static_files import STATIC_DIR, no_favicon, serve_file
 from starmodel.app.catalog import EntityCatalog
 from starmodel.app.crud import CrudService
@@ -245,8 +245,10 @@ class WebApp:
                     yield state
                 finally:
                     web.stopping.begin()
-                    for hook in [*web.shutdown_hooks, web.bus.close]:
-                        await bounded_step(hook, web.settings.shutdown_grace + CANCEL_WAIT + 1)
+                    # everything within the grace period and the cancelled runs' moment, plus
+                    # two seconds for closing jobs, stores and the bus
+                    await run_shutdown([*web.shutdown_hooks, web.bus.close],
+                                       web.settings.shutdown_grace + CANCEL_WAIT + 2)
 
         self.app.router.lifespan_context = lifespan
 
