@@ -14,7 +14,6 @@ import click
 import uvicorn
 
 from starmodel.adapters.driving.operations.logs import json_logging_config
-from starmodel.adapters.driving.web.asset_fetch import AssetFetchError, ensure_bundle
 from starmodel.app.placement import per_process_globals
 from starmodel.app.settings import Settings
 from starmodel.cli.discovery import find_app
@@ -64,6 +63,8 @@ def _fetch_page_assets(web: Any) -> None:
     assets = getattr(web, "page_assets", None)
     if assets is None or not assets.local or not assets.missing:
         return
+    from starmodel.adapters.driving.web.asset_fetch import AssetFetchError, ensure_bundle  # downloads
+
     cache = assets.found.cache
     started = time.monotonic()
     try:
