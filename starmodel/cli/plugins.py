@@ -52,4 +52,3 @@ def cli_plugin_commands(taken: set[str]) -> dict[str, click.Command]:
             continue
         commands[name] = command
     return commands
-
