@@ -220,7 +220,7 @@ class Uploads:
         a refused type, or not the type it claimed), and give its token; an upload to a
         record's field is attached to it at once (committed with the entity)."""
         presented = presented_uploads.get()
-        if presented is not None:
+        if presented is not None and ticket.attach:
             presented.add(ticket.upload_id)  # discarded when the request ends, unless committed
         head = await self.store.staged_head(ticket.upload_id, 64)
         try:

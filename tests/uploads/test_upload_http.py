@@ -121,3 +121,193 @@ async def test_an_upload_in_chunks_is_attached_and_served_back(sm):
         again = await http.get(url, headers={"If-None-Match": got.headers["etag"]})
         assert again.status_code == 304 and again.content == b""
 
+
+
+async def test_a_file_announced_too_large_is_refused_with_nothing_written(sm):
+    async with client(sm) as http:
+        refused = await upload(http, "up_profile/avatar", png(), declared_size=300_000)
+        assert refused.status_code == 413
+        assert refused.json()["errors"] == {"avatar": "The file is larger than 200 KB"}
+    assert nothing_stored(files_root(sm))
+
+
+async def test_a_file_larger_than_announced_is_refused_while_it_streams(sm):
+    image = png(extra=250_000)
+    async with client(sm) as http:
+        refused = await upload(http, "up_profile/avatar", image, declared_size=1000, chunk=len(image))
+        assert refused.status_code == 413
+        assert (await my_profile(http)).avatar is None
+    assert nothing_stored(files_root(sm))  # the staged part is gone too
+
+
+async def test_a_chunk_larger_than_the_field_allows_is_refused_midway(sm):
+    image = png(extra=250_000)
+    async with client(sm) as http:
+        begun = await http.post("/_starmodel/uploads", json={
+            "target": "up_profile/avatar", "name": "x.png", "type": "image/png", "size": 100_000})
+        ticket = begun.json()["ticket"]
+        first = await http.put(f"/_starmodel/uploads/{ticket}?offset=0", content=image[:60_000])
+        assert first.status_code == 200 and first.json() == {"received": 60_000}
+        refused = await http.put(f"/_starmodel/uploads/{ticket}?offset=60000", content=image[60_000:])
+        assert refused.status_code == 413
+    assert nothing_stored(files_root(sm))
+
+
+async def test_a_file_whose_bytes_are_not_the_declared_image_is_refused_415(sm):
+    async with client(sm) as http:
+        refused = await upload(http, "up_profile/avatar", b"<script>alert(1)</script>" * 10)
+        assert refused.status_code == 415
+        assert refused.json()["errors"] == {"avatar": "The file is not image/png"}
+        svg = await upload(http, "up_profile/avatar", b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+                           name="x.svg", content_type="image/svg+xml")
+        assert svg.status_code == 415  # an image field takes images it can recognise
+        text = await upload(http, "up_profile/avatar", b"hello", name="a.txt", content_type="text/plain")
+        assert text.status_code == 415 and "image/*" in text.json()["errors"]["avatar"]
+    assert nothing_stored(files_root(sm))
+
+
+@pytest.mark.parametrize("name, shown", [
+    ("../../etc/passwd", "passwd"),
+    ("/etc/shadow", "shadow"),
+    ("..\\..\\windows\\win.ini", "win.ini"),
+    ("evil\x00.png", "evil.png"),
+    ("....", "file"),
+    ("\u202egnp.exe", "gnp.exe"),
+    ("r\u00e9sum\u00e9 (final).png", "r\u00e9sum\u00e9 (final).png"),
+])
+async def test_names_never_become_paths(sm, name, shown):
+    async with client(sm) as http:
+        done = await upload(http, "up_profile/avatar", png(), name=name)
+        assert done.status_code == 200, done.text
+        profile = await my_profile(http)
+        assert profile.avatar is not None and profile.avatar.name == shown
+        got = await http.get(f"/_starmodel/files/up_profile/-/avatar/{profile.avatar.id}")
+        assert "/" not in got.headers["content-disposition"] and "\\" not in got.headers["content-disposition"]
+    root = files_root(sm)
+    every = [p for p in root.rglob("*") if p.is_file()]
+    assert [p.name for p in every] == [profile.avatar.id]
+    assert all(p.resolve().is_relative_to(root.resolve()) for p in every)
+    assert not (Path("/etc") / "passwd").read_bytes().startswith(b"\x89PNG")
+
+
+async def test_a_failing_event_leaves_no_file(sm):
+    async with client(sm) as http:
+        staged = await upload(http, "up_profile/avatar", png(), attach=False)
+        token = staged.json()["token"]
+        assert staged.json()["attached"] is False
+        failed = await http.post("/up_profile/set_then_fail", params={"avatar": token})
+        assert failed.status_code == 422
+        assert (await my_profile(http)).avatar is None
+        assert nothing_stored(files_root(sm))
+
+        staged = await upload(http, "up_profile/avatar", png(), attach=False)
+        failed = await http.post("/up_profile/refuse_early", params={"avatar": staged.json()["token"]})
+        assert failed.status_code == 422
+    assert nothing_stored(files_root(sm))
+
+
+async def test_an_event_sets_the_file_from_its_token_once(sm):
+    async with client(sm) as http:
+        staged = await upload(http, "up_profile/avatar", png(), attach=False)
+        token = staged.json()["token"]
+        assert stored_files(files_root(sm))["files"] == []  # staged only
+        set_it = await http.post("/up_profile/set_avatar", params={"avatar": token})
+        assert set_it.status_code == 200, set_it.text
+        avatar = (await my_profile(http)).avatar
+        assert avatar is not None and stored_files(files_root(sm))["files"] == [avatar.id]
+        again = await http.post("/up_profile/set_avatar", params={"avatar": token})
+        assert again.status_code in (200, 204)  # the same file: nothing changes
+
+
+async def test_a_token_of_another_session_is_refused(sm):
+    async with client(sm) as alice, client(sm) as mallory:
+        staged = await upload(alice, "up_profile/avatar", png(), attach=False)
+        stolen = await mallory.post("/up_profile/set_avatar", params={"avatar": staged.json()["token"]})
+        assert stolen.status_code == 422
+        assert (await my_profile(mallory)).avatar is None
+
+
+async def test_a_client_cannot_write_a_files_facts(sm):
+    async with client(sm) as http:
+        await upload(http, "up_profile/avatar", png())
+        kept = (await my_profile(http)).avatar
+        assert kept is not None
+        forged = kept.model_dump() | {"size": 1}
+        refused = await http.post("/up_profile/set_avatar", params={"avatar": __import__("json").dumps(forged)})
+        assert refused.status_code == 422
+        assert "upload the file" in refused.text
+        assert (await my_profile(http)).avatar == kept
+
+
+async def test_a_replaced_file_is_removed_after_the_commit(sm):
+    async with client(sm) as http:
+        await upload(http, "up_profile/avatar", png(width=3))
+        first = (await my_profile(http)).avatar
+        await upload(http, "up_profile/avatar", png(width=4))
+        second = (await my_profile(http)).avatar
+        assert first is not None and second is not None and first.id != second.id
+        assert stored_files(files_root(sm))["files"] == [second.id]
+        gone = await http.get(f"/_starmodel/files/up_profile/-/avatar/{first.id}")
+        assert gone.status_code == 404
+        await http.post("/up_profile/clear")
+    assert nothing_stored(files_root(sm))
+
+
+async def test_a_record_file_in_sql_is_served_only_to_readers(sm):
+    async with client(sm, **{"X-Test-User": "alice"}) as alice, \
+            client(sm, **{"X-Test-User": "mallory"}) as mallory:
+        key = await new_paper(sm, alice)
+        done = await upload(alice, "up_paper/document", b"%PDF-1.4 a small paper", name="spec.pdf",
+                            content_type="application/pdf", key=key)
+        assert done.status_code == 200, done.text
+        paper = await sm.find(Paper, key)
+        assert paper is not None and isinstance(paper.document, StoredFile)
+        assert paper.document.content_type == "application/pdf"
+        url = f"/_starmodel/files/up_paper/{key}/document/{paper.document.id}"
+        got = await alice.get(url)
+        assert got.status_code == 200 and got.content == b"%PDF-1.4 a small paper"
+        assert got.headers["content-disposition"] == 'attachment; filename="spec.pdf"'
+        assert (await mallory.get(url)).status_code == 403
+        assert (await alice.get(url.replace(paper.document.id, "0" * 32))).status_code == 404
+        assert (await alice.get(f"/_starmodel/files/up_paper/999/document/{paper.document.id}")).status_code == 404
+        refused = await upload(mallory, "up_paper/document", b"%PDF-1.4 x", name="x.pdf",
+                               content_type="application/pdf", key=key)
+        assert refused.status_code == 403  # who may not read it may not upload to it either
+
+
+async def test_uploads_need_the_same_site(sm):
+    async with client(sm) as http:
+        refused = await http.post("/_starmodel/uploads", json={"target": "up_profile/avatar"},
+                                  headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})
+        assert refused.status_code == 403
+        unknown = await http.post("/_starmodel/uploads", json={"target": "up_profile/nickname", "size": 1})
+        assert unknown.status_code == 404
+        bad = await http.put("/_starmodel/uploads/forged.ticket?offset=0", content=b"x")
+        assert bad.status_code == 404
+        nonsense = await http.post("/_starmodel/uploads", content=b"[1, 2")
+        assert nonsense.status_code == 422
+
+
+async def test_every_viewer_of_the_record_sees_the_progress(sm):
+    from starmodel.testing import parse_sse
+
+    image = b"%PDF-1.4 " + b"x" * 200_000
+    async with client(sm) as alice:
+        key = await new_paper(sm, alice)
+        stream, body = sm.web.open_live_stream("viewer-session", "viewer-tab", watch=[Paper])
+        await body.__anext__()  # the stream's first chunk (the tab's state): now it listens
+        try:
+            done = await upload(alice, "up_paper/document", image, name="big.pdf",
+                                content_type="application/pdf", key=key, chunk=50_000)
+            assert done.status_code == 200
+            seen = []
+            for text in stream.pending:
+                for item in parse_sse(text):
+                    uploads = item.signals.get("up_paper", {}).get(key, {}).get("_uploads")
+                    if uploads:
+                        seen.append(uploads["document"])
+        finally:
+            await body.aclose()
+    assert [s["percent"] for s in seen] == [24, 49, 74, 99, 100]
+    assert seen[-1] == {"name": "big.pdf", "size": len(image), "received": len(image),
+                        "percent": 100, "state": "done"}
