@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
+from fasthtml.common import to_xml
 from starlette.responses import JSONResponse
 from sqlmodel import Field
 from tests.uploads.upload_kit import client, nothing_stored, png, stored_files, upload
@@ -311,3 +312,29 @@ async def test_every_viewer_of_the_record_sees_the_progress(sm):
     assert [s["percent"] for s in seen] == [24, 49, 74, 99, 100]
     assert seen[-1] == {"name": "big.pdf", "size": len(image), "received": len(image),
                         "percent": 100, "state": "done"}
+
+
+async def test_generated_forms_upload_first_and_keep_the_file_when_saved(sm):
+    import json
+
+    views = sm.views(Paper)
+    form = to_xml(views.form())
+    assert 'type="file"' in form and 'data-sm-upload="up_paper/document"' in form
+    assert 'accept="application/pdf,text/plain"' in form
+    async with client(sm) as http:
+        staged = await upload(http, "up_paper/document", b"plain words", name="notes.txt",
+                              content_type="text/plain", attach=False)
+        token = staged.json()["token"]
+        body = {"smform": {"up_paper_new": {"title": "with a file", "document": token}}}
+        saved = await http.post("/_starmodel/ui/up_paper/create", content=json.dumps(body))
+        assert saved.status_code == 200, saved.text
+        papers = [p for p in await sm.reads.list(Paper, limit=100) if p.title == "with a file"]
+        assert papers and papers[0].document is not None and papers[0].document.name == "notes.txt"
+        assert stored_files(files_root(sm))["files"] == [papers[0].document.id]
+        edit = {"smform": {"up_paper_edit": {"title": "renamed", "document": ""}}}
+        key = papers[0].id
+        kept = await http.post(f"/_starmodel/ui/up_paper/update?key={key}", content=json.dumps(edit))
+        assert kept.status_code == 200, kept.text
+        assert (await sm.find(Paper, key)).document == papers[0].document  # an empty input keeps it
+        cell = to_xml(views.cell(papers[0], views.field("document")))
+        assert f"/_starmodel/files/up_paper/{key}/document/{papers[0].document.id}" in cell
