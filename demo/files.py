@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from demo.activity import SHARED_STORE
 from demo.layout import feature, page
-from starmodel import Entity, FileRules, StarModel, StoredFile, event, upload_signal
+from starmodel import Entity, FileRules, StarModel, StoredFile, computed, event, file_url, upload_signal
 
 __all__ = ["FileBoard", "files_card", "install_files"]
 
@@ -29,6 +29,15 @@ class FileBoard(Entity):
     picture: Picture = None
     title: str = ""
     document: Document = None
+
+    @computed
+    def picture_url(self) -> str:
+        """Where the picture is downloaded from ("" without one): pages bind to it."""
+        return file_url(self, "picture") or ""
+
+    @computed
+    def document_url(self) -> str:
+        return file_url(self, "document") or ""
 
     @event
     def titled_picture(self, picture: Picture, title: str = ""):
@@ -78,11 +87,6 @@ def _titled_box() -> Any:
     )
 
 
-def _file_url(field: str) -> str:
-    """The download address of a field's current file, as a Datastar expression."""
-    return f"$file_board.{field} ? '/_starmodel/files/file_board/-/{field}/' + $file_board.{field}.id : ''"
-
-
 def files_card(board: FileBoard) -> Any:
     """The board: a live picture and document, two upload boxes, a button to clear it."""
     idle = {"name": "", "size": 0, "received": 0, "percent": 0, "state": ""}
@@ -92,11 +96,11 @@ def files_card(board: FileBoard) -> Any:
         Div(data_signals=json.dumps(progress)),  # what the progress shows before any upload
         Div(
             Img(alt="the board's picture", cls="max-h-48 rounded border", data_testid="picture",
-                **{"data-show": "$file_board.picture", "data-attr:src": _file_url("picture")}),
-            Span("No picture yet", data_show="!$file_board.picture", cls=TextPresets.muted_sm),
+                **{"data-show": "$file_board.picture_url", "data-attr:src": "$file_board.picture_url"}),
+            Span("No picture yet", data_show="!$file_board.picture_url", cls=TextPresets.muted_sm),
             P(data_text="$file_board.title", data_testid="picture-title-shown"),
-            A(data_text="$file_board.document?.name", data_testid="document",
-              **{"data-show": "$file_board.document", "data-attr:href": _file_url("document")}),
+            A("Download the document", data_testid="document",
+              **{"data-show": "$file_board.document_url", "data-attr:href": "$file_board.document_url"}),
             cls="space-y-2",
         ),
         _upload_box("picture", "Picture (an image, 25 MB at most)", "image/*"),

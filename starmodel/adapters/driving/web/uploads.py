@@ -145,6 +145,7 @@ class _UploadRoutes:
             return JSONResponse({"error": refusal, "errors": {}}, 403)
         try:
             ctx = await self.web.call_context(request)
+            ctx.tab_id = None  # this answer patches no signals: the uploader's tab too hears the change live
             ticket = self.uploads.read_ticket(request.path_params["ticket"], ctx)
             offset_text = request.query_params.get("offset", "")
             if not offset_text.isdigit() or len(offset_text) > 15:
