@@ -22,8 +22,8 @@ from starmodel.core.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from starmodel.core.files import CLIENT_INPUT
 from starmodel.core.fields import editable_fields, searchable_fields, sortable_fields
+from starmodel.core.files import CLIENT_INPUT
 from starmodel.core.queries import ListQuery, RecordFinder, ResultPage
 
 __all__ = ["MAX_PAGE", "MAX_PER_PAGE", "CrudService"]

@@ -144,10 +144,11 @@ class Uploads:
         allow, 415 if its declared type is refused, 403/404 if the caller may not change the
         entity. Nothing is stored yet."""
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise ValidationFailed({target.name: "the file's size must be a whole number of bytes"}, "Upload refused")
+            wrong = "the file's size must be a whole number of bytes"
+            raise ValidationFailed({target.name: wrong}, "Upload refused")
         if size > target.rules.max_size:
-            problem = target.rules.problem(_facts(size=size))
-            raise FileTooLarge({target.name: f"The file {problem}"}, "The file is too large")
+            too_large = target.rules.problem(_facts(size=size))
+            raise FileTooLarge({target.name: f"The file {too_large}"}, "The file is too large")
         declared = _clean_type(content_type)
         if target.rules.accept and not target.rules.accepts(declared):
             raise FileTypeRefused(

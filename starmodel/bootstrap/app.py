@@ -35,8 +35,8 @@ from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.jobs import JobRunner
 from starmodel.app.placement import kept_in
 from starmodel.app.reads import EntityReads
-from starmodel.app.uploads import Uploads
 from starmodel.app.settings import Settings
+from starmodel.app.uploads import Uploads
 from starmodel.bootstrap.services import build_services, development_secret
 from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity

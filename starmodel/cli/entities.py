@@ -18,8 +18,8 @@ from starmodel.bootstrap import StarModel
 from starmodel.cli.discovery import find_app
 from starmodel.core.entity import Entity
 from starmodel.core.errors import StarModelError
-from starmodel.core.policy import ACTIONS
 from starmodel.core.files import file_fields
+from starmodel.core.policy import ACTIONS
 from starmodel.core.store import StateStore
 
 __all__ = ["describe_entity", "entities_group", "table_status"]

@@ -226,8 +226,9 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f\"*:<>?|]+")
 def safe_name(name: str, *, limit: int = 120) -> str:
     """A file name fit to show and to offer as a download's name: its last path part only
     (``../../etc/passwd`` -> ``passwd``, ``C:\\x\\y.txt`` -> ``y.txt``), without control
-    or invisible characters (NUL, direction overrides), quotes or leading dots, at most ``limit`` characters (the extension
-    kept); ``file`` when nothing is left. It is metadata: files are kept under their id."""
+    or invisible characters (NUL, direction overrides), quotes or leading dots, at most
+    ``limit`` characters (the extension kept); ``file`` when nothing is left. It is metadata:
+    files are kept under their id."""
     text = unicodedata.normalize("NFC", str(name)).replace("\\", "/")
     text = text.rsplit("/", 1)[-1]
     text = "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co", "Cn"))

@@ -63,14 +63,17 @@ def client(sm: StarModel, cookies: httpx.Cookies | None = None) -> httpx.AsyncCl
                              headers={"Datastar-Request": "true"}, cookies=cookies)
 
 
-async def upload(http: httpx.AsyncClient, data: bytes, key: str | None, *, attach: bool = True) -> dict[str, Any]:
+async def upload(
+    http: httpx.AsyncClient, data: bytes, key: str | None, *, attach: bool = True
+) -> dict[str, Any]:
     begun = await http.post("/_starmodel/uploads", json={
         "target": "ip_contract/scan", "key": key, "name": "scan.pdf", "size": len(data),
         "type": "application/pdf", "attach": attach})
     assert begun.status_code == 200, begun.text
     ticket, offset = begun.json()["ticket"], 0
     while True:
-        answer = await http.put(f"/_starmodel/uploads/{ticket}?offset={offset}", content=data[offset:offset + 100_000])
+        part = data[offset:offset + 100_000]
+        answer = await http.put(f"/_starmodel/uploads/{ticket}?offset={offset}", content=part)
         assert answer.status_code == 200, answer.text
         if "token" in answer.json():
             return dict(answer.json())
@@ -125,7 +128,8 @@ async def test_an_event_refused_by_postgresql_keeps_no_file(two_apps) -> None:
     a, _, files = two_apps
     async with client(a) as http:
         for reference in ("C-1", "C-2"):
-            assert (await http.post("/ip_contract/create", params={"reference": reference})).status_code == 200
+            created = await http.post("/ip_contract/create", params={"reference": reference})
+            assert created.status_code == 200
         first = next(r for r in await a.reads.list(Contract) if r.reference == "C-1")
         staged = await upload(http, b"%PDF-1.4 signed", None, attach=False)
         refused = await http.post("/ip_contract/sign", params={

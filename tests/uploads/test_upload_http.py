@@ -4,17 +4,18 @@ policy with the right headers, and tokens that cannot be forged or used twice.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
 from fasthtml.common import to_xml
-from starlette.responses import JSONResponse
 from sqlmodel import Field
-from tests.uploads.upload_kit import client, nothing_stored, png, stored_files, upload
+from starlette.responses import JSONResponse
 
 from starmodel import Entity, StarModel, event
 from starmodel.core.files import FileRules, StoredFile
+from tests.uploads.upload_kit import client, nothing_stored, png, stored_files, upload
 
 ImageFile = Annotated[StoredFile | None, FileRules(max_size="200KB", accept="image/*")]
 
@@ -50,7 +51,9 @@ class Paper(Entity, table=True):
     model_config = {"namespace": "up_paper", "policy": {"read": may_read, "*": True}}
     id: int | None = Field(default=None, primary_key=True)
     title: str = ""
-    document: Annotated[StoredFile | None, FileRules(max_size="1MB", accept=("application/pdf", "text/plain"))] = None
+    document: Annotated[
+        StoredFile | None, FileRules(max_size="1MB", accept=("application/pdf", "text/plain"))
+    ] = None
 
     @event
     def create(cls, title: str):
@@ -183,7 +186,8 @@ async def test_names_never_become_paths(sm, name, shown):
         profile = await my_profile(http)
         assert profile.avatar is not None and profile.avatar.name == shown
         got = await http.get(f"/_starmodel/files/up_profile/-/avatar/{profile.avatar.id}")
-        assert "/" not in got.headers["content-disposition"] and "\\" not in got.headers["content-disposition"]
+        disposition = got.headers["content-disposition"]
+        assert "/" not in disposition and "\\" not in disposition
     root = files_root(sm)
     every = [p for p in root.rglob("*") if p.is_file()]
     assert [p.name for p in every] == [profile.avatar.id]
@@ -234,7 +238,7 @@ async def test_a_client_cannot_write_a_files_facts(sm):
         kept = (await my_profile(http)).avatar
         assert kept is not None
         forged = kept.model_dump() | {"size": 1}
-        refused = await http.post("/up_profile/set_avatar", params={"avatar": __import__("json").dumps(forged)})
+        refused = await http.post("/up_profile/set_avatar", params={"avatar": json.dumps(forged)})
         assert refused.status_code == 422
         assert "upload the file" in refused.text
         assert (await my_profile(http)).avatar == kept
@@ -270,7 +274,8 @@ async def test_a_record_file_in_sql_is_served_only_to_readers(sm):
         assert got.headers["content-disposition"] == 'attachment; filename="spec.pdf"'
         assert (await mallory.get(url)).status_code == 403
         assert (await alice.get(url.replace(paper.document.id, "0" * 32))).status_code == 404
-        assert (await alice.get(f"/_starmodel/files/up_paper/999/document/{paper.document.id}")).status_code == 404
+        missing = f"/_starmodel/files/up_paper/999/document/{paper.document.id}"
+        assert (await alice.get(missing)).status_code == 404
         refused = await upload(mallory, "up_paper/document", b"%PDF-1.4 x", name="x.pdf",
                                content_type="application/pdf", key=key)
         assert refused.status_code == 403  # who may not read it may not upload to it either

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from starmodel.adapters.driven.files.local import LocalFileStore
 from starmodel.app.file_commits import FileCommit, FileCommits
-from starmodel.app.upload_tokens import TokenSigner
 from starmodel.app.uow import Saved
+from starmodel.app.upload_tokens import TokenSigner
 from starmodel.app.uploads import sniff
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ValidationFailed
@@ -69,7 +69,8 @@ def test_rules_match_types_and_sizes() -> None:
     assert not rules.accepts("text/plain") and not rules.accepts("imagex/png")
     assert rules.problem(stored(size=1000)) is None
     assert rules.problem(stored(size=1001)) == "is larger than 1 KB"
-    assert rules.problem(stored(content_type="text/plain")) == "must be image/*, application/pdf (not text/plain)"
+    wrong = rules.problem(stored(content_type="text/plain"))
+    assert wrong == "must be image/*, application/pdf (not text/plain)"
     assert FileRules(accept="image/*").images_only and not rules.images_only
     assert FileRules().accepts("anything/at-all")
     with pytest.raises(ValueError, match="not a content type"):

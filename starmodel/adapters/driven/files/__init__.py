@@ -32,7 +32,9 @@ def file_store(settings: Settings) -> FileStore:
     for plugin in plugins:
         if plugin.name == name:
             if not plugin.loaded:
-                raise ConfigurationError(f"file store plugin {name!r} ({plugin.package}) did not load: {plugin.error}")
+                raise ConfigurationError(
+                    f"file store plugin {name!r} ({plugin.package}) did not load: {plugin.error}"
+                )
             try:
                 store = plugin.obj(settings)
             except Exception as exc:  # the plugin's own failure to start
@@ -41,4 +43,6 @@ def file_store(settings: Settings) -> FileStore:
                 raise ConfigurationError(f"file store plugin {name!r} must return a FileStore, not {store!r}")
             return store
     installed = ", ".join(p.name for p in plugins) or "none"
-    raise ConfigurationError(f"no file store named {name!r}: use 'local' or an installed plugin ({installed})")
+    raise ConfigurationError(
+        f"no file store named {name!r}: use 'local' or an installed plugin ({installed})"
+    )

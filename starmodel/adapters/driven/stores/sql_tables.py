@@ -21,8 +21,8 @@ from sqlalchemy import (
 )
 from sqlmodel.main import get_column_from_field
 
-from starmodel.core.entity import Entity
 from starmodel.adapters.driven.stores.sql_files import StoredFileColumn
+from starmodel.core.entity import Entity
 from starmodel.core.errors import ConfigurationError
 from starmodel.core.files import file_rules
 

@@ -8,7 +8,7 @@ Translations only: the rules (sizes, types, rights, commits) live in ``app.uploa
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from fasthtml.common import Script
@@ -23,7 +23,7 @@ from starmodel.adapters.driving.web.identity import SESSION_KEY
 from starmodel.adapters.driving.web.input_limits import read_json
 from starmodel.adapters.driving.web.security import with_nonces
 from starmodel.app.file_commits import presented_uploads
-from starmodel.app.uploads import UploadTarget, Uploads
+from starmodel.app.uploads import Uploads, UploadTarget
 from starmodel.core.entity import Entity
 from starmodel.core.errors import StarModelError, ValidationFailed
 from starmodel.core.files import FILE_ID, INLINE_IMAGES, StoredFile, UploadProgress, upload_tokens
@@ -179,22 +179,25 @@ class _UploadRoutes:
             key = ctx.session_id if scope == "session" else "global" if scope == "global" else params["key"]
             record = await self.web.crud_service.get(entity_cls, key, ctx)  # the read policy
         except StarModelError as exc:
-            return Response("Forbidden" if exc.status_code == 403 else "Not found",
-                            403 if exc.status_code == 403 else 404 if exc.status_code < 500 else exc.status_code)
+            if exc.status_code >= 500:
+                return Response("Unavailable", exc.status_code)
+            return Response("Forbidden", 403) if exc.status_code == 403 else Response("Not found", 404)
         value = getattr(record, field, None)
         store = self.uploads.store
         if not isinstance(value, StoredFile) or value.id != file_id or not await store.exists(file_id):
             return Response("Not found", 404)
         headers = _file_headers(value)
         if _etag_matches(request.headers.get("if-none-match"), value.etag):
-            return Response(status_code=304, headers={k: v for k, v in headers.items() if k in ("ETag", "Cache-Control")})
+            kept = {k: v for k, v in headers.items() if k in ("ETag", "Cache-Control")}
+            return Response(status_code=304, headers=kept)
         return StreamingResponse(store.read(file_id), headers=headers, media_type=headers["Content-Type"])
 
     async def on_progress(self, fact: UploadProgress) -> None:
         """Bus subscriber (every process): the progress goes to the tabs showing the entity."""
         state = {"_uploads": {fact.field: fact.signal()}}
         if fact.scope == "id":
-            self.web.hub.publish(record_topic(fact.namespace, fact.owner), {fact.namespace: {fact.key: state}})
+            topic = record_topic(fact.namespace, fact.owner)
+            self.web.hub.publish(topic, {fact.namespace: {fact.key: state}})
         else:
             topic = "global" if fact.scope == "global" else f"session:{fact.session_id}"
             self.web.hub.publish(topic, {fact.namespace: state})
