@@ -343,3 +343,28 @@ async def test_generated_forms_upload_first_and_keep_the_file_when_saved(sm):
         assert (await sm.find(Paper, key)).document == papers[0].document  # an empty input keeps it
         cell = to_xml(views.cell(papers[0], views.field("document")))
         assert f"/_starmodel/files/up_paper/{key}/document/{papers[0].document.id}" in cell
+
+
+async def test_a_multipart_upload_in_one_request(sm):
+    async with client(sm) as http:
+        image = png(extra=1000)
+        done = await http.post("/_starmodel/uploads/form", params={"target": "up_profile/avatar"},
+                               files={"file": ("../me.png", image, "image/png")})
+        assert done.status_code == 200, done.text
+        avatar = (await my_profile(http)).avatar
+        assert avatar is not None and avatar.name == "me.png" and avatar.size == len(image)
+        too_big = await http.post("/_starmodel/uploads/form", params={"target": "up_profile/avatar"},
+                                  files={"file": ("big.png", png(extra=400_000), "image/png")})
+        assert too_big.status_code == 413
+        assert too_big.json()["errors"] == {"avatar": "The file is larger than 200 KB"}
+        lying = await http.post("/_starmodel/uploads/form", params={"target": "up_profile/avatar"},
+                                files={"file": ("x.png", b"GIF89a not a png", "image/png")})
+        assert lying.status_code == 200 and (await my_profile(http)).avatar.content_type == "image/gif"
+        no_file = await http.post("/_starmodel/uploads/form", params={"target": "up_profile/avatar"},
+                                  data={"other": "x"})
+        assert no_file.status_code == 422
+        garbage = await http.post("/_starmodel/uploads/form", params={"target": "up_profile/avatar"},
+                                  content=b"--x\r\nnot multipart",
+                                  headers={"Content-Type": "multipart/form-data"})
+        assert garbage.status_code == 422
+    assert stored_files(files_root(sm))["staging"] == []

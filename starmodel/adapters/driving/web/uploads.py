@@ -8,14 +8,18 @@ Translations only: the rules (sizes, types, rights, commits) live in ``app.uploa
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from fasthtml.common import Script
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from starmodel.adapters.driving.live.lists import record_topic
 from starmodel.adapters.driving.web.assets import STATIC_PREFIX
@@ -26,14 +30,25 @@ from starmodel.app.file_commits import presented_uploads
 from starmodel.app.uploads import Uploads, UploadTarget
 from starmodel.core.entity import Entity
 from starmodel.core.errors import StarModelError, ValidationFailed
-from starmodel.core.files import FILE_ID, INLINE_IMAGES, StoredFile, UploadProgress, upload_tokens
+from starmodel.core.files import (
+    FILE_ID,
+    INLINE_IMAGES,
+    FileTooLarge,
+    StoredFile,
+    UploadProgress,
+    upload_tokens,
+)
 
 if TYPE_CHECKING:
     from starmodel.adapters.driving.web.fasthtml import WebApp
 
-__all__ = ["FILES_PATH", "UPLOADS_PATH", "file_url", "install_uploads", "upload_signal"]
+__all__ = ["FILES_PATH", "FORM_UPLOADS_PATH", "UPLOADS_PATH", "file_url", "install_uploads", "upload_signal"]
 
 UPLOADS_PATH = "/_starmodel/uploads"
+FORM_UPLOADS_PATH = "/_starmodel/uploads/form"
+"""One request with a ``multipart/form-data`` body (its part ``file``), for clients without
+the page script: ``?target=<namespace>/<field>&key=<key>&attach=0``."""
+_PART_OVERHEAD = 64 * 1024  # a multipart body's boundaries and part headers, at most
 FILES_PATH = "/_starmodel/files"
 _NO_KEY = "-"
 _ASCII_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
@@ -61,6 +76,7 @@ def install_uploads(web: WebApp, uploads: Uploads) -> None:
     upload tokens in its requests."""
     routes = _UploadRoutes(web, uploads)
     web.app.router.routes.insert(0, Route(UPLOADS_PATH, routes.begin, methods=["POST"]))
+    web.app.router.routes.insert(0, Route(FORM_UPLOADS_PATH, routes.form, methods=["POST"]))
     web.app.router.routes.insert(1, Route(UPLOADS_PATH + "/{ticket}", routes.chunk, methods=["PUT"]))
     web.app.router.routes.insert(
         2, Route(FILES_PATH + "/{namespace}/{key}/{field}/{file_id}", routes.download, methods=["GET"])
@@ -162,6 +178,51 @@ class _UploadRoutes:
             return answer_error
         return JSONResponse(answer)
 
+    async def form(self, request: Request) -> Response:
+        """A whole file in one ``multipart/form-data`` request: its body is counted as it
+        arrives and refused (413) once it passes the field's limit, before it is parsed whole."""
+        refusal = self.web.refuse_cross_site(request)
+        if refusal:
+            return JSONResponse({"error": refusal, "errors": {}}, 403)
+        query = request.query_params
+        namespace, _, name = query.get("target", "").partition("/")
+        entity_cls = self._entity(namespace)
+        if entity_cls is None:
+            return JSONResponse({"error": "No such entity", "errors": {}}, 404)
+        try:
+            target = UploadTarget.find(entity_cls, name)
+            limit = target.rules.max_size + _PART_OVERHEAD
+            try:
+                form = await Request(request.scope, _bounded(request.receive, limit)).form(
+                    max_files=1, max_fields=4
+                )
+            except _BodyTooLarge:
+                raise FileTooLarge(
+                    {name: f"The file {target.rules.problem(_size_only(limit))}"}, "The file is too large"
+                ) from None
+            except (MultiPartException, HTTPException, ValueError) as exc:
+                problem = getattr(exc, "detail", None) or str(exc) or "not a multipart body"
+                raise ValidationFailed({"file": problem}, "Upload refused") from None
+            part = form.get("file")
+            if not isinstance(part, UploadFile) or part.size is None:
+                raise ValidationFailed({"file": "send the file in the part named 'file'"}, "Upload refused")
+            ctx = await self.web.call_context(request)
+            ctx.tab_id = None
+            key = query.get("key") or None
+            begun = await self.uploads.begin(
+                target, key, ctx, name=part.filename, size=part.size, content_type=part.content_type,
+                attach=query.get("attach", "1") not in ("0", "false"),
+            )
+            ticket = self.uploads.read_ticket(begun["ticket"], ctx)
+            offset, answer = 0, None
+            while answer is None or "token" not in answer:
+                chunk = await part.read(begun["chunk"])
+                answer = await self.uploads.receive(ticket, target, offset, _once(chunk), ctx)
+                offset = answer["received"]
+        except StarModelError as exc:
+            return _refusal(exc)
+        return JSONResponse(answer)
+
     async def download(self, request: Request) -> Response:
         params = request.path_params
         entity_cls = self._entity(params["namespace"])
@@ -201,6 +262,35 @@ class _UploadRoutes:
         else:
             topic = "global" if fact.scope == "global" else f"session:{fact.session_id}"
             self.web.hub.publish(topic, {fact.namespace: state})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _bounded(receive: Receive, limit: int) -> Receive:
+    """``receive`` that stops a body once it has brought more than ``limit`` bytes."""
+    seen = 0
+
+    async def bounded() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _BodyTooLarge
+        return message
+
+    return bounded
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def _size_only(size: int) -> StoredFile:
+    return StoredFile.model_construct(id="0" * 32, name="file", content_type="application/octet-stream",
+                                      size=size, etag="0" * 64)
 
 
 def _file_headers(value: StoredFile) -> dict[str, str]:
