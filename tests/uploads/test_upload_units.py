@@ -258,3 +258,14 @@ async def test_a_deleted_record_loses_its_files_after_the_commit() -> None:
     assert store.kept == {"5" * 32}
     await participant.commit()
     assert store.kept == set()
+
+
+def test_a_browser_kept_entity_cannot_have_file_fields() -> None:
+    from starmodel.core.errors import ConfigurationError
+    from starmodel.core.store import StateStore
+
+    with pytest.raises(ConfigurationError, match="file fields \\(photo\\) cannot live in the browser"):
+
+        class Kept(Entity):
+            model_config = {"store": StateStore.CLIENT_LOCAL, "namespace": "unit_kept"}
+            photo: StoredFile | None = None
