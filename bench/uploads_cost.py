@@ -25,11 +25,11 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from asgi_calls import call_asgi, event_scope  # noqa: E402
+from asgi_calls import call_asgi, event_scope
 
-from starmodel import Entity, FileRules, StarModel, StoredFile, event  # noqa: E402
-from starmodel.adapters.driving.web.uploads import UploadScope  # noqa: E402
-from starmodel.testing import AsgiTransport  # noqa: E402
+from starmodel import Entity, FileRules, StarModel, StoredFile, event
+from starmodel.adapters.driving.web.uploads import UploadScope
+from starmodel.testing import AsgiTransport
 
 
 class BenchAlbum(Entity):
