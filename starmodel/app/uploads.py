@@ -6,6 +6,7 @@ field with (``StoredFile`` reads it). Progress goes on the bus to every viewer o
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -32,6 +33,8 @@ from starmodel.core.files import (
 from starmodel.core.ports import EventBus
 
 __all__ = ["CHUNK_SIZE", "MAX_CHUNK", "UploadTarget", "Uploads", "sniff"]
+
+log = logging.getLogger("starmodel.files")
 
 CHUNK_SIZE = 512 * 1024
 """The chunk a browser sends per request (below common proxy body limits such as nginx's 1 MB)."""
@@ -283,7 +286,10 @@ class Uploads:
     async def discard_unclaimed(self, presented: set[str]) -> None:
         """At the end of a request: the uploads it presented that no commit made permanent."""
         for upload_id in presented:
-            await self.store.discard(upload_id)
+            try:
+                await self.store.discard(upload_id)
+            except Exception:  # the answer is sent; a staged upload left over is swept later
+                log.exception("a staged upload (%s) could not be discarded", upload_id)
 
 
 def _facts(*, size: int) -> StoredFile:
