@@ -41,6 +41,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/preferences", "Preferences"),
     ("/actions", "Actions"),
     ("/crud", "CRUD & admin"),
+    ("/files", "Uploads"),
     ("/auth", "Sign-in"),
 )
 """The header's links, in order: (path, label)."""

@@ -40,6 +40,7 @@ from demo.board import (
     seed_tickets,
     ticket_row,
 )
+from demo.files import install_files
 from demo.layout import code_panel, feature, install_styles, page, tiles
 from demo.products import (
     DEMO_ADMIN_EMAIL,
@@ -75,6 +76,7 @@ PAGES: tuple[tuple[str, str, str], ...] = (
      "Kept in localStorage, checked by the server before each use."),
     ("/actions", "Server actions", "Toasts, alerts, scripts, signal patches and redirects from Python."),
     ("/crud", "Generated CRUD & admin", "Forms, lists, a JSON API and an admin, from one entity class."),
+    ("/files", "File uploads, live", "Chunked uploads with limits; every viewer sees the progress."),
     ("/auth", "Sign-in & permissions", "Accounts, sessions and per-event rules, with a staff-only admin."),
 )
 """The feature pages, as the home page lists them: (path, title, one line)."""
@@ -111,6 +113,7 @@ def install_showcase(sm: StarModel) -> Auth:
     sm.startup_hooks.append(seed)
     install_styles(sm, BOARD_STYLES)
     _routes(sm, auth)
+    install_files(sm, auth.user)
     return auth
 
 

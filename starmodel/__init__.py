@@ -32,11 +32,13 @@ from starmodel.core.errors import (
 )
 from starmodel.core.events import event
 from starmodel.core.fields import FieldUI
+from starmodel.core.files import FileRules, FileStore, StoredFile
 from starmodel.core.messages import DomainEvent, EntityChanged
 from starmodel.core.store import StateStore
 
 if TYPE_CHECKING:
     from starmodel.adapters.driven.stores.sql_entity import Entity
+    from starmodel.adapters.driving.web.uploads import file_url, upload_signal
     from starmodel.bootstrap import StarModel
 
 __version__ = "0.1.0"
@@ -46,6 +48,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "Entity": "starmodel.adapters.driven.stores.sql_entity",
     "StarModel": "starmodel.bootstrap",
+    "file_url": "starmodel.adapters.driving.web.uploads",
+    "upload_signal": "starmodel.adapters.driving.web.uploads",
 }
 
 
@@ -71,6 +75,8 @@ __all__ = [
     "EntityNotFound",
     "EventNotFound",
     "FieldUI",
+    "FileRules",
+    "FileStore",
     "NoncedElement",
     "PermissionDenied",
     "RateLimited",
@@ -80,14 +86,17 @@ __all__ = [
     "StarModelError",
     "StateStore",
     "StoreUnavailable",
+    "StoredFile",
     "ValidationFailed",
     "alert",
     "computed",
     "csp_nonce",
     "event",
+    "file_url",
     "patch_signals",
     "redirect",
     "script",
     "sleep",
     "toast",
+    "upload_signal",
 ]

@@ -81,6 +81,10 @@ class Settings:
             browser reports violations but blocks nothing (``STARMODEL_CSP_REPORT_ONLY``).
         hsts_max_age: ``Strict-Transport-Security`` max-age in seconds, sent on answers to
             https requests only; ``0`` sends none (``STARMODEL_HSTS_MAX_AGE``, default a year).
+        files: where file fields keep their files: ``local`` (default: a directory) or the
+            name of a ``starmodel.files`` plugin (``STARMODEL_FILES``).
+        files_dir: the directory of the ``local`` file store (``STARMODEL_FILES_DIR``, default
+            ``.starmodel/files``).
     """
 
     secret_key: str | None = None
@@ -111,6 +115,8 @@ class Settings:
     csp: str = "default"
     csp_report_only: bool = False
     hsts_max_age: int = 365 * 24 * 3600
+    files: str = "local"
+    files_dir: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -165,6 +171,8 @@ class Settings:
             "theme": "STARMODEL_THEME",
             "log_format": "STARMODEL_LOG_FORMAT",
             "metrics_token": "STARMODEL_METRICS_TOKEN",
+            "files": "STARMODEL_FILES",
+            "files_dir": "STARMODEL_FILES_DIR",
         }
         for attr, var in simple.items():
             if env.get(var):
@@ -212,6 +220,8 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "cache_dir": str,
     "migrations_dir": str,
     "theme": str,
+    "files": str,
+    "files_dir": str,
     "allowed_origins": tuple,
     "live_queue_size": int,
     "live_heartbeat": (int, float),

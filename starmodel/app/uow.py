@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -28,7 +28,7 @@ from starmodel.core.errors import CommitIncomplete, EntityNotFound, ValidationFa
 from starmodel.core.messages import EntityChanged
 from starmodel.core.ports import EntityRepository, EventBus
 
-__all__ = ["RepositoryFor", "UnitOfWork", "changed_values"]
+__all__ = ["CommitHook", "RepositoryFor", "Saved", "UnitOfWork", "changed_values"]
 
 E = TypeVar("E", bound=Entity)
 RepositoryFor = Callable[[type[Entity]], EntityRepository]
@@ -45,6 +45,21 @@ def changed_values(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
         for name, value in after.items()
         if name not in before or before[name] != value
     }
+
+
+@dataclass(frozen=True)
+class Saved:
+    """An entity a commit writes: its field values before (``{}`` for a new one) and after
+    (``None`` for a deleted one)."""
+
+    entity: Entity
+    before: dict[str, Any]
+    after: dict[str, Any] | None
+
+
+CommitHook = Callable[[list[Saved]], "EntityRepository | None"]
+"""Sees what a commit writes, before the stores commit; may return one more participant of
+the commit (prepared, committed and rolled back with the stores), e.g. the files it keeps."""
 
 
 @dataclass
@@ -67,13 +82,19 @@ class UnitOfWork:
         bus: where committed changes are published.
     """
 
-    def __init__(self, repositories: RepositoryFor | EntityRepository, bus: EventBus) -> None:
+    def __init__(
+        self,
+        repositories: RepositoryFor | EntityRepository,
+        bus: EventBus,
+        commit_hooks: Sequence[CommitHook] = (),
+    ) -> None:
         if isinstance(repositories, EntityRepository):
             single = repositories
             self.repository_for: RepositoryFor = lambda entity_cls: single
         else:
             self.repository_for = repositories
         self.bus = bus
+        self.commit_hooks = commit_hooks
         self.owner: str | None = None  # the session the event runs for (private records)
         self._tracked: list[_Tracked] = []
         self._begun: list[EntityRepository] = []
@@ -229,6 +250,7 @@ class UnitOfWork:
         facts: list[tuple[EntityRepository, EntityChanged]] = []
         written: list[EntityRepository] = []
         patch: dict[str, Any] = {}
+        saved: list[Saved] | None = [] if self.commit_hooks else None  # only hooks look at it
         for item in list(self._tracked):
             entity = item.entity
             cls = type(entity)
@@ -243,6 +265,8 @@ class UnitOfWork:
                 _add(written, repository)
                 patch.setdefault(options.namespace, {})[key] = None
                 facts.append((repository, _fact(entity, ctx, {}, deleted=True)))
+                if saved is not None:
+                    saved.append(Saved(entity, item.fields, None))
                 continue
             _revalidate_containers(entity)
             if not item.new and entity.__dict__ == item.fields:
@@ -254,6 +278,8 @@ class UnitOfWork:
             _add(written, repository)
             after = entity.public_state()
             changes = after if item.new else changed_values(item.public, after)
+            if saved is not None:
+                saved.append(Saved(entity, {} if item.new else item.fields, entity.__dict__))
             item.fields, item.public = _snapshot(entity), after
             if changes or item.new:
                 if not options.store.is_client:  # browser state: the tabs sync in the browser
@@ -263,6 +289,11 @@ class UnitOfWork:
                 else:
                     patch[options.namespace] = changes
             item.new = False
+        for hook in self.commit_hooks if saved else ():
+            participant = hook(saved)  # type: ignore[arg-type]
+            if participant is not None:  # e.g. the files the entities now hold
+                self._begun.append(participant)
+                written.append(participant)
         begun, self._begun = self._begun, []
         self._begun_for.clear()
         incomplete = await _commit_stores(begun, written)

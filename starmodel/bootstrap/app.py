@@ -27,6 +27,7 @@ from starmodel.adapters.driving.web.rate_limits import EventRateLimiter
 from starmodel.adapters.driving.web.requests import EventRequest
 from starmodel.adapters.driving.web.served_assets import ServedAssets
 from starmodel.adapters.driving.web.shutdown import GracefulStop
+from starmodel.adapters.driving.web.uploads import install_uploads
 from starmodel.app.calls import ServerCalls
 from starmodel.app.catalog import EntityCatalog
 from starmodel.app.crud import CrudService
@@ -35,6 +36,7 @@ from starmodel.app.jobs import JobRunner
 from starmodel.app.placement import kept_in
 from starmodel.app.reads import EntityReads
 from starmodel.app.settings import Settings
+from starmodel.app.uploads import Uploads
 from starmodel.bootstrap.services import build_services, development_secret
 from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
@@ -122,6 +124,10 @@ class StarModel:
             title=title,
         )
         self.app = self.web.app
+        self.uploads = Uploads(lambda: self.services.files, self.services.bus, self.crud_service,
+                               settings.secret_key or "")
+        """File uploads to file fields (``docs/uploads.md``)."""
+        install_uploads(self.web, self.uploads)
         self.app.state.starmodel = self  # `starmodel run` finds the StarModel behind an ASGI app
         self._ui: UiRegistry | None = None
         self.startup_hooks.extend([self.jobs.start, self._check_backends, self._prepare_database,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from starmodel.adapters.driven.files import file_store
 from starmodel.adapters.driven.plugins import persistence_backend
 from starmodel.adapters.driven.stores.client import ClientRepository
 from starmodel.adapters.driven.stores.memory import MemoryRepository, MemoryStore
@@ -21,12 +22,14 @@ from starmodel.adapters.driven.stores.sql import DEFAULT_URL, SqlDatabase, SqlRe
 from starmodel.adapters.driving.web.input_limits import read_json
 from starmodel.app.bus import InProcessBus
 from starmodel.app.dispatcher import Dispatcher
+from starmodel.app.file_commits import FileCommits
 from starmodel.app.jobs import Claim
 from starmodel.app.placement import kept_in
 from starmodel.app.settings import Settings
 from starmodel.app.uow import UnitOfWork
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ConfigurationError
+from starmodel.core.files import FileStore
 from starmodel.core.messages import CancelRequested
 from starmodel.core.ports import EntityRepository, EventBus
 from starmodel.core.queries import RecordFinder
@@ -60,6 +63,14 @@ class Services:
     _database: SqlDatabase | None = None
     _redis: RedisConnection | None = None
     _backends: dict[str, Callable[[], EntityRepository]] = field(default_factory=dict)
+    _files: FileStore | None = None
+
+    @property
+    def files(self) -> FileStore:
+        """Where file fields keep their files (``STARMODEL_FILES``), set up on first use."""
+        if self._files is None:
+            self._files = file_store(self.settings)
+        return self._files
 
     def finder_for(self, entity_cls: type[Entity]) -> RecordFinder:
         """What answers list queries (search, sort, pages) for ``entity_cls``'s store."""
@@ -188,9 +199,10 @@ def build_services(settings: Settings) -> Services:
         bus = RedisBus(redis, timeout=settings.bus_timeout, outputs=DatastarOutputsCodec())
     repositories: dict[StateStore, EntityRepository] = {}
     services: Services
+    commit_hooks = (FileCommits(lambda: services.files),)  # files commit with their entities
 
     def uow_factory(entity_cls: type[Entity]) -> UnitOfWork:
-        return UnitOfWork(services.unit_repositories(), bus)
+        return UnitOfWork(services.unit_repositories(), bus, commit_hooks)
 
     claims = _run_claims(redis) if redis is not None else None
     dispatcher = Dispatcher(

@@ -18,6 +18,7 @@ from starmodel.bootstrap import StarModel
 from starmodel.cli.discovery import find_app
 from starmodel.core.entity import Entity
 from starmodel.core.errors import StarModelError
+from starmodel.core.files import file_fields
 from starmodel.core.policy import ACTIONS
 from starmodel.core.store import StateStore
 
@@ -162,6 +163,8 @@ def describe_entity(cls: type[Entity], dialect: Dialect | None = None) -> dict[s
         "signals": [f"${namespace}.{'<key>.' if options.scope == 'id' else ''}{name}"
                     for name in cls.public_signal_names()],
         "policy": describe_policy(cls),
+        "files": {name: {"max_size": rules.max_size, "accept": list(rules.accept)}
+                  for name, rules in file_fields(cls).items()},
         "table": describe_table(cls, dialect),
         "redis": describe_redis_keys(cls),
     }
@@ -271,6 +274,10 @@ def inspect_command(name: str, app: str | None, as_json: bool) -> None:
         allow = f"  allow: {e['allow']}" if e["allow"] else ""
         rate = f"  rate: {e['rate']}" if e["rate"] else ""
         click.echo(f"    {e['name']}({params})  {e['method']} {e['route']}  [{e['kind']}]{allow}{rate}")
+    if info["files"]:
+        click.echo("  files: " + ", ".join(
+            f"{name} ({', '.join(rules['accept']) or 'any type'}, at most {rules['max_size']:,} bytes)"
+            for name, rules in info["files"].items()))
     if info["policy"] is not None:
         click.echo("  policy: " + ", ".join(f"{action} {rule}" for action, rule in info["policy"].items()))
     click.echo("  signals: " + ", ".join(info["signals"]))

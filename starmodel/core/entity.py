@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, computed_field
 
 from starmodel.core.errors import ConfigurationError
 from starmodel.core.events import EventDescriptor, EventSpec
+from starmodel.core.files import file_fields
 from starmodel.core.holding import Hold
 from starmodel.core.markup import ClientKept, page_syntax
 from starmodel.core.policy import Policy
@@ -243,6 +244,11 @@ class Entity(BaseModel, metaclass=EntityMeta):
                 f"{cls.__name__}: server-only fields ({', '.join(sorted(cls.__starmodel_server_only__))}) "
                 f"cannot live in the browser ({cls.__starmodel_options__.store.name}); "
                 "keep them in a server store"
+            )
+        if cls.__starmodel_options__.store.is_client and file_fields(cls):
+            raise ConfigurationError(
+                f"{cls.__name__}: file fields ({', '.join(file_fields(cls))}) cannot live in the "
+                "browser; keep them in a server store"
             )
         if not cls.__dict__.get("__sm_raw_config__", {}).get("abstract"):
             _registry[(cls.__module__, cls.__qualname__)] = cls
