@@ -33,6 +33,7 @@ from starmodel.core.errors import (
 from starmodel.core.events import event
 from starmodel.core.fields import FieldUI
 from starmodel.core.messages import DomainEvent, EntityChanged
+from starmodel.core.presence import Viewer, presence_of
 from starmodel.core.store import StateStore
 
 if TYPE_CHECKING:
@@ -81,11 +82,13 @@ __all__ = [
     "StateStore",
     "StoreUnavailable",
     "ValidationFailed",
+    "Viewer",
     "alert",
     "computed",
     "csp_nonce",
     "event",
     "patch_signals",
+    "presence_of",
     "redirect",
     "script",
     "sleep",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starmodel.adapters.driven.plugins import persistence_backend
+from starmodel.adapters.driven.presence import MemoryPresenceTracker
 from starmodel.adapters.driven.stores.client import ClientRepository
 from starmodel.adapters.driven.stores.memory import MemoryRepository, MemoryStore
 from starmodel.adapters.driven.stores.queries import ScanRecordFinder, SqlRecordFinder
@@ -23,12 +24,14 @@ from starmodel.app.bus import InProcessBus
 from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.jobs import Claim
 from starmodel.app.placement import kept_in
+from starmodel.app.presence import PresenceService
 from starmodel.app.settings import Settings
 from starmodel.app.uow import UnitOfWork
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ConfigurationError
 from starmodel.core.messages import CancelRequested
 from starmodel.core.ports import EntityRepository, EventBus
+from starmodel.core.presence import PresenceTracker
 from starmodel.core.queries import RecordFinder
 from starmodel.core.store import StateStore
 
@@ -57,6 +60,7 @@ class Services:
     dispatcher: Dispatcher
     factories: dict[StateStore, Callable[[], EntityRepository]] = field(default_factory=dict)
     memory: MemoryStore = field(default_factory=MemoryStore)
+    presence: PresenceService | None = None
     _database: SqlDatabase | None = None
     _redis: RedisConnection | None = None
     _backends: dict[str, Callable[[], EntityRepository]] = field(default_factory=dict)
@@ -140,6 +144,8 @@ class Services:
         return self._redis.claim_tick if self._redis is not None else None
 
     async def close(self) -> None:
+        if self.presence is not None:  # its viewers leave while the bus still carries it
+            await self.presence.stop()
         await self.bus.close()
         if self._database is not None:
             await self._database.dispose()
@@ -193,12 +199,14 @@ def build_services(settings: Settings) -> Services:
         return UnitOfWork(services.unit_repositories(), bus)
 
     claims = _run_claims(redis) if redis is not None else None
+    tracker = _redis_presence(redis) if redis is not None else MemoryPresenceTracker()
+    presence = PresenceService(tracker, bus, ttl=settings.presence_ttl, beat=settings.presence_beat)
     dispatcher = Dispatcher(
         uow_factory, read_json=read_json, retries=settings.event_retries, bus=bus,
-        claims=claims, renew_every=claims.renew_every if claims is not None else 0.0,
+        claims=claims, renew_every=claims.renew_every if claims is not None else 0.0, presence=presence,
     )
     bus.subscribe(CancelRequested, dispatcher.on_cancel_requested, everywhere=True)
-    services = Services(settings, bus, repositories, dispatcher, _redis=redis)
+    services = Services(settings, bus, repositories, dispatcher, presence=presence, _redis=redis)
     memory = services.memory
     services.factories[StateStore.SERVER_MEMORY] = lambda: MemoryRepository(memory)
     services.factories[StateStore.SERVER_SQL] = lambda: SqlRepository(services.database)
@@ -212,6 +220,12 @@ def _run_claims(redis: RedisConnection) -> RedisRunClaims:
     from starmodel.adapters.driven.stores.redis_claims import RedisRunClaims
 
     return RedisRunClaims(redis)
+
+
+def _redis_presence(redis: RedisConnection) -> PresenceTracker:
+    from starmodel.adapters.driven.presence.redis import RedisPresenceTracker
+
+    return RedisPresenceTracker(redis)
 
 
 def _redis_repository(services: Services) -> EntityRepository:
