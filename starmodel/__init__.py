@@ -33,7 +33,7 @@ from starmodel.core.errors import (
 from starmodel.core.events import event
 from starmodel.core.fields import FieldUI
 from starmodel.core.messages import DomainEvent, EntityChanged
-from starmodel.core.presence import Viewer, presence_of
+from starmodel.core.presence import Viewer, default_viewer, presence_of
 from starmodel.core.store import StateStore
 
 if TYPE_CHECKING:
@@ -86,6 +86,7 @@ __all__ = [
     "alert",
     "computed",
     "csp_nonce",
+    "default_viewer",
     "event",
     "patch_signals",
     "presence_of",

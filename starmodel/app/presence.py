@@ -28,11 +28,11 @@ from starmodel.core.presence import (
     PresenceChanged,
     PresenceTracker,
     Viewer,
+    default_viewer,
     presence_topic,
-    viewer_id,
 )
 
-__all__ = ["DEFAULT_BEAT", "DEFAULT_TTL", "PresenceService", "address_of", "default_viewer"]
+__all__ = ["DEFAULT_BEAT", "DEFAULT_TTL", "PresenceService", "address_of"]
 
 log = logging.getLogger("starmodel.presence")
 
@@ -43,20 +43,6 @@ DEFAULT_BEAT = 5.0
 
 Listener = Callable[[str, str, list[Viewer]], Awaitable[None]]
 Describe = Callable[[CallContext], Viewer]
-
-
-def default_viewer(ctx: CallContext) -> Viewer:
-    """A signed-in user by ``name`` (else the part of ``email`` before the ``@``); a visitor as
-    "Guest" and four letters of a hash of the session (never the session id itself)."""
-    user = ctx.user
-    if user is not None:
-        raw_id = getattr(user, "id", None) or getattr(user, "email", None) or str(user)
-        name = str(getattr(user, "name", "") or "").strip()
-        if not name:
-            name = str(getattr(user, "email", "") or "").partition("@")[0] or "User"
-        return Viewer(viewer_id("user", raw_id), name[:60], getattr(user, "avatar", None) or None)
-    public = viewer_id("session", ctx.session_id)
-    return Viewer(public, f"Guest {public[-4:]}")
 
 
 class PresenceService:

@@ -162,6 +162,7 @@ def describe_entity(cls: type[Entity], dialect: Dialect | None = None) -> dict[s
         "signals": [f"${namespace}.{'<key>.' if options.scope == 'id' else ''}{name}"
                     for name in cls.public_signal_names()],
         "policy": describe_policy(cls),
+        "presence": options.presence,
         "table": describe_table(cls, dialect),
         "redis": describe_redis_keys(cls),
     }
@@ -273,6 +274,8 @@ def inspect_command(name: str, app: str | None, as_json: bool) -> None:
         click.echo(f"    {e['name']}({params})  {e['method']} {e['route']}  [{e['kind']}]{allow}{rate}")
     if info["policy"] is not None:
         click.echo("  policy: " + ", ".join(f"{action} {rule}" for action, rule in info["policy"].items()))
+    if info["presence"]:
+        click.echo("  presence: kept (who is looking at each instance: sm.presence.of, sm.presence_view)")
     click.echo("  signals: " + ", ".join(info["signals"]))
 
 

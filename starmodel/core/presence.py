@@ -21,6 +21,7 @@ from starmodel.core.errors import ConfigurationError
 from starmodel.core.messages import DomainEvent
 
 if TYPE_CHECKING:
+    from starmodel.core.context import CallContext
     from starmodel.core.entity import Entity
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "PresenceTracker",
     "Viewer",
     "current_presence",
+    "default_viewer",
     "presence_of",
     "presence_topic",
     "viewer_id",
@@ -79,6 +81,20 @@ class Viewer:
 def viewer_id(kind: str, raw: Any) -> str:
     """A public id for a user (``kind="user"``) or session: a short hash of the raw id."""
     return f"{kind[0]}-{hashlib.sha256(f'{kind}:{raw}'.encode()).hexdigest()[:12]}"
+
+
+def default_viewer(ctx: CallContext) -> Viewer:
+    """A signed-in user by ``name`` (else the part of ``email`` before the ``@``); a visitor as
+    "Guest" and four letters of a hash of the session (never the session id itself)."""
+    user = ctx.user
+    if user is not None:
+        raw_id = getattr(user, "id", None) or getattr(user, "email", None) or str(user)
+        name = str(getattr(user, "name", "") or "").strip()
+        if not name:
+            name = str(getattr(user, "email", "") or "").partition("@")[0] or "User"
+        return Viewer(viewer_id("user", raw_id), name[:60], getattr(user, "avatar", None) or None)
+    public = viewer_id("session", ctx.session_id)
+    return Viewer(public, f"Guest {public[-4:]}")
 
 
 def presence_topic(namespace: str, key: str) -> str:
