@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
 from demo.board import LANE_TITLES, Ticket, nickname
-from demo.layout import code_panel, feature, page
+from demo.layout import feature, page
 from starmodel import CallContext, StarModel, Viewer, default_viewer
 from starmodel.contrib.auth import Auth
 

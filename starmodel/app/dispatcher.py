@@ -28,12 +28,12 @@ from starmodel.app.uow import UnitOfWork
 from starmodel.core.actions import PatchSignals
 from starmodel.core.clock import Clock
 from starmodel.core.context import CallContext, request_signals
-from starmodel.core.presence import PresenceReader, current_presence
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ConcurrencyError, EntityNotFound, EventNotFound, ValidationFailed
 from starmodel.core.events import EventSpec
 from starmodel.core.messages import CancelRequested
 from starmodel.core.ports import EventBus
+from starmodel.core.presence import PresenceReader, current_presence
 from starmodel.core.store import StateStore
 
 __all__ = ["Dispatcher", "EventResult", "JsonReader", "OutputCheck", "UowFactory", "flatten"]

@@ -147,6 +147,11 @@ class PresenceService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def idle(self) -> None:
+        """Wait until the joins and leaves scheduled so far are written and told."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def _write(self, pending: Awaitable[None]) -> bool:
         try:
             await pending

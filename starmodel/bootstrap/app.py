@@ -447,7 +447,9 @@ class StarModel:
     ) -> tuple[LiveStream, AsyncGenerator[str, None]]:
         """A tab's live stream opened in this process, as ``GET /live`` opens one (see
         ``WebApp.open_live_stream``)."""
-        return self.web.open_live_stream(session_id, tab_id, watch=watch, backlog=backlog, here=here, user=user)
+        return self.web.open_live_stream(
+            session_id, tab_id, watch=watch, backlog=backlog, here=here, user=user
+        )
 
     @property
     def presence(self) -> PresenceService:
@@ -457,7 +459,11 @@ class StarModel:
         return self.services.presence
 
     async def presence_view(
-        self, target: type[Entity] | Entity, key: Any = None, *, render: Callable[[list[Viewer]], Any] | None = None
+        self,
+        target: type[Entity] | Entity,
+        key: Any = None,
+        *,
+        render: Callable[[list[Viewer]], Any] | None = None,
     ) -> Any:
         """Who is looking at ``target`` (an instance, or a class and a key), drawn (avatars and
         a count, or ``render(viewers)``) and kept current; the tab showing it is one of them."""

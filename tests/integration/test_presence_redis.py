@@ -106,7 +106,9 @@ async def test_redis_keeps_nothing_for_an_instance_nobody_looks_at(redis_url: st
 
 
 @pytest.fixture
-async def two_apps(redis_url: str, redis_prefix: str, tmp_path: Path) -> AsyncIterator[tuple[StarModel, StarModel]]:
+async def two_apps(
+    redis_url: str, redis_prefix: str, tmp_path: Path
+) -> AsyncIterator[tuple[StarModel, StarModel]]:
     apps = [
         StarModel(
             entities=[Page], secret_key="presence", redis_url=redis_url, redis_prefix=redis_prefix,

@@ -173,7 +173,7 @@ async def test_a_beat_keeps_this_process_viewers_and_drops_the_expired_ones() ->
 
 
 async def test_a_stopping_server_lets_its_viewers_go() -> None:
-    presence, heard, _ = service(Clock())
+    presence, _, _ = service(Clock())
     await presence.join("pu_board", "global", "c1", ada())
     await presence.stop()
     assert await presence.of(Board) == []
@@ -250,7 +250,7 @@ async def settle(condition: Any, timeout: float = 2.0) -> None:
 async def test_a_tab_joins_while_its_live_stream_is_open_and_every_tab_gets_the_list(sm: Any) -> None:
     first, body1 = sm.open_live_stream("session-1", "tab-1", here=[(Board, "global")])
     await body1.__anext__()
-    second, body2 = sm.open_live_stream("session-2", "tab-2", here=[(Board, "global")])
+    _, body2 = sm.open_live_stream("session-2", "tab-2", here=[(Board, "global")])
     await body2.__anext__()
 
     async def both() -> bool:

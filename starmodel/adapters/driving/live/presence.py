@@ -47,7 +47,9 @@ class Looking:
 class LivePresence:
     """Joins and leaves for the live streams of this process, and pushes viewers to them."""
 
-    def __init__(self, hub: LiveHub, service: PresenceService, entities: Callable[[], list[type[Entity]]]) -> None:
+    def __init__(
+        self, hub: LiveHub, service: PresenceService, entities: Callable[[], list[type[Entity]]]
+    ) -> None:
         self.hub = hub
         self.service = service
         self.entities = entities

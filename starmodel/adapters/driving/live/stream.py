@@ -93,7 +93,8 @@ class LiveStream:
     """One tab's connection: a bounded backlog and a wake-up flag."""
 
     __slots__ = (
-        "closed", "limit", "origin", "pending", "presence", "retry", "session_id", "tab_id", "topics", "wakeup",
+        "closed", "limit", "origin", "pending", "presence", "retry", "session_id", "tab_id", "topics",
+        "wakeup",
     )
 
     def __init__(self, session_id: str, tab_id: str | None, topics: set[str], limit: int) -> None:
