@@ -61,7 +61,7 @@ class Viewer:
     @property
     def initials(self) -> str:
         """Up to two letters: "Ada Lovelace" -> "AL", "grace" -> "G"."""
-        words = [w for w in re.split(r"[\s._@-]+", self.name) if w]
+        words = re.findall(r"[^\W_]+", self.name)  # letters and digits only
         return "".join(w[0] for w in words[:2]).upper() or "?"
 
     def to_json(self) -> dict[str, Any]:

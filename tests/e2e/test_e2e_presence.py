@@ -93,6 +93,8 @@ def test_three_browsers_on_two_processes_see_each_other_and_see_who_leaves(
     ticket = re.sub(r"\D", "", first.locator("h3", has_text="Ticket #").first.inner_text())
     assert ticket, "the demo has a ticket to look at"
     expect_viewers(first, 1)
+    assert first.request.get(server_a.url + "/presence?ticket=abc").status == 400
+    assert first.request.get(server_a.url + "/presence?ticket=987654").status == 404
     second = open_ticket(new_context(), server_b.url, ticket)
     third = open_ticket(new_context(), server_b.url, ticket)
 

@@ -16,6 +16,7 @@ from starmodel import (
     Entity,
     StarModel,
     StateStore,
+    StoreUnavailable,
     Viewer,
     default_viewer,
     event,
@@ -327,3 +328,47 @@ def test_the_live_stream_sends_what_the_page_shows(sm: Any) -> None:
 def test_an_entity_that_keeps_presence_says_so(sm: Any) -> None:
     assert Board.options().presence and not Plain.options().presence
     assert StateStore.SERVER_MEMORY is Board.options().store
+
+
+# --- when the tracker cannot be reached ------------------------------------------------------
+
+
+class FlakyTracker(MemoryPresenceTracker):
+    """A memory tracker that refuses every call while ``down`` (as Redis away would)."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreUnavailable("Redis is unreachable")
+
+    async def join(self, topic: str, connection: str, viewer: Viewer, ttl: float) -> None:
+        self._check()
+        await super().join(topic, connection, viewer, ttl)
+
+    async def beat(self, topics: Any, ttl: float) -> None:
+        self._check()
+        await super().beat(topics, ttl)
+
+    async def viewers(self, topic: str) -> list[Viewer]:
+        self._check()
+        return await super().viewers(topic)
+
+
+async def test_while_the_tracker_is_away_nobody_is_listed_and_the_next_beat_writes_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    tracker = FlakyTracker(clock)
+    presence = PresenceService(tracker, InProcessBus(), ttl=15, beat=5, clock=clock)
+    tracker.down = True
+    await presence.join("pu_board", "global", "c1", ada())  # refused: no error for the tab
+    assert await presence.of(Board) == []
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "presence cannot be kept" in warnings[0].getMessage()
+    tracker.down = False
+    await presence.beat_once()
+    assert await presence.of(Board) == [ada()]
+    await presence.stop()
