@@ -71,7 +71,9 @@ async def test_tabs_join_what_their_page_shows_and_leave_when_their_stream_ends(
             shown = await count_reaches(ann_sees, 1)
             assert 'title="Ann Lee &lt;script&gt;"' in shown and "<script>" not in shown  # escaped
             assert ">AL<" in shown  # her initials
-            async with open_stream(bob, "GET", "/_starmodel/live", params=note_1, headers=DATASTAR) as bob_sees:
+            async with open_stream(
+                bob, "GET", "/_starmodel/live", params=note_1, headers=DATASTAR
+            ) as bob_sees:
                 both = await count_reaches(bob_sees, 2)
                 assert "Guest " in both
                 await count_reaches(ann_sees, 2)
