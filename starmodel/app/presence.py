@@ -40,6 +40,8 @@ DEFAULT_TTL = 15.0
 """Seconds a connection stays a viewer without a beat (its process died)."""
 DEFAULT_BEAT = 5.0
 """Seconds between a process's beats (renewals, and a look for expired viewers)."""
+DEFAULT_GATHER = 0.02
+"""Seconds the changes of one instance are gathered before its list is pushed."""
 
 Listener = Callable[[str, str, list[Viewer]], Awaitable[None]]
 Describe = Callable[[CallContext], Viewer]
@@ -53,6 +55,9 @@ class PresenceService:
         bus: where ``PresenceChanged`` goes (and comes from, from other processes).
         ttl: seconds a connection counts without a beat.
         beat: seconds between beats; must be well under ``ttl``.
+        gather: seconds a change waits for others of the same instance before its list is
+            read and pushed once for all of them (a burst of tabs joining after a deploy
+            costs one read and one push per process, not one per tab).
         clock: seconds now, for ``Viewer.since``.
     """
 
@@ -63,6 +68,7 @@ class PresenceService:
         *,
         ttl: float = DEFAULT_TTL,
         beat: float = DEFAULT_BEAT,
+        gather: float = DEFAULT_GATHER,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not 0 < beat < ttl:
@@ -71,15 +77,22 @@ class PresenceService:
         self.bus = bus
         self.ttl = ttl
         self.beat = beat
+        self.gather = gather
         self.clock = clock
         self.listeners: list[Listener] = []
         """Called with ``(namespace, key, viewers)`` when the viewers of an instance that a tab
         of this process shows may have changed (the web adapter pushes them)."""
         self._describe: Describe = default_viewer
-        self._lock = asyncio.Lock()  # this process's writes to the tracker, in order
+        # what waits to be written: topic -> connection -> viewer, and topic -> connections
+        self._joining: dict[str, dict[str, Viewer]] = {}
+        self._leaving: dict[str, set[str]] = {}
+        self._next: asyncio.Future[bool] | None = None  # done when what waits now is written
+        self._writer: asyncio.Task[None] | None = None
         self._connections: dict[str, dict[str, Viewer]] = {}  # topic -> connection -> viewer (here)
         self._shown: dict[str, tuple[str, ...]] = {}  # topic -> viewer ids last given to listeners
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._changed: set[str] = set()  # topics whose list is to be read and pushed
+        self._refresher: asyncio.Task[None] | None = None
         self._beats: asyncio.Task[None] | None = None
         self._warned = False
         bus.subscribe(PresenceChanged, self._on_changed, everywhere=True)
@@ -98,10 +111,7 @@ class PresenceService:
         except Exception as exc:  # StoreUnavailable, or the tracker's driver error (Redis)
             self._warn(exc)
             return []
-        seen: dict[str, Viewer] = {}
-        for viewer in viewers:
-            seen.setdefault(viewer.id, viewer)
-        return list(seen.values())
+        return _one_each(viewers)
 
     # --- who is who --------------------------------------------------------------------
 
@@ -119,13 +129,14 @@ class PresenceService:
     # --- joining and leaving -------------------------------------------------------------
 
     async def join(self, namespace: str, key: str, connection: str, viewer: Viewer) -> None:
-        """``connection`` (one tab) looks at an instance: written, then told to every process."""
+        """``connection`` (one tab) looks at an instance: returns once written, and told to
+        every process."""
         topic = presence_topic(namespace, key)
         self._connections.setdefault(topic, {})[connection] = viewer
+        self._leaving.get(topic, set()).discard(connection)
+        self._joining.setdefault(topic, {})[connection] = viewer
         self._start()
-        async with self._lock:
-            if await self._write(self.tracker.join(topic, connection, viewer, self.ttl)):
-                await self.bus.publish(PresenceChanged(namespace, key))
+        await asyncio.shield(self._written())
 
     async def leave(self, namespace: str, key: str, connection: str) -> None:
         """``connection`` stopped looking (its tab closed or went elsewhere)."""
@@ -136,21 +147,48 @@ class PresenceService:
             if not members:
                 del self._connections[topic]
                 self._shown.pop(topic, None)
-        async with self._lock:
-            if await self._write(self.tracker.leave(topic, connection)):
-                await self.bus.publish(PresenceChanged(namespace, key))
+        self._joining.get(topic, {}).pop(connection, None)
+        self._leaving.setdefault(topic, set()).add(connection)
+        await asyncio.shield(self._written())
 
     def schedule(self, work: Coroutine[Any, Any, None]) -> None:
         """Run a join or leave in the background (live streams open and close synchronously);
-        they run in the order scheduled."""
+        they take their place in the writes in the order scheduled."""
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def idle(self) -> None:
-        """Wait until the joins and leaves scheduled so far are written and told."""
+        """Wait until the joins and leaves scheduled so far are written and pushed."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _written(self) -> asyncio.Future[bool]:
+        """Done once what is waiting now is written. One writer at a time takes everything
+        waiting in one step (a burst of tabs is one round trip to Redis); what comes meanwhile
+        goes in the next one, so the writes of one connection apply in their order."""
+        loop = asyncio.get_running_loop()
+        if self._next is None:
+            self._next = loop.create_future()
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._writing(), name="starmodel-presence-writes")
+        return self._next
+
+    async def _writing(self) -> None:
+        while self._next is not None:
+            done, self._next = self._next, None
+            joining, self._joining = self._joining, {}
+            leaving, self._leaving = self._leaving, {}
+            ok = False
+            try:
+                ok = await self._write(self.tracker.update(joining, leaving, self.ttl))
+                if ok:
+                    for topic in joining.keys() | leaving.keys():
+                        namespace, _, key = topic.partition(":")
+                        await self.bus.publish(PresenceChanged(namespace, key))
+            finally:
+                if not done.done():
+                    done.set_result(ok)
 
     async def _write(self, pending: Awaitable[None]) -> bool:
         try:
@@ -158,16 +196,38 @@ class PresenceService:
         except Exception as exc:  # Redis away: the next beat writes this process's viewers again
             self._warn(exc)
             return False
+        if self._warned:
+            self._warned = False
+            log.info("presence is kept again")
         return True
 
     async def _on_changed(self, fact: PresenceChanged) -> None:
-        """Bus subscriber (every process): the tabs here that show the instance get its list."""
+        """Bus subscriber (every process): the tabs here that show the instance get its list;
+        the changes that come within ``gather`` seconds are read together, once."""
         topic = presence_topic(fact.namespace, fact.key)
         if topic not in self._connections:
             return
-        viewers = await self._viewers(topic)
-        self._shown[topic] = tuple(v.id for v in viewers)
-        await self._tell(fact.namespace, fact.key, viewers)
+        self._changed.add(topic)
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.get_running_loop().create_task(self._refreshing())
+            self._tasks.add(self._refresher)
+            self._refresher.add_done_callback(self._tasks.discard)
+
+    async def _refreshing(self) -> None:
+        while self._changed:
+            await asyncio.sleep(self.gather)
+            topics = [topic for topic in self._changed if topic in self._connections]
+            self._changed = set()  # a change from now on is read again
+            try:
+                found = await self.tracker.viewers_of(topics)
+            except Exception as exc:
+                self._warn(exc)
+                continue
+            for topic in topics:
+                viewers = _one_each(found.get(topic, []))
+                self._shown[topic] = tuple(v.id for v in viewers)
+                namespace, _, key = topic.partition(":")
+                await self._tell(namespace, key, viewers)
 
     async def _tell(self, namespace: str, key: str, viewers: list[Viewer]) -> None:
         for listener in self.listeners:
@@ -188,19 +248,21 @@ class PresenceService:
             await self.beat_once()
 
     async def beat_once(self) -> None:
-        """Renew this process's connections, then look at each instance its tabs show and
-        push the lists that changed (viewers of a dead process expired)."""
-        async with self._lock:
-            snapshot = {topic: dict(members) for topic, members in self._connections.items()}
-            if not await self._write(self.tracker.beat(snapshot, self.ttl)):
-                return
-        if self._warned:
-            self._warned = False
-            log.info("presence is kept again")
-        for topic in snapshot:
-            if topic not in self._connections:
-                continue
-            viewers = await self._viewers(topic)
+        """Renew this process's connections (joined again, in the same writes as joins and
+        leaves), then look at each instance its tabs show and push the lists that changed
+        (viewers of a dead process expired)."""
+        for topic, members in self._connections.items():
+            self._joining.setdefault(topic, {}).update(members)
+        if not await asyncio.shield(self._written()):
+            return
+        topics = list(self._connections)
+        try:
+            found = await self.tracker.viewers_of(topics)
+        except Exception as exc:
+            self._warn(exc)
+            return
+        for topic in topics:
+            viewers = _one_each(found.get(topic, []))
             ids = tuple(v.id for v in viewers)
             if self._shown.get(topic) != ids:
                 self._shown[topic] = ids
@@ -213,13 +275,14 @@ class PresenceService:
             self._beats.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._beats
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, 1.0)
-        for topic, members in list(self._connections.items()):
-            namespace, _, key = topic.partition(":")
-            for connection in list(members):
-                await self.leave(namespace, key, connection)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=1.0)
+        leaving = [
+            self.leave(*topic.partition(":")[::2], connection)
+            for topic, members in list(self._connections.items())
+            for connection in list(members)
+        ]
+        await asyncio.gather(*leaving, return_exceptions=True)  # written together
         await self.tracker.close()
 
     def _warn(self, exc: BaseException) -> None:
@@ -227,6 +290,14 @@ class PresenceService:
             self._warned = True
             text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
             log.warning("presence cannot be kept right now (%s); viewers show again once it can", text)
+
+
+def _one_each(viewers: list[Viewer]) -> list[Viewer]:
+    """One entry per person (their earliest tab), in joining order."""
+    seen: dict[str, Viewer] = {}
+    for viewer in viewers:
+        seen.setdefault(viewer.id, viewer)
+    return list(seen.values())
 
 
 def address_of(target: type[Entity] | Entity, key: Any) -> tuple[str, str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -105,28 +105,37 @@ def presence_topic(namespace: str, key: str) -> str:
 class PresenceTracker(ABC):
     """Keeps the viewers of each instance (a topic), each connection with an expiry.
 
-    A connection (one tab's live stream) joins with a time to live and is renewed by
-    ``beat``; one that is not renewed in time drops out of ``viewers``. The memory tracker
-    serves one process; the Redis tracker every process that shares the Redis.
+    A connection (one tab's live stream) joins with a time to live and is renewed by joining
+    again (a beat); one that is not renewed in time drops out of ``viewers``. The memory
+    tracker serves one process; the Redis tracker every process that shares the Redis.
     """
 
     @abstractmethod
+    async def update(
+        self,
+        joined: Mapping[str, Mapping[str, Viewer]],
+        left: Mapping[str, Collection[str]],
+        ttl: float,
+    ) -> None:
+        """In one step: connections that look at a topic as a viewer for ``ttl`` seconds
+        (``topic -> connection -> viewer``; a connection already there is renewed, one dropped
+        meanwhile is added again), and connections that stopped (``topic -> connections``)."""
+
     async def join(self, topic: str, connection: str, viewer: Viewer, ttl: float) -> None:
         """``connection`` looks at ``topic`` as ``viewer`` for ``ttl`` seconds (unless renewed)."""
+        await self.update({topic: {connection: viewer}}, {}, ttl)
 
-    @abstractmethod
     async def leave(self, topic: str, connection: str) -> None:
         """``connection`` no longer looks at ``topic``."""
-
-    @abstractmethod
-    async def beat(self, topics: Mapping[str, Mapping[str, Viewer]], ttl: float) -> None:
-        """Renew these connections (``topic -> connection -> viewer``) for ``ttl`` more
-        seconds; one dropped meanwhile (its process was frozen, the tracker lost its data) is
-        added again."""
+        await self.update({}, {topic: [connection]}, 0.0)
 
     @abstractmethod
     async def viewers(self, topic: str) -> list[Viewer]:
         """The viewers of ``topic`` not expired, one per connection, in joining order."""
+
+    async def viewers_of(self, topics: list[str]) -> dict[str, list[Viewer]]:
+        """``viewers`` of several topics (a tracker over a network reads them in one trip)."""
+        return {topic: await self.viewers(topic) for topic in topics}
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections when the app stops."""

@@ -73,7 +73,7 @@ async def test_a_connection_that_is_not_renewed_expires(tracker: Any) -> None:
     await presence.join("page:1", "c1", ada(), ttl=15)
     await presence.join("page:1", "c2", bob(), ttl=15)
     clock.now += 10
-    await presence.beat({"page:1": {"c2": bob()}}, ttl=15)
+    await presence.update({"page:1": {"c2": bob()}}, {}, ttl=15)
     clock.now += 6
     assert await presence.viewers("page:1") == [bob()]
     clock.now += 15
@@ -85,7 +85,7 @@ async def test_a_beat_writes_a_connection_again_after_it_was_lost(tracker: Any) 
     await presence.join("page:1", "c1", ada(), ttl=1)
     clock.now += 5
     assert await presence.viewers("page:1") == []
-    await presence.beat({"page:1": {"c1": ada()}}, ttl=1)
+    await presence.update({"page:1": {"c1": ada()}}, {}, ttl=1)
     assert await presence.viewers("page:1") == [ada()]
 
 
@@ -180,3 +180,23 @@ async def test_the_viewers_of_an_app_that_stops_beating_drop_out_within_ttl_and_
 
 async def _is(value: bool) -> bool:
     return value
+
+
+async def test_joins_and_leaves_of_several_instances_are_written_in_one_step(tracker: Any) -> None:
+    presence, _ = tracker
+    await presence.update({"page:1": {"c1": ada(), "c2": bob()}, "page:2": {"c3": ada()}}, {}, ttl=15)
+    await presence.update({"page:2": {"c4": bob()}}, {"page:1": ["c1", "gone"], "page:2": ["c3"]}, ttl=15)
+    assert await presence.viewers_of(["page:1", "page:2"]) == {"page:1": [bob()], "page:2": [bob()]}
+    await presence.update({}, {}, ttl=15)  # nothing to do: nothing done
+
+
+async def test_several_instances_are_read_at_once(tracker: Any) -> None:
+    presence, clock = tracker
+    await presence.join("page:1", "c1", ada(), ttl=15)
+    await presence.join("page:2", "c2", bob(), ttl=1)
+    await presence.join("page:2", "c3", ada(), ttl=15)
+    clock.now += 2
+    assert await presence.viewers_of(["page:1", "page:2", "page:3"]) == {
+        "page:1": [ada()], "page:2": [ada()], "page:3": [],
+    }
+    assert await presence.viewers_of([]) == {}

@@ -88,7 +88,7 @@ async def test_a_connection_without_beats_expires_after_its_ttl() -> None:
     await tracker.join("doc:1", "c1", ada(), ttl=15)
     await tracker.join("doc:1", "c2", grace(), ttl=15)
     clock.now += 10
-    await tracker.beat({"doc:1": {"c2": grace()}}, ttl=15)  # only c2's process is alive
+    await tracker.update({"doc:1": {"c2": grace()}}, {}, ttl=15)  # only c2's process is alive
     clock.now += 5.5
     assert await tracker.viewers("doc:1") == [grace()]
     clock.now += 10
@@ -101,7 +101,7 @@ async def test_a_beat_brings_back_a_connection_the_tracker_dropped() -> None:
     await tracker.join("doc:1", "c1", ada(), ttl=1)
     clock.now += 2  # the process was frozen longer than the ttl
     assert await tracker.viewers("doc:1") == []
-    await tracker.beat({"doc:1": {"c1": ada()}}, ttl=1)
+    await tracker.update({"doc:1": {"c1": ada()}}, {}, ttl=1)
     assert await tracker.viewers("doc:1") == [ada()]
 
 
@@ -135,14 +135,28 @@ def service(clock: Clock, bus: InProcessBus | None = None) -> tuple[PresenceServ
 async def test_joining_and_leaving_are_told_to_the_bus_and_to_the_listeners() -> None:
     presence, heard, facts = service(Clock())
     await presence.join("pu_board", "global", "c1", ada())
+    await presence.idle()
     await presence.join("pu_board", "global", "c2", grace())
+    await presence.idle()
     await presence.leave("pu_board", "global", "c1")
+    await presence.idle()
     assert facts == [PresenceChanged("pu_board", "global")] * 3
     assert heard.told == [
         ("pu_board", "global", ["Ada Lovelace"]),
         ("pu_board", "global", ["Ada Lovelace", "grace"]),
         ("pu_board", "global", ["grace"]),
     ]
+    await presence.stop()
+
+
+async def test_a_burst_of_changes_is_pushed_once() -> None:
+    presence, heard, facts = service(Clock())
+    for n in range(20):
+        await presence.join("pu_board", "global", f"c{n}", Viewer(f"v{n}", f"Viewer {n}"))
+    await presence.leave("pu_board", "global", "c0")
+    await presence.idle()
+    assert len(facts) == 21
+    assert len(heard.told) == 1 and len(heard.told[0][2]) == 19
     await presence.stop()
 
 
@@ -161,6 +175,7 @@ async def test_a_beat_keeps_this_process_viewers_and_drops_the_expired_ones() ->
     presence, heard, _ = service(clock)
     await presence.tracker.join("pu_board:global", "elsewhere", grace(), ttl=15)  # another process
     await presence.join("pu_board", "global", "here", ada())
+    await presence.idle()
     assert heard.told[-1][2] == ["grace", "Ada Lovelace"]
     for _ in range(4):  # 20 s: the other process stopped beating, this one beats every 5 s
         clock.now += 5
@@ -307,7 +322,7 @@ async def test_the_page_helper_draws_the_viewers_and_names_the_instance(sm: Any)
     await sm.presence.join("pu_board", "global", "c1", Viewer("u-1", "Ada Lovelace"))
     html = str(to_html(await sm.presence_view(Board)))
     assert 'id="presence-pu_board-global"' in html
-    assert """data-signals='{"smhere": {"pu_board": {"global": true}}}'""" in html
+    assert 'data-signals="{&quot;smhere&quot;: {&quot;pu_board&quot;: {&quot;global&quot;: true}}}"' in html
     assert ">AL<" in html and "1 viewing" in html and 'title="Ada Lovelace"' in html
     custom = str(to_html(await sm.presence_view(Board, render=lambda viewers: f"{len(viewers)} here")))
     assert "1 here" in custom
@@ -344,13 +359,9 @@ class FlakyTracker(MemoryPresenceTracker):
         if self.down:
             raise StoreUnavailable("Redis is unreachable")
 
-    async def join(self, topic: str, connection: str, viewer: Viewer, ttl: float) -> None:
+    async def update(self, joined: Any, left: Any, ttl: float) -> None:
         self._check()
-        await super().join(topic, connection, viewer, ttl)
-
-    async def beat(self, topics: Any, ttl: float) -> None:
-        self._check()
-        await super().beat(topics, ttl)
+        await super().update(joined, left, ttl)
 
     async def viewers(self, topic: str) -> list[Viewer]:
         self._check()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from starmodel.core.presence import PresenceTracker, Viewer
 
@@ -21,22 +21,25 @@ class MemoryPresenceTracker(PresenceTracker):
         self.clock = clock
         self._topics: dict[str, dict[str, tuple[float, Viewer]]] = {}  # topic -> conn -> (expires, viewer)
 
-    async def join(self, topic: str, connection: str, viewer: Viewer, ttl: float) -> None:
-        self._topics.setdefault(topic, {})[connection] = (self.clock() + ttl, viewer)
-
-    async def leave(self, topic: str, connection: str) -> None:
-        members = self._topics.get(topic)
-        if members is not None:
-            members.pop(connection, None)
-            if not members:
-                del self._topics[topic]
-
-    async def beat(self, topics: Mapping[str, Mapping[str, Viewer]], ttl: float) -> None:
+    async def update(
+        self,
+        joined: Mapping[str, Mapping[str, Viewer]],
+        left: Mapping[str, Collection[str]],
+        ttl: float,
+    ) -> None:
         expires = self.clock() + ttl
-        for topic, connections in topics.items():
+        for topic, connections in joined.items():
             members = self._topics.setdefault(topic, {})
             for connection, viewer in connections.items():
                 members[connection] = (expires, viewer)
+        for topic, gone in left.items():
+            remaining = self._topics.get(topic)
+            if remaining is None:
+                continue
+            for connection in gone:
+                remaining.pop(connection, None)
+            if not remaining:
+                del self._topics[topic]
 
     async def viewers(self, topic: str) -> list[Viewer]:
         members = self._topics.get(topic)

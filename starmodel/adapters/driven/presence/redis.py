@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from starmodel.core.presence import PresenceTracker, Viewer
@@ -54,50 +54,63 @@ class RedisPresenceTracker(PresenceTracker):
         base = f"{self.connection.prefix}:_presence:{topic}"
         return base, f"{base}:who"
 
-    async def join(self, topic: str, connection: str, viewer: Viewer, ttl: float) -> None:
-        members, who = self._keys(topic)
-        keep = int(ttl * 2000)  # the keys outlive their last beat by a ttl
-        pipe = self.connection.client.pipeline(transaction=True)
-        pipe.zadd(members, {connection: int((self.clock() + ttl) * 1000)})
-        pipe.hset(who, connection, json.dumps(viewer.to_json()))
-        pipe.pexpire(members, keep)
-        pipe.pexpire(who, keep)
-        await self.connection.call(pipe.execute())
-
-    async def leave(self, topic: str, connection: str) -> None:
-        members, who = self._keys(topic)
-        pipe = self.connection.client.pipeline(transaction=True)
-        pipe.zrem(members, connection)
-        pipe.hdel(who, connection)
-        await self.connection.call(pipe.execute())
-
-    async def beat(self, topics: Mapping[str, Mapping[str, Viewer]], ttl: float) -> None:
-        if not topics:
+    async def update(
+        self,
+        joined: Mapping[str, Mapping[str, Viewer]],
+        left: Mapping[str, Collection[str]],
+        ttl: float,
+    ) -> None:
+        if not joined and not left:
             return
         expires = int((self.clock() + ttl) * 1000)
-        keep = int(ttl * 2000)
-        pipe = self.connection.client.pipeline(transaction=False)
-        for topic, connections in topics.items():
+        keep = int(ttl * 2000)  # the keys outlive their last beat by a ttl
+        pipe = self.connection.client.pipeline(transaction=False)  # one round trip
+        for topic, connections in joined.items():
+            if not connections:
+                continue
             members, who = self._keys(topic)
             pipe.zadd(members, dict.fromkeys(connections, expires))
             pipe.hset(who, mapping={c: json.dumps(v.to_json()) for c, v in connections.items()})
             pipe.pexpire(members, keep)
             pipe.pexpire(who, keep)
+        for topic, gone in left.items():
+            if gone:
+                members, who = self._keys(topic)
+                pipe.zrem(members, *gone)
+                pipe.hdel(who, *gone)
         await self.connection.call(pipe.execute())
 
-    async def viewers(self, topic: str) -> list[Viewer]:
+    def _viewers_script(self) -> Any:
         client = self.connection.client  # made on first use, again after a restart
         if self._script_client is not client:
             self._script, self._script_client = client.register_script(_VIEWERS), client
-        found = await self.connection.call(
-            self._script(keys=list(self._keys(topic)), args=[int(self.clock() * 1000)])
-        )
-        viewers = []
-        for raw in found or []:
-            if not raw:
-                continue
-            try:
-                viewers.append(Viewer.from_json(json.loads(raw)))
-            except (ValueError, KeyError, TypeError):
-                continue
-        return sorted(viewers, key=lambda v: v.since)
+        return self._script
+
+    async def viewers(self, topic: str) -> list[Viewer]:
+        script = self._viewers_script()
+        now = int(self.clock() * 1000)
+        return _decoded(await self.connection.call(script(keys=list(self._keys(topic)), args=[now])))
+
+    async def viewers_of(self, topics: list[str]) -> dict[str, list[Viewer]]:
+        if not topics:
+            return {}
+        script = self._viewers_script()
+        now = int(self.clock() * 1000)
+        pipe = self.connection.client.pipeline(transaction=False)
+        for topic in topics:
+            await script(keys=list(self._keys(topic)), args=[now], client=pipe)  # queued
+        found = await self.connection.call(pipe.execute())
+        return {topic: _decoded(each) for topic, each in zip(topics, found, strict=True)}
+
+
+def _decoded(found: Any) -> list[Viewer]:
+    """Viewers from the script's answer (JSON each), oldest first; unreadable ones skipped."""
+    viewers = []
+    for raw in found or []:
+        if not raw:
+            continue
+        try:
+            viewers.append(Viewer.from_json(json.loads(raw)))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return sorted(viewers, key=lambda v: v.since)

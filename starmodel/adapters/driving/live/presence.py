@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from datastar_py.sse import ServerSentEventGenerator as SSE
-from fasthtml.common import to_xml
 
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
-from starmodel.adapters.driving.ui.presence import HERE_SIGNAL, Render, presence_element
+from starmodel.adapters.driving.ui.presence import HERE_SIGNAL, Render, presence_html
 from starmodel.app.presence import PresenceService
 from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
@@ -94,5 +93,5 @@ class LivePresence:
                 self.service.schedule(self.service.leave(namespace, key, looking.connection))
 
     async def _changed(self, namespace: str, key: str, viewers: list[Viewer]) -> None:
-        element = presence_element(namespace, key, viewers, self.renderers.get(namespace))
-        self.hub.push(presence_stream_topic(namespace, key), str(SSE.patch_elements(to_xml(element))))
+        html = presence_html(namespace, key, viewers, self.renderers.get(namespace))
+        self.hub.push(presence_stream_topic(namespace, key), str(SSE.patch_elements(html)))
