@@ -383,3 +383,15 @@ async def test_while_the_tracker_is_away_nobody_is_listed_and_the_next_beat_writ
     await presence.beat_once()
     assert await presence.of(Board) == [ada()]
     await presence.stop()
+
+
+def test_the_times_are_settings_and_the_beat_is_shorter_than_the_ttl() -> None:
+    from starmodel import Settings
+
+    env = {"STARMODEL_PRESENCE_TTL": "8", "STARMODEL_PRESENCE_BEAT": "2.5"}
+    assert (Settings.from_env(env).presence_ttl, Settings.from_env(env).presence_beat) == (8.0, 2.5)
+    assert (Settings.from_env({}).presence_ttl, Settings.from_env({}).presence_beat) == (15.0, 5.0)
+    with pytest.raises(ConfigurationError, match="presence_beat must be shorter than presence_ttl"):
+        Settings.from_env({"STARMODEL_PRESENCE_TTL": "4"})
+    with pytest.raises(ConfigurationError, match="STARMODEL_PRESENCE_BEAT must be a positive number"):
+        Settings.from_env({"STARMODEL_PRESENCE_BEAT": "soon"})
