@@ -17,7 +17,7 @@ from monsterui.all import H3, Button, ButtonT, Card, TextPresets
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
-from demo.board import LANE_TITLES, Ticket, nickname
+from demo.board import Ticket, nickname
 from demo.layout import feature, page
 from starmodel import CallContext, StarModel, Viewer, default_viewer
 from starmodel.contrib.auth import Auth
@@ -47,7 +47,7 @@ def ticket_card(ticket: Ticket) -> Any:
     return Card(
         ticket,
         P(Span(ticket.title, data.text(sig.title), cls="font-semibold"), id="presence-ticket-title"),
-        P("Lane: ", Span(LANE_TITLES[ticket.lane], data.text(sig.lane), id="presence-ticket-lane"),
+        P("Lane: ", Span(ticket.lane.value, data.text(sig.lane), id="presence-ticket-lane"),
           cls=TextPresets.muted_sm),
         Button("Move to the next lane", data.on("click", ticket.advance()), cls=ButtonT.primary,
                id="presence-advance"),
@@ -83,7 +83,7 @@ def install_presence(sm: StarModel, auth: Auth) -> None:
             request, "Presence",
             P("Who is looking at this ticket right now, in every browser and every server process: "
               "tabs join when they open the page and leave when they close it.", cls="sc-lead"),
-            feature("Who is looking", "model_config = {\"presence\": True} on the entity; "
+            feature("A ticket, and who has it open", "model_config = {\"presence\": True} on the entity; "
                     "await sm.presence_view(ticket) in the page.", shown, Ticket, who_is_looking,
                     describe_viewer),
             Div(P("Other tickets:", cls=TextPresets.muted_sm), others, cls="space-y-2"),
