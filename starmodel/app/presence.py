@@ -186,6 +186,9 @@ class PresenceService:
                     for topic in joining.keys() | leaving.keys():
                         namespace, _, key = topic.partition(":")
                         await self.bus.publish(PresenceChanged(namespace, key))
+                else:  # the leaves go with the next write (the beat writes the joins again)
+                    for topic, gone in leaving.items():
+                        self._leaving.setdefault(topic, set()).update(gone)
             finally:
                 if not done.done():
                     done.set_result(ok)
@@ -277,11 +280,10 @@ class PresenceService:
                 await self._beats
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=1.0)
-        leaving = [
-            self.leave(*topic.partition(":")[::2], connection)
-            for topic, members in list(self._connections.items())
-            for connection in list(members)
-        ]
+        leaving: list[Coroutine[Any, Any, None]] = []
+        for topic, members in list(self._connections.items()):
+            namespace, _, key = topic.partition(":")
+            leaving.extend(self.leave(namespace, key, connection) for connection in list(members))
         await asyncio.gather(*leaving, return_exceptions=True)  # written together
         await self.tracker.close()
 

@@ -395,3 +395,18 @@ def test_the_times_are_settings_and_the_beat_is_shorter_than_the_ttl() -> None:
         Settings.from_env({"STARMODEL_PRESENCE_TTL": "4"})
     with pytest.raises(ConfigurationError, match="STARMODEL_PRESENCE_BEAT must be a positive number"):
         Settings.from_env({"STARMODEL_PRESENCE_BEAT": "soon"})
+
+
+async def test_a_leave_the_tracker_refused_is_written_with_the_next_beat() -> None:
+    clock = Clock()
+    tracker = FlakyTracker(clock)
+    presence = PresenceService(tracker, InProcessBus(), ttl=15, beat=5, clock=clock)
+    await presence.join("pu_board", "global", "c1", ada())
+    await presence.join("pu_board", "global", "c2", grace())
+    tracker.down = True
+    await presence.leave("pu_board", "global", "c1")
+    tracker.down = False
+    assert [v.name for v in await presence.of(Board)] == ["Ada Lovelace", "grace"]  # not yet
+    await presence.beat_once()
+    assert await presence.of(Board) == [grace()]
+    await presence.stop()
