@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 NAV: tuple[tuple[str, str], ...] = (
     ("/", "Home"),
     ("/board", "Live board"),
+    ("/presence", "Presence"),
     ("/state", "State"),
     ("/streaming", "Streaming"),
     ("/records", "SQL records"),

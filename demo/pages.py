@@ -42,6 +42,7 @@ from demo.board import (
 )
 from demo.files import install_files
 from demo.layout import code_panel, feature, install_styles, page, tiles
+from demo.presence import install_presence
 from demo.products import (
     DEMO_ADMIN_EMAIL,
     Product,
@@ -66,6 +67,7 @@ TICKETS_SHOWN = 300
 PAGES: tuple[tuple[str, str, str], ...] = (
     ("/board", "Live team board",
      "SQL records, a shared feed, who is here and a chart from a job, together."),
+    ("/presence", "Presence", "Who else is looking at a ticket right now, in every browser and process."),
     ("/state", "Session & global state", "One counter per browser, one for everybody: live in every tab."),
     ("/streaming", "Streaming & background work",
      "Progress that streams while an event runs, and jobs that outlive the tab."),
@@ -114,6 +116,7 @@ def install_showcase(sm: StarModel) -> Auth:
     install_styles(sm, BOARD_STYLES)
     _routes(sm, auth)
     install_files(sm, auth.user)
+    install_presence(sm, auth)
     return auth
 
 

@@ -34,6 +34,7 @@ from starmodel.core.events import event
 from starmodel.core.fields import FieldUI
 from starmodel.core.files import FileRules, FileStore, StoredFile
 from starmodel.core.messages import DomainEvent, EntityChanged
+from starmodel.core.presence import Viewer, default_viewer, presence_of
 from starmodel.core.store import StateStore
 
 if TYPE_CHECKING:
@@ -88,12 +89,15 @@ __all__ = [
     "StoreUnavailable",
     "StoredFile",
     "ValidationFailed",
+    "Viewer",
     "alert",
     "computed",
     "csp_nonce",
+    "default_viewer",
     "event",
     "file_url",
     "patch_signals",
+    "presence_of",
     "redirect",
     "script",
     "sleep",

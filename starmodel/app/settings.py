@@ -60,6 +60,11 @@ class Settings:
         shutdown_grace: seconds a stopping server lets running events and background runs
             finish (``STARMODEL_SHUTDOWN_GRACE``); background runs still going then are
             cancelled (their current step rolled back), open requests are ended.
+        presence_ttl: seconds a tab counts as a viewer of an instance without a heartbeat of
+            its server process: a process that dies loses its viewers after this, plus at most
+            one ``presence_beat`` (``STARMODEL_PRESENCE_TTL``, default 15).
+        presence_beat: seconds between a process's presence heartbeats, shorter than
+            ``presence_ttl`` (``STARMODEL_PRESENCE_BEAT``, default 5).
         debug: show exception messages in error toasts (``STARMODEL_DEBUG``).
         log_format: ``text`` (default) or ``json``: one JSON object per log line, with a line
             per request and per event (``STARMODEL_LOG_FORMAT``; ``starmodel run --log-format``).
@@ -105,6 +110,8 @@ class Settings:
     bus_timeout: float = 1.0
     probe_interval: float = 1.0
     shutdown_grace: float = 5.0
+    presence_ttl: float = 15.0
+    presence_beat: float = 5.0
     debug: bool = False
     log_format: str = "text"
     metrics: bool = False
@@ -153,6 +160,8 @@ class Settings:
         for name in ("live_heartbeat", *_SECONDS):
             if not 0 < getattr(self, name) < math.inf:
                 raise ConfigurationError(f"{name} must be a positive number of seconds")
+        if self.presence_beat >= self.presence_ttl:
+            raise ConfigurationError("presence_beat must be shorter than presence_ttl")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -231,6 +240,8 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "bus_timeout": (int, float),
     "probe_interval": (int, float),
     "shutdown_grace": (int, float),
+    "presence_ttl": (int, float),
+    "presence_beat": (int, float),
     "debug": bool,
     "log_format": str,
     "metrics": bool,
@@ -247,6 +258,8 @@ _SECONDS = {
     "bus_timeout": "STARMODEL_BUS_TIMEOUT",
     "probe_interval": "STARMODEL_PROBE_INTERVAL",
     "shutdown_grace": "STARMODEL_SHUTDOWN_GRACE",
+    "presence_ttl": "STARMODEL_PRESENCE_TTL",
+    "presence_beat": "STARMODEL_PRESENCE_BEAT",
 }
 
 

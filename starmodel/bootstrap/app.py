@@ -18,6 +18,7 @@ from starmodel.adapters.driving.live.lists import LiveLists
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
 from starmodel.adapters.driving.operations import install_operations
 from starmodel.adapters.driving.ui.admin import Admin
+from starmodel.adapters.driving.ui.presence import presence_element
 from starmodel.adapters.driving.ui.registry import UiRegistry
 from starmodel.adapters.driving.ui.views import EntityViews
 from starmodel.adapters.driving.web.fasthtml import WebApp
@@ -34,6 +35,7 @@ from starmodel.app.crud import CrudService
 from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.jobs import JobRunner
 from starmodel.app.placement import kept_in
+from starmodel.app.presence import PresenceService, address_of
 from starmodel.app.reads import EntityReads
 from starmodel.app.settings import Settings
 from starmodel.app.uploads import Uploads
@@ -44,6 +46,7 @@ from starmodel.core.errors import ConfigurationError, StoreUnavailable
 from starmodel.core.events import BoundEvent, EventSpec
 from starmodel.core.policy import Rule
 from starmodel.core.ports import EventBus
+from starmodel.core.presence import Viewer
 from starmodel.core.store import StateStore
 
 __all__ = ["StarModel"]
@@ -120,6 +123,7 @@ class StarModel:
             reads=self.reads,
             crud_service=self.crud_service,
             rate_limiter=EventRateLimiter(call_counter(settings.redis_url, lambda: self.services.redis)),
+            presence=self.services.presence,
             app=app,
             title=title,
         )
@@ -444,11 +448,36 @@ class StarModel:
         return self.web.live_lists.row_view(entity_cls, container=container)
 
     def open_live_stream(
-        self, session_id: str, tab_id: str, *, watch: Iterable[type[Entity]] = (), backlog: int | None = None
+        self, session_id: str, tab_id: str, *, watch: Iterable[type[Entity]] = (), backlog: int | None = None,
+        here: Iterable[tuple[type[Entity], Any]] = (), user: Any = None,
     ) -> tuple[LiveStream, AsyncGenerator[str, None]]:
         """A tab's live stream opened in this process, as ``GET /live`` opens one (see
         ``WebApp.open_live_stream``)."""
-        return self.web.open_live_stream(session_id, tab_id, watch=watch, backlog=backlog)
+        return self.web.open_live_stream(
+            session_id, tab_id, watch=watch, backlog=backlog, here=here, user=user
+        )
+
+    @property
+    def presence(self) -> PresenceService:
+        """Who is looking at which instance: ``await sm.presence.of(ticket)``,
+        ``@sm.presence.describe`` (how a caller is shown)."""
+        assert self.services.presence is not None
+        return self.services.presence
+
+    async def presence_view(
+        self,
+        target: type[Entity] | Entity,
+        key: Any = None,
+        *,
+        render: Callable[[list[Viewer]], Any] | None = None,
+    ) -> Any:
+        """Who is looking at ``target`` (an instance, or a class and a key), drawn (avatars and
+        a count, or ``render(viewers)``) and kept current; the tab showing it is one of them."""
+        namespace, found = address_of(target, key)
+        if render is not None:
+            self.web.presence_renderers()[namespace] = render
+        viewers = await self.presence.of(target, key)
+        return presence_element(namespace, found, viewers, self.web.presence_renderers().get(namespace))
 
     async def list(
         self,

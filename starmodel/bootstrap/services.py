@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from starmodel.adapters.driven.files import file_store
 from starmodel.adapters.driven.plugins import persistence_backend
+from starmodel.adapters.driven.presence import MemoryPresenceTracker
 from starmodel.adapters.driven.stores.client import ClientRepository
 from starmodel.adapters.driven.stores.memory import MemoryRepository, MemoryStore
 from starmodel.adapters.driven.stores.queries import ScanRecordFinder, SqlRecordFinder
@@ -25,6 +26,7 @@ from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.file_commits import FileCommits
 from starmodel.app.jobs import Claim
 from starmodel.app.placement import kept_in
+from starmodel.app.presence import PresenceService
 from starmodel.app.settings import Settings
 from starmodel.app.uow import UnitOfWork
 from starmodel.core.entity import Entity
@@ -32,6 +34,7 @@ from starmodel.core.errors import ConfigurationError
 from starmodel.core.files import FileStore
 from starmodel.core.messages import CancelRequested
 from starmodel.core.ports import EntityRepository, EventBus
+from starmodel.core.presence import PresenceTracker
 from starmodel.core.queries import RecordFinder
 from starmodel.core.store import StateStore
 
@@ -60,6 +63,7 @@ class Services:
     dispatcher: Dispatcher
     factories: dict[StateStore, Callable[[], EntityRepository]] = field(default_factory=dict)
     memory: MemoryStore = field(default_factory=MemoryStore)
+    presence: PresenceService | None = None
     _database: SqlDatabase | None = None
     _redis: RedisConnection | None = None
     _backends: dict[str, Callable[[], EntityRepository]] = field(default_factory=dict)
@@ -151,6 +155,8 @@ class Services:
         return self._redis.claim_tick if self._redis is not None else None
 
     async def close(self) -> None:
+        if self.presence is not None:  # its viewers leave while the bus still carries it
+            await self.presence.stop()
         await self.bus.close()
         if self._database is not None:
             await self._database.dispose()
@@ -205,12 +211,14 @@ def build_services(settings: Settings) -> Services:
         return UnitOfWork(services.unit_repositories(), bus, commit_hooks)
 
     claims = _run_claims(redis) if redis is not None else None
+    tracker = _redis_presence(redis) if redis is not None else MemoryPresenceTracker()
+    presence = PresenceService(tracker, bus, ttl=settings.presence_ttl, beat=settings.presence_beat)
     dispatcher = Dispatcher(
         uow_factory, read_json=read_json, retries=settings.event_retries, bus=bus,
-        claims=claims, renew_every=claims.renew_every if claims is not None else 0.0,
+        claims=claims, renew_every=claims.renew_every if claims is not None else 0.0, presence=presence,
     )
     bus.subscribe(CancelRequested, dispatcher.on_cancel_requested, everywhere=True)
-    services = Services(settings, bus, repositories, dispatcher, _redis=redis)
+    services = Services(settings, bus, repositories, dispatcher, presence=presence, _redis=redis)
     memory = services.memory
     services.factories[StateStore.SERVER_MEMORY] = lambda: MemoryRepository(memory)
     services.factories[StateStore.SERVER_SQL] = lambda: SqlRepository(services.database)
@@ -224,6 +232,12 @@ def _run_claims(redis: RedisConnection) -> RedisRunClaims:
     from starmodel.adapters.driven.stores.redis_claims import RedisRunClaims
 
     return RedisRunClaims(redis)
+
+
+def _redis_presence(redis: RedisConnection) -> PresenceTracker:
+    from starmodel.adapters.driven.presence.redis import RedisPresenceTracker
+
+    return RedisPresenceTracker(redis)
 
 
 def _redis_repository(services: Services) -> EntityRepository:

@@ -165,6 +165,7 @@ def describe_entity(cls: type[Entity], dialect: Dialect | None = None) -> dict[s
         "policy": describe_policy(cls),
         "files": {name: {"max_size": rules.max_size, "accept": list(rules.accept)}
                   for name, rules in file_fields(cls).items()},
+        "presence": options.presence,
         "table": describe_table(cls, dialect),
         "redis": describe_redis_keys(cls),
     }
@@ -280,6 +281,8 @@ def inspect_command(name: str, app: str | None, as_json: bool) -> None:
             for name, rules in info["files"].items()))
     if info["policy"] is not None:
         click.echo("  policy: " + ", ".join(f"{action} {rule}" for action, rule in info["policy"].items()))
+    if info["presence"]:
+        click.echo("  presence: kept (who is looking at each instance: sm.presence.of, sm.presence_view)")
     click.echo("  signals: " + ", ".join(info["signals"]))
 
 

@@ -66,6 +66,7 @@ class EntityOptions:
     private: bool = False
     policy: Policy | None = None
     per_process: bool = False
+    presence: bool = False
 
 
 _registry: dict[tuple[str, str], type[Entity]] = {}
@@ -424,6 +425,14 @@ def _read_options(cls: type[Entity]) -> EntityOptions:
             f"{cls.__name__}: per_process applies to global SERVER_MEMORY entities (each server "
             "process keeps its own copy, even when REDIS_URL is set)"
         )
+    presence = config.get("presence", False)
+    if presence not in (False, True):
+        raise ConfigurationError(f"{cls.__name__}: presence must be True or False")
+    if presence and (scope == "session" or private):
+        raise ConfigurationError(
+            f"{cls.__name__}: presence applies to records (scope 'id') and global entities, which "
+            "several people can look at; a session's entity or a private record has one viewer"
+        )
     return EntityOptions(
         store=store,
         scope=scope,
@@ -435,4 +444,5 @@ def _read_options(cls: type[Entity]) -> EntityOptions:
         private=bool(private),
         policy=Policy.parse(config.get("policy"), cls.__name__),
         per_process=bool(per_process),
+        presence=bool(presence),
     )
