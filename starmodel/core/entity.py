@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, computed_field
 from starmodel.core.errors import ConfigurationError
 from starmodel.core.events import EventDescriptor, EventSpec
 from starmodel.core.holding import Hold
+from starmodel.core.journal import JournalSettings
 from starmodel.core.markup import ClientKept, page_syntax
 from starmodel.core.policy import Policy
 from starmodel.core.records import RecordsDescriptor
@@ -65,6 +66,7 @@ class EntityOptions:
     private: bool = False
     policy: Policy | None = None
     per_process: bool = False
+    journal: JournalSettings | None = None
 
 
 _registry: dict[tuple[str, str], type[Entity]] = {}
@@ -429,4 +431,5 @@ def _read_options(cls: type[Entity]) -> EntityOptions:
         private=bool(private),
         policy=Policy.parse(config.get("policy"), cls.__name__),
         per_process=bool(per_process),
+        journal=JournalSettings.parse(config.get("journal"), cls.__name__),
     )
