@@ -107,10 +107,11 @@ class StarModel:
         self.catalog = EntityCatalog(entities, packages)
         self.reads = EntityReads(self.services.dispatcher.uow_factory)
         self.crud_service = CrudService(self.services.dispatcher, self.services.finder_for)
-        self.journal = JournalService(  # history and undo of journaled entities
+        """Generated CRUD (list / get / create / update / delete, with the entities' policies)."""
+        self.journal = JournalService(
             self.services.dispatcher.uow_factory, self.services.dispatcher.turn, self.services.journal_for
         )
-        """Generated CRUD (list / get / create / update / delete, with the entities' policies)."""
+        """History and undo of journaled entities (``model_config["journal"]``)."""
         # with Redis, each tick of a periodic job runs in one process
         self.jobs = JobRunner(claim=self.services.tick_claim)
         self._calls = ServerCalls(self.services.dispatcher, self.jobs)
@@ -121,6 +122,7 @@ class StarModel:
             catalog=self.catalog,
             reads=self.reads,
             crud_service=self.crud_service,
+            journal=self.journal,
             rate_limiter=EventRateLimiter(call_counter(settings.redis_url, lambda: self.services.redis)),
             app=app,
             title=title,

@@ -228,6 +228,8 @@ def actor_of(ctx: CallContext) -> str:
             if value not in (None, ""):
                 return str(value)
         return str(user)
+    if ctx.session_id == "server":  # server code (sm.call, jobs, sm.journal.undo without a caller)
+        return "server"
     return f"session {_digest(ctx.session_id)[:8]}"
 
 

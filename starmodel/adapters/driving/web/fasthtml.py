@@ -45,6 +45,7 @@ from starmodel.adapters.driving.web.static_files import STATIC_DIR, no_favicon, 
 from starmodel.app.catalog import EntityCatalog
 from starmodel.app.crud import CrudService
 from starmodel.app.dispatcher import Dispatcher, EventResult
+from starmodel.app.journal import JournalService
 from starmodel.app.reads import EntityReads
 from starmodel.app.settings import Settings
 from starmodel.core.actions import PatchSignals, toast
@@ -80,6 +81,7 @@ class WebApp:
         catalog: the entity classes served.
         reads: the read side (what live lists resync from).
         crud_service: generated CRUD, for the generated UI and JSON API.
+        journal: history and undo of journaled entities, for the admin.
         rate_limiter: counts calls of events that have a ``rate``.
         app: an existing FastHTML app to attach to.
         title: default page title.
@@ -94,6 +96,7 @@ class WebApp:
         catalog: EntityCatalog,
         reads: EntityReads,
         crud_service: CrudService | None = None,
+        journal: JournalService | None = None,
         rate_limiter: EventRateLimiter | None = None,
         app: FastHTML | None = None,
         title: str = "StarModel",
@@ -127,6 +130,7 @@ class WebApp:
         self.auth = AuthHooks()
         """What an auth plugin declared (``use_auth``): the user loader, sign-in and out URLs."""
         self._crud_service = crud_service
+        self.journal = journal
         self.stopping = GracefulStop(self.hub, dispatcher, settings.shutdown_grace)
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = [self.stopping.drain]
