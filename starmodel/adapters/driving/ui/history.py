@@ -13,6 +13,7 @@ from fasthtml.common import A, Code, Div, Span, Table, Tbody, Td, Th, Thead, Tr
 from monsterui.all import Button, ButtonT, Card, TextPresets
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from starmodel.adapters.driving.datastar.sse import render_outputs
 from starmodel.adapters.driving.ui.views import EntityViews
@@ -56,7 +57,8 @@ class HistoryPages:
         self.admin = admin
         route = admin.web.app.route
         route(admin.path + "/{namespace}/{key}/history", methods=["get"])(self.page)
-        route(admin.path + "/{namespace}/{key}/history/undo", methods=["post"])(self.undo)
+        undo = Route(admin.path + "/{namespace}/{key}/history/undo", self.undo, methods=["POST"])
+        admin.web.app.router.routes.insert(0, undo)  # an ASGI answer, as the admin's actions give
 
     @property
     def journal(self) -> JournalService:
