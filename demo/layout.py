@@ -41,6 +41,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/preferences", "Preferences"),
     ("/actions", "Actions"),
     ("/crud", "CRUD & admin"),
+    ("/journal", "Journal"),
     ("/auth", "Sign-in"),
 )
 """The header's links, in order: (path, label)."""

@@ -87,9 +87,7 @@ class JournalService:
         namespace, stored = entity_cls.namespace(), journal_key(entity_cls, key)
         async with self.turn(entity_cls, key), self.uow_factory(entity_cls) as uow:
             uow.owner = ctx.session_id
-            entity = await uow.get(entity_cls, key)  # held from here (SQL: the row is locked)
-            if entity is None:
-                raise EntityNotFound(f"{entity_cls.__name__} {key} does not exist")
+            entity = await uow.load(entity_cls, key)  # held from here (SQL: the row is locked)
             target = await _target(journal, namespace, stored, entry_id)
             later = await journal.history(namespace, stored, limit=_SCAN, newer_than=target.version)
             _check_reversible(target, later, entity)
