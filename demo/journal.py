@@ -128,7 +128,7 @@ def install_journal(sm: StarModel) -> None:
 
 def history_card() -> Any:
     """The History panel, which loads itself and follows every change of the whiteboard."""
-    refresh = "@get('/journal/history')"
+    refresh = "@get('/journal/history', {filterSignals: {include: /^whiteboard\\./}})"
     return Card(
         Div(
             P("Loading the history…", cls=TextPresets.muted_sm),
