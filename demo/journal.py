@@ -73,7 +73,9 @@ def history_panel(entries: list[Any], note: str = "") -> Any:
     """The latest entries, newest first, and the Undo button (``#journal-history``)."""
     items = []
     for entry in entries:
-        changes = "; ".join(f"{name}: {before!r} → {after!r}" for name, (before, after) in entry.changes.items())
+        changes = "; ".join(
+            f"{name}: {before!r} → {after!r}" for name, (before, after) in entry.changes.items()
+        )
         undoes = f" (undoes #{entry.undoes})" if entry.undoes else ""
         items.append(Li(
             Span(f"#{entry.id} ", cls=TextPresets.muted_sm),

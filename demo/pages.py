@@ -76,7 +76,8 @@ PAGES: tuple[tuple[str, str, str], ...] = (
      "Kept in localStorage, checked by the server before each use."),
     ("/actions", "Server actions", "Toasts, alerts, scripts, signal patches and redirects from Python."),
     ("/crud", "Generated CRUD & admin", "Forms, lists, a JSON API and an admin, from one entity class."),
-    ("/journal", "Event journal & undo", "Who changed what, before and after, and undo of the latest change."),
+    ("/journal", "Event journal & undo",
+     "Who changed what, before and after, and undo of the latest change."),
     ("/auth", "Sign-in & permissions", "Accounts, sessions and per-event rules, with a staff-only admin."),
 )
 """The feature pages, as the home page lists them: (path, title, one line)."""

@@ -300,7 +300,8 @@ class UnitOfWork:
             if item.new or item.fields.get(name) != entity.__dict__.get(name)
         ]
         kind = "create" if item.new else "change"
-        return JournalEntry.of(entity, ctx, self.doing, {} if item.new else item.public, after, hidden, kind=kind)
+        before = {} if item.new else item.public
+        return JournalEntry.of(entity, ctx, self.doing, before, after, hidden, kind=kind)
 
     async def rollback(self) -> None:
         self._open = False

@@ -80,7 +80,10 @@ def _line(entry: JournalEntry) -> str:
     when = entry.at.strftime("%Y-%m-%d %H:%M:%S")
     params = ", ".join(f"{k}={_short(v)}" for k, v in entry.params.items())
     undo = f"  (undoes #{entry.undoes})" if entry.undoes else ""
-    return f"#{entry.id}  {when} UTC  {entry.key} v{entry.version}  {entry.event}({params})  by {entry.actor}{undo}"
+    return (
+        f"#{entry.id}  {when} UTC  {entry.key} v{entry.version}  {entry.event}({params})  "
+        f"by {entry.actor}{undo}"
+    )
 
 
 def _short(value: Any, width: int = 60) -> str:

@@ -75,7 +75,8 @@ class JournalSettings:
         keep, max_age = raw.get("keep"), raw.get("max_age")
         if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
             raise ConfigurationError(f"{owner}: journal keep must be a whole number of entries, at least 1")
-        if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int | float) or max_age <= 0):
+        wrong_age = isinstance(max_age, bool) or not isinstance(max_age, int | float) or max_age <= 0
+        if max_age is not None and wrong_age:
             raise ConfigurationError(f"{owner}: journal max_age must be a positive number of seconds")
         return cls(keep=keep, max_age=float(max_age) if max_age is not None else None)
 

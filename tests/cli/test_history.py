@@ -59,7 +59,7 @@ def app_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
     async def fill() -> None:
         async with EventClient(sm) as client:
-            for key in (1, 2):
+            for _ in range(2):
                 async with sm.dispatcher.uow_factory(diary) as uow:
                     uow.add(diary())
                     await uow.commit(CallContext(session_id="server"))

@@ -34,7 +34,7 @@ async def test_history_and_undo_of_the_whiteboard(starmodel_app) -> None:  # typ
         fragment = await client.http.get("/journal/history", headers=DATASTAR)
         assert fragment.status_code == 200
         assert fragment.text.count('data-testid="journal-entry"') == 2
-        assert "&#x27;Hello, journal&#x27; → &#x27;Ship it&#x27;" in fragment.text or "Ship it" in fragment.text
+        assert "Hello, journal" in fragment.text and "Ship it" in fragment.text
 
         undone = await client.http.post("/journal/undo", headers=DATASTAR)
         assert undone.status_code == 200 and "Undone: paint" in undone.text

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.e2e
 NewContext = Callable[[], BrowserContext]
 
 
-def test_history_panel_and_undo_between_two_browsers(demo_server: DemoServer, new_context: NewContext) -> None:
+def test_history_panel_and_undo_between_two_browsers(
+    demo_server: DemoServer, new_context: NewContext
+) -> None:
     alice = open_live(new_context(), demo_server.url + "/journal")
     bob = open_live(new_context(), demo_server.url + "/journal")
     before = alice.locator("#whiteboard-headline").inner_text()

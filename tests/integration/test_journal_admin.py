@@ -24,7 +24,9 @@ class Person:
     is_staff: bool = False
 
 
-PEOPLE = {"ann": Person("ann"), "boss": Person("boss", is_staff=True), "clerk": Person("clerk", is_staff=True)}
+PEOPLE = {
+    "ann": Person("ann"), "boss": Person("boss", is_staff=True), "clerk": Person("clerk", is_staff=True),
+}
 
 
 def not_clerk(ctx: CallContext) -> bool:

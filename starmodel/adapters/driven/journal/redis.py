@@ -29,7 +29,8 @@ _APPEND = """
 local base = ARGV[1]
 for _, item in ipairs(cjson.decode(ARGV[2])) do
   local id = tostring(redis.call('INCR', KEYS[1]))
-  local entries, record, times = base .. item.ns .. ':e', base .. item.ns .. ':r:' .. item.key, base .. item.ns .. ':t'
+  local entries = base .. item.ns .. ':e'
+  local record, times = base .. item.ns .. ':r:' .. item.key, base .. item.ns .. ':t'
   redis.call('HSET', entries, id, '{"id":"' .. id .. '",' .. string.sub(item.e, 2))
   redis.call('ZADD', record, item.v, id)
   redis.call('ZADD', times, item.t, id)
@@ -101,7 +102,7 @@ class RedisJournal(Journal):
             ids = await self.connection.call(client.zrevrange(f"{self.base}{entity}:t", 0, limit - 1))
         if not ids:
             return []
-        raw = await self.connection.call(client.hmget(f"{self.base}{entity}:e", ids))
+        raw = await self.connection.call(client.hmget(f"{self.base}{entity}:e", list(ids)))  # type: ignore[arg-type]
         return [JournalEntry.from_dict(json.loads(item)) for item in raw if item]
 
     async def find(self, entity: str, entry_id: str) -> JournalEntry | None:

@@ -17,7 +17,7 @@ from sqlalchemy import BigInteger, DateTime, Integer, Text, and_, or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Field
 
-from starmodel.adapters.driven.stores.sql import SqlDatabase
+from starmodel.adapters.driven.stores.sql import SqlDatabase, SqlRepository
 from starmodel.adapters.driven.stores.sql_entity import Entity
 from starmodel.core.errors import StoreUnavailable
 from starmodel.core.journal import Journal, JournalEntry, JournalSettings
@@ -37,7 +37,9 @@ class JournalRow(Entity, table=True):
         "policy": {"*": False},
     }
 
-    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger().with_variant(Integer, "sqlite"))
+    id: int | None = Field(
+        default=None, primary_key=True, sa_type=BigInteger().with_variant(Integer, "sqlite")
+    )
     entity: str = Field(max_length=100, index=True)
     record: str = Field(max_length=400, index=True)  # "<entity>/<key>": one record's entries
     key: str = Field(max_length=255)
@@ -115,10 +117,15 @@ class SqlJournal(Journal):
         self.database = database
 
     async def append(self, entries: Sequence[JournalEntry], settings: dict[str, JournalSettings]) -> None:
-        async with await self.database.connect() as conn:
-            for statement, params in journal_writes(self.database, entries, settings):
-                await conn.execute(statement, params)
-            await conn.commit()
+        """Entries in a transaction of their own (those of SQL entities are written by their
+        repository, in the transaction of the change)."""
+        repository = SqlRepository(self.database)
+        try:
+            await repository.record(entries, settings)
+            await repository.commit()
+        except BaseException:
+            await repository.rollback()
+            raise
 
     async def history(
         self, entity: str, key: str | None = None, *, limit: int = 50, newer_than: int | None = None

@@ -171,7 +171,9 @@ class Admin:
                 parts.append(Card(views.form(record, then="stay"), header=Div("Edit", cls="uk-h4")))
             parts.append(event_panel(views, record, ctx))
             links = history_link(self, views, record)
-            return self.layout(request, views.title, (Div(*links, cls="flex gap-2"), *parts) if links else tuple(parts))
+            if links:
+                parts.insert(0, Div(*links, cls="flex gap-2"))
+            return self.layout(request, views.title, tuple(parts))
 
         return await self.pages.guarded(request, views, "read", draw)
 

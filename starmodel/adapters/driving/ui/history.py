@@ -82,8 +82,8 @@ class HistoryPages:
         async def draw(ctx: CallContext) -> Any:
             entries = await self.journal.history(views.entity_cls, key, limit=_SHOWN)
             may_undo = views.entity_cls.permits("update", ctx)
-            back = A("Back", href=f"{self.admin.path}/{namespace}" + ("" if key == "global" else f"/{quote(key, safe='')}"),
-                     cls="uk-btn uk-btn-ghost")
+            record = "" if key == "global" else f"/{quote(key, safe='')}"
+            back = A("Back", href=f"{self.admin.path}/{namespace}{record}", cls="uk-btn uk-btn-ghost")
             table = _table(entries, may_undo, f"{history_url(self.admin.path, namespace, key)}/undo")
             return self.admin.layout(request, f"History of {views.title} {key}", (back, Card(table)))
 
