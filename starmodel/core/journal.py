@@ -8,6 +8,7 @@ committed (memory, Redis, the browser's stores). A refused or rolled-back event 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from abc import ABC, abstractmethod
@@ -239,6 +240,7 @@ def undone_ids(entries: Sequence[JournalEntry]) -> dict[str, str]:
     return {entry.undoes: entry.id for entry in entries if entry.undoes}
 
 
+@functools.lru_cache(maxsize=4096)
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
@@ -246,6 +248,10 @@ def _digest(text: str) -> str:
 def _params(params: dict[str, Any]) -> dict[str, Any]:
     kept: dict[str, Any] = {}
     for name, value in params.items():
+        small = isinstance(value, str) and len(value) < 200
+        if value is None or small or isinstance(value, bool | int | float):
+            kept[name] = value  # JSON as it is (the hot case: small scalars)
+            continue
         ready = to_jsonable_python(value, fallback=repr)
         text = json.dumps(ready, default=str)
         kept[name] = ready if len(text) <= _MAX_PARAM else f"({len(text)} characters)"
