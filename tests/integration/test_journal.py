@@ -217,3 +217,35 @@ async def test_retention_keeps_the_newest_entries_per_record(setup: Setup) -> No
         await setup.sm.call(entity_cls, "add", key=key if entity_cls is KeptRow else None, n=1)
     entries = await setup.sm.journal.history(entity_cls, key, limit=100)
     assert [entry.changes["count"][1] for entry in entries] == [12, 11, 10, 9, 8]
+
+
+class Progress(Entity):
+    """A streaming and a background event: one entry per committed stretch."""
+
+    done: int = 0
+    model_config = {"journal": True, "scope": "global", "namespace": "j_progress"}  # type: ignore[typeddict-unknown-key]
+
+    @event
+    async def run(self, steps: int = 3) -> Any:
+        for _ in range(steps):
+            self.done += 1
+            yield None
+
+    @event(background=True)
+    async def run_later(self, steps: int = 3) -> Any:
+        for _ in range(steps):
+            self.done += 1
+            await asyncio.sleep(0.01)
+
+
+async def test_streaming_and_background_events_journal_each_committed_stretch(tmp_path: Any) -> None:
+    sm = StarModel(entities=[Progress], secret_key="journal-tests",
+                   database_url=f"sqlite:///{tmp_path / 'j.db'}", migrations_dir=str(tmp_path / "none"))
+    async with EventClient(sm) as client:
+        assert (await client.call(Progress.run, steps=3)).ok
+        assert (await client.call(Progress.run_later, steps=2)).ok
+        await client.wait_for_runs()
+        entries = await sm.journal.history(Progress, "global")
+    assert [(e.event, e.changes["done"]) for e in reversed(entries)] == [
+        ("run", [0, 1]), ("run", [1, 2]), ("run", [2, 3]), ("run_later", [3, 4]), ("run_later", [4, 5]),
+    ]
