@@ -32,6 +32,7 @@ from starmodel.core.errors import (
 )
 from starmodel.core.events import event
 from starmodel.core.fields import FieldUI
+from starmodel.core.journal import JournalEntry, UndoRefused
 from starmodel.core.messages import DomainEvent, EntityChanged
 from starmodel.core.store import StateStore
 
@@ -71,6 +72,7 @@ __all__ = [
     "EntityNotFound",
     "EventNotFound",
     "FieldUI",
+    "JournalEntry",
     "NoncedElement",
     "PermissionDenied",
     "RateLimited",
@@ -80,6 +82,7 @@ __all__ = [
     "StarModelError",
     "StateStore",
     "StoreUnavailable",
+    "UndoRefused",
     "ValidationFailed",
     "alert",
     "computed",
