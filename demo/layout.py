@@ -43,6 +43,7 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/actions", "Actions"),
     ("/crud", "CRUD & admin"),
     ("/files", "Uploads"),
+    ("/journal", "Journal"),
     ("/auth", "Sign-in"),
 )
 """The header's links, in order: (path, label)."""

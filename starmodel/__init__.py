@@ -33,6 +33,7 @@ from starmodel.core.errors import (
 from starmodel.core.events import event
 from starmodel.core.fields import FieldUI
 from starmodel.core.files import FileRules, FileStore, StoredFile
+from starmodel.core.journal import JournalEntry, UndoRefused
 from starmodel.core.messages import DomainEvent, EntityChanged
 from starmodel.core.presence import Viewer, default_viewer, presence_of
 from starmodel.core.store import StateStore
@@ -78,6 +79,7 @@ __all__ = [
     "FieldUI",
     "FileRules",
     "FileStore",
+    "JournalEntry",
     "NoncedElement",
     "PermissionDenied",
     "RateLimited",
@@ -88,6 +90,7 @@ __all__ = [
     "StateStore",
     "StoreUnavailable",
     "StoredFile",
+    "UndoRefused",
     "ValidationFailed",
     "Viewer",
     "alert",

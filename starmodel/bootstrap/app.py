@@ -34,6 +34,7 @@ from starmodel.app.catalog import EntityCatalog
 from starmodel.app.crud import CrudService
 from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.jobs import JobRunner
+from starmodel.app.journal import JournalService
 from starmodel.app.placement import kept_in
 from starmodel.app.presence import PresenceService, address_of
 from starmodel.app.reads import EntityReads
@@ -112,6 +113,10 @@ class StarModel:
         self.reads = EntityReads(self.services.dispatcher.uow_factory)
         self.crud_service = CrudService(self.services.dispatcher, self.services.finder_for)
         """Generated CRUD (list / get / create / update / delete, with the entities' policies)."""
+        self.journal = JournalService(
+            self.services.dispatcher.uow_factory, self.services.dispatcher.turn, self.services.journal_for
+        )
+        """History and undo of journaled entities (``model_config["journal"]``)."""
         # with Redis, each tick of a periodic job runs in one process
         self.jobs = JobRunner(claim=self.services.tick_claim)
         self._calls = ServerCalls(self.services.dispatcher, self.jobs)
@@ -122,6 +127,7 @@ class StarModel:
             catalog=self.catalog,
             reads=self.reads,
             crud_service=self.crud_service,
+            journal=self.journal,
             rate_limiter=EventRateLimiter(call_counter(settings.redis_url, lambda: self.services.redis)),
             presence=self.services.presence,
             app=app,
@@ -301,7 +307,13 @@ class StarModel:
         return self.ui.admin(path=path, allow=allow, title=title)
 
     def sql_entities(self) -> list[type[Entity]]:
-        return [cls for cls in self.entities() if cls.options().table]
+        """The app's SQL entities, and the journal's table when one of them keeps a journal."""
+        found = [cls for cls in self.entities() if cls.options().table]
+        if any(cls.options().journal is not None for cls in found):
+            from starmodel.adapters.driven.journal.sql import JournalRow
+
+            found.append(JournalRow)
+        return found
 
     async def _prepare_database(self) -> None:
         """At start: without migrations, create missing tables (and say so); with migrations,

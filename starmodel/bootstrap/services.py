@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starmodel.adapters.driven.files import file_store
+from starmodel.adapters.driven.journal.memory import MemoryJournal
 from starmodel.adapters.driven.plugins import persistence_backend
 from starmodel.adapters.driven.presence import MemoryPresenceTracker
 from starmodel.adapters.driven.stores.client import ClientRepository
@@ -32,6 +33,7 @@ from starmodel.app.uow import UnitOfWork
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ConfigurationError
 from starmodel.core.files import FileStore
+from starmodel.core.journal import Journal
 from starmodel.core.messages import CancelRequested
 from starmodel.core.ports import EntityRepository, EventBus
 from starmodel.core.presence import PresenceTracker
@@ -75,6 +77,33 @@ class Services:
         if self._files is None:
             self._files = file_store(self.settings)
         return self._files
+    _journals: dict[str, Journal] = field(default_factory=dict)
+
+    def journal_for(self, entity_cls: type[Entity]) -> Journal:
+        """Where ``entity_cls``'s journal is kept: a table beside SQL entities, Redis for
+        Redis entities (and the others when ``REDIS_URL`` is set), else this process's memory."""
+        store = kept_in(entity_cls, self.settings)
+        if store is StateStore.SERVER_SQL:
+            kind = "sql"
+        elif store is StateStore.SERVER_REDIS or self.settings.redis_url:
+            kind = "redis"
+        else:
+            kind = "memory"
+        journal = self._journals.get(kind)
+        if journal is None:
+            journal = self._journals[kind] = self._new_journal(kind)
+        return journal
+
+    def _new_journal(self, kind: str) -> Journal:
+        if kind == "sql":
+            from starmodel.adapters.driven.journal.sql import SqlJournal
+
+            return SqlJournal(self.database)
+        if kind == "redis":
+            from starmodel.adapters.driven.journal.redis import RedisJournal
+
+            return RedisJournal(self.redis)
+        return MemoryJournal()
 
     def finder_for(self, entity_cls: type[Entity]) -> RecordFinder:
         """What answers list queries (search, sort, pages) for ``entity_cls``'s store."""
@@ -208,7 +237,7 @@ def build_services(settings: Settings) -> Services:
     commit_hooks = (FileCommits(lambda: services.files),)  # files commit with their entities
 
     def uow_factory(entity_cls: type[Entity]) -> UnitOfWork:
-        return UnitOfWork(services.unit_repositories(), bus, commit_hooks)
+        return UnitOfWork(services.unit_repositories(), bus, commit_hooks, services.journal_for)
 
     claims = _run_claims(redis) if redis is not None else None
     tracker = _redis_presence(redis) if redis is not None else MemoryPresenceTracker()

@@ -168,6 +168,7 @@ def describe_entity(cls: type[Entity], dialect: Dialect | None = None) -> dict[s
         "presence": options.presence,
         "table": describe_table(cls, dialect),
         "redis": describe_redis_keys(cls),
+        "journal": options.journal.describe() if options.journal is not None else None,
     }
 
 
@@ -252,6 +253,7 @@ def inspect_command(name: str, app: str | None, as_json: bool) -> None:
     click.echo(f"{info['name']}  ({info['module']})")
     ttl = f", ttl {info['ttl']:g}s" if info["ttl"] else ""
     click.echo(f"  store: {info['store']}, scope: {info['scope']}{ttl}, namespace: {info['namespace']}")
+    click.echo(f"  journal: {info['journal'] or 'off'}")
     click.echo("  fields:")
     for f in info["fields"]:
         extra = " [server-only]" if f["server_only"] else ""

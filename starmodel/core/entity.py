@@ -12,6 +12,7 @@ from starmodel.core.errors import ConfigurationError
 from starmodel.core.events import EventDescriptor, EventSpec
 from starmodel.core.files import file_fields
 from starmodel.core.holding import Hold
+from starmodel.core.journal import JournalSettings
 from starmodel.core.markup import ClientKept, page_syntax
 from starmodel.core.policy import Policy
 from starmodel.core.records import RecordsDescriptor
@@ -67,6 +68,7 @@ class EntityOptions:
     policy: Policy | None = None
     per_process: bool = False
     presence: bool = False
+    journal: JournalSettings | None = None
 
 
 _registry: dict[tuple[str, str], type[Entity]] = {}
@@ -445,4 +447,5 @@ def _read_options(cls: type[Entity]) -> EntityOptions:
         policy=Policy.parse(config.get("policy"), cls.__name__),
         per_process=bool(per_process),
         presence=bool(presence),
+        journal=JournalSettings.parse(config.get("journal"), cls.__name__),
     )

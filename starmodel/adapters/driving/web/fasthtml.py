@@ -47,6 +47,7 @@ from starmodel.adapters.driving.web.static_files import STATIC_DIR, no_favicon, 
 from starmodel.app.catalog import EntityCatalog
 from starmodel.app.crud import CrudService
 from starmodel.app.dispatcher import Dispatcher, EventResult
+from starmodel.app.journal import JournalService
 from starmodel.app.presence import PresenceService
 from starmodel.app.reads import EntityReads
 from starmodel.app.settings import Settings
@@ -83,6 +84,7 @@ class WebApp:
         catalog: the entity classes served.
         reads: the read side (what live lists resync from).
         crud_service: generated CRUD, for the generated UI and JSON API.
+        journal: history and undo of journaled entities, for the admin.
         rate_limiter: counts calls of events that have a ``rate``.
         presence: who looks at which instance (tabs join what their page shows).
         app: an existing FastHTML app to attach to.
@@ -98,6 +100,7 @@ class WebApp:
         catalog: EntityCatalog,
         reads: EntityReads,
         crud_service: CrudService | None = None,
+        journal: JournalService | None = None,
         rate_limiter: EventRateLimiter | None = None,
         presence: PresenceService | None = None,
         app: FastHTML | None = None,
@@ -133,6 +136,7 @@ class WebApp:
         self.auth = AuthHooks()
         """What an auth plugin declared (``use_auth``): the user loader, sign-in and out URLs."""
         self._crud_service = crud_service
+        self.journal = journal
         self.stopping = GracefulStop(self.hub, dispatcher, settings.shutdown_grace)
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = [self.stopping.drain]
