@@ -19,6 +19,7 @@ from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
 from starmodel.core.errors import PermissionDenied, ValidationFailed
 from starmodel.core.events import EventSpec
+from starmodel.core.journal import Doing
 from starmodel.core.records import current_workspace
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "back_off",
     "call_method",
     "checked",
+    "enter",
     "flatten",
     "target_of",
 ]
@@ -102,9 +104,15 @@ def checked(outputs: list[Any], check: OutputCheck | None) -> list[Any]:
     return outputs
 
 
+def enter(uow: UnitOfWork, call: EventCall) -> None:
+    """Tell ``uow`` whom it works for (private records) and what it runs (the journal)."""
+    uow.owner = call.ctx.session_id
+    uow.doing = Doing(call.spec.name, call.params, call.entity_cls.namespace())
+
+
 async def target_of(uow: UnitOfWork, call: EventCall) -> Entity | type[Entity]:
     """What the event method receives first: the entity instance, or the class itself."""
-    uow.owner = call.ctx.session_id
+    enter(uow, call)
     return call.entity_cls if call.spec.on_class else await uow.load(call.entity_cls, call.key)
 
 

@@ -27,6 +27,11 @@ BUILT_IN: dict[str, str] = {
 }
 """Built-in command name -> ``module:attribute`` of its click command."""
 
+SUBCOMMANDS: dict[str, tuple[str, ...]] = {
+    "entities": ("starmodel.cli.history:history_command",),
+}
+"""Commands added to a built-in group when it is loaded (defined in modules of their own)."""
+
 
 class StarModelCLI(click.Group):
     """The ``starmodel`` group: built-in commands imported on first use, then plugin commands
@@ -43,8 +48,10 @@ class StarModelCLI(click.Group):
         if cmd_name in self.commands:
             return self.commands[cmd_name]
         if cmd_name in BUILT_IN:
-            module, _, attribute = BUILT_IN[cmd_name].partition(":")
-            command: click.Command = getattr(importlib.import_module(module), attribute)
+            command = _load(BUILT_IN[cmd_name])
+            if isinstance(command, click.Group):
+                for target in SUBCOMMANDS.get(cmd_name, ()):
+                    command.add_command(_load(target))
             self.add_command(command, cmd_name)
             return command
         return self.plugin_commands().get(cmd_name)
@@ -56,6 +63,13 @@ class StarModelCLI(click.Group):
 
             self._plugins = cli_plugin_commands(set(BUILT_IN) | set(self.commands))
         return self._plugins
+
+
+def _load(target: str) -> click.Command:
+    """The click command at ``module:attribute``."""
+    module, _, attribute = target.partition(":")
+    command: click.Command = getattr(importlib.import_module(module), attribute)
+    return command
 
 
 @click.group(cls=StarModelCLI)
