@@ -225,7 +225,8 @@ class StarModel:
         self, load_user: UserLoader, *, login_url: str | None = None, logout_url: str | None = None
     ) -> None:
         """For an auth plugin: ``await load_user(request)`` gives the signed-in user of a
-        request (``None`` for a visitor; every event's ``ctx.user``), ``login_url`` is where
+        request (``None`` for a visitor; ``ctx.user`` of the events whose ``allow`` rule,
+        entity policy or ``rate`` needs it), ``login_url`` is where
         pages that need a signed-in user send visitors, ``logout_url`` where a sign-out button
         posts. A second plugin is refused."""
         self.web.use_auth(AuthHooks(load_user, login_url, logout_url))

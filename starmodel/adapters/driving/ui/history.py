@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from starmodel.adapters.driving.datastar.sse import render_outputs
 from starmodel.adapters.driving.ui.views import EntityViews
+from starmodel.adapters.driving.web.event_route import front
 from starmodel.adapters.driving.web.requests import SSEAnswer, error_response
 from starmodel.app.journal import JournalService
 from starmodel.core.actions import redirect, toast
@@ -58,7 +59,8 @@ class HistoryPages:
         route = admin.web.app.route
         route(admin.path + "/{namespace}/{key}/history", methods=["get"])(self.page)
         undo = Route(admin.path + "/{namespace}/{key}/history/undo", self.undo, methods=["POST"])
-        admin.web.app.router.routes.insert(0, undo)  # an ASGI answer, as the admin's actions give
+        routes = admin.web.app.router.routes
+        routes.insert(front(routes), undo)  # an ASGI answer, as the admin's actions give
 
     @property
     def journal(self) -> JournalService:

@@ -114,6 +114,7 @@ class WebApp:
         self._table: dict[tuple[str, str], tuple[type[Entity], EventSpec]] | None = None
         self._table_version: tuple[int, int] = (-1, -1)
         self._cancel_paths: set[str] = set()
+        self._paths: frozenset[str] = frozenset()
         self.hub = LiveHub(
             self._state_for_session,
             extra_loader=self._resync_lists,
@@ -212,7 +213,13 @@ class WebApp:
                         table[("post", cancel)] = (cls, spec)
                         self._cancel_paths.add(cancel)
             self._table, self._table_version = table, version
+            self._paths = frozenset(path for (_, path) in table)
         return self._table
+
+    def event_paths(self) -> frozenset[str]:
+        """The paths of the event table (whatever their method)."""
+        self.event_table()
+        return self._paths
 
     def _is_event(self, method: str, path: str) -> bool:
         return (method.lower(), path) in self.event_table()
@@ -377,7 +384,8 @@ class WebApp:
         namespace = entity_cls.namespace()
         try:
             signals, args = await request.signals_and_args()
-            ctx = await self.call_context(request)
+            needs_user = _decides_on_user(entity_cls, spec)
+            ctx = await self.call_context(request) if needs_user else self.context(request)
             if spec.rate is not None:
                 await self.limiter.check(namespace, spec.name, spec.rate, ctx)
             result = await self.dispatcher.dispatch(entity_cls, spec, ctx, args, signals, check=check_outputs)
@@ -479,6 +487,13 @@ class WebApp:
 
     async def handle_static(self, request: Request) -> Response:
         return serve_file(STATIC_DIR, request.path_params["name"])
+
+
+def _decides_on_user(entity_cls: type[Entity], spec: EventSpec) -> bool:
+    """Whether running ``spec`` depends on who is signed in: its ``allow`` rule, the entity's
+    policy or its ``rate`` (counted per user). Only then is the user looked up (for a
+    signed-in session, a read of its sign-in in the store); other events run without."""
+    return spec.allow is not None or spec.rate is not None or entity_cls.options().policy is not None
 
 
 def _clear_field_errors(namespace: str, spec: EventSpec, outputs: list[Any]) -> list[Any]:

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from starmodel.adapters.driving.live.lists import record_topic
 from starmodel.adapters.driving.web.assets import STATIC_PREFIX
+from starmodel.adapters.driving.web.event_route import front
 from starmodel.adapters.driving.web.identity import SESSION_KEY
 from starmodel.adapters.driving.web.input_limits import read_json
 from starmodel.adapters.driving.web.security import with_nonces
@@ -75,11 +76,13 @@ def install_uploads(web: WebApp, uploads: Uploads) -> None:
     """Serve uploads and downloads on ``web``, push progress to its live streams, and read
     upload tokens in its requests."""
     routes = _UploadRoutes(web, uploads)
-    web.app.router.routes.insert(0, Route(UPLOADS_PATH, routes.begin, methods=["POST"]))
-    web.app.router.routes.insert(0, Route(FORM_UPLOADS_PATH, routes.form, methods=["POST"]))
-    web.app.router.routes.insert(1, Route(UPLOADS_PATH + "/{ticket}", routes.chunk, methods=["PUT"]))
-    web.app.router.routes.insert(
-        2, Route(FILES_PATH + "/{namespace}/{key}/{field}/{file_id}", routes.download, methods=["GET"])
+    table = web.app.router.routes
+    at = front(table)  # after the event route: events are matched first
+    table.insert(at, Route(UPLOADS_PATH, routes.begin, methods=["POST"]))
+    table.insert(at, Route(FORM_UPLOADS_PATH, routes.form, methods=["POST"]))
+    table.insert(at + 1, Route(UPLOADS_PATH + "/{ticket}", routes.chunk, methods=["PUT"]))
+    table.insert(
+        at + 2, Route(FILES_PATH + "/{namespace}/{key}/{field}/{file_id}", routes.download, methods=["GET"])
     )
     web.app.add_middleware(UploadScope, uploads=uploads)
     web.bus.subscribe(UploadProgress, routes.on_progress, everywhere=True)
