@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from starmodel.app.background import BackgroundRuns, RunClaims
@@ -33,7 +33,6 @@ from starmodel.core.errors import ConcurrencyError, EntityNotFound, EventNotFoun
 from starmodel.core.events import EventSpec
 from starmodel.core.messages import CancelRequested
 from starmodel.core.ports import EventBus
-from starmodel.core.store import StateStore
 
 __all__ = ["Dispatcher", "EventResult", "JsonReader", "OutputCheck", "UowFactory", "flatten"]
 
@@ -188,15 +187,25 @@ class Dispatcher:
         return EventResult(spec, outputs=await self._run_plain(call, check))
 
     async def _run_plain(self, call: EventCall, check: OutputCheck | None) -> list[Any]:
-        """A plain event holds its entity from start to commit; a lost write race re-runs it."""
+        """A plain event holds its entity from start to commit; a lost write race re-runs it.
+
+        Its first attempt is optimistic (stores may read without locks, its version checks
+        decide) and may start from the entity as the event before it on the same entity
+        committed it; a re-run reads and locks the general way.
+        """
         for attempt in range(self.retries):
             try:
-                async with self.turn(call.entity_cls, call.key), self.uow_factory(call.entity_cls) as uow:
-                    target = await target_of(uow, call)
-                    authorize(call.spec, call.ctx, target)
-                    returned = await call_method(call, target, uow, self.units.clock)
-                    returned = checked(flatten(returned), check)
-                    patch = await uow.commit(call.ctx)
+                async with self.turn(call.entity_cls, call.key) as held:
+                    held.handed, handed = None, held.handed if attempt == 0 else None
+                    async with self.uow_factory(call.entity_cls) as uow:
+                        uow.optimistic = attempt == 0
+                        target = await target_of(uow, call, handed)
+                        authorize(call.spec, call.ctx, target)
+                        returned = await call_method(call, target, uow, self.units.clock)
+                        returned = checked(flatten(returned), check)
+                        patch = await uow.commit(call.ctx)
+                    if isinstance(target, Entity):
+                        held.handed = uow.handed(target)
                 break
             except ConcurrencyError:  # only while nothing of the event is saved: a re-run is safe
                 if attempt == self.retries - 1:
@@ -207,11 +216,9 @@ class Dispatcher:
         return outputs
 
     def turn(self, entity_cls: type[Entity], key: str) -> AbstractAsyncContextManager[Any]:
-        """Events on one entity instance take turns. SQL records take them in the database
-        (the record is read ``FOR UPDATE``), so no connection waits idle here; the other
-        stores take them in this process (and check versions across processes)."""
-        if entity_cls.options().store is StateStore.SERVER_SQL:
-            return nullcontext()
+        """Events on one entity instance take turns in this process (a store's connection is
+        taken once the turn is, so none waits idle here); across processes, stores check
+        versions, and SQL records read the general way are locked (``FOR UPDATE``)."""
         return self.locks.hold((entity_cls.namespace(), key))
 
     # --- background runs ---------------------------------------------------------------

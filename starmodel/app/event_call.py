@@ -102,10 +102,13 @@ def checked(outputs: list[Any], check: OutputCheck | None) -> list[Any]:
     return outputs
 
 
-async def target_of(uow: UnitOfWork, call: EventCall) -> Entity | type[Entity]:
-    """What the event method receives first: the entity instance, or the class itself."""
+async def target_of(uow: UnitOfWork, call: EventCall, handed: Entity | None = None) -> Entity | type[Entity]:
+    """What the event method receives first: the entity instance (its store may take
+    ``handed``, the entity as the previous event committed it), or the class itself."""
     uow.owner = call.ctx.session_id
-    return call.entity_cls if call.spec.on_class else await uow.load(call.entity_cls, call.key)
+    if call.spec.on_class:
+        return call.entity_cls
+    return await uow.load(call.entity_cls, call.key, handed)
 
 
 async def call_method(

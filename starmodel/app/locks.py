@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Hashable
 from types import TracebackType
+from typing import Any
 
 __all__ = ["KeyedLocks"]
 
@@ -27,23 +28,29 @@ class KeyedLocks:
 
 
 class _Held:
-    """One key's lock and the number of tasks holding or waiting for it."""
+    """One key's lock and the number of tasks holding or waiting for it.
 
-    __slots__ = ("key", "lock", "owners", "users")
+    ``handed`` is what the last holder left for the next one (an entity as it was committed):
+    it lives only while somebody holds or waits for the key.
+    """
+
+    __slots__ = ("handed", "key", "lock", "owners", "users")
 
     def __init__(self, owners: dict[Hashable, _Held], key: Hashable) -> None:
         self.owners = owners
         self.key = key
         self.lock = asyncio.Lock()
         self.users = 0
+        self.handed: Any = None
 
-    async def __aenter__(self) -> None:
+    async def __aenter__(self) -> _Held:
         self.users += 1
         try:
             await self.lock.acquire()
         except BaseException:
             self._leave()
             raise
+        return self
 
     async def __aexit__(
         self,

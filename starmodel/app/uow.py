@@ -78,7 +78,11 @@ class UnitOfWork:
         self._tracked: list[_Tracked] = []
         self._begun: list[EntityRepository] = []
         self._begun_for: dict[type[Entity], EntityRepository] = {}  # the repository of each class
+        self._committed_for: dict[type[Entity], EntityRepository] = {}  # the same, after the commit
         self._open = False
+        self.optimistic = False
+        """The caller re-runs the event when a version check refuses its write (a plain
+        event's first attempt): stores may read without locks (``read_optimistically``)."""
 
     async def __aenter__(self) -> UnitOfWork:
         self._open = True
@@ -99,6 +103,8 @@ class UnitOfWork:
             repository = self.repository_for(entity_cls)
             if not any(r is repository for r in self._begun):
                 await repository.begin()
+                if self.optimistic:
+                    repository.read_optimistically()
                 self._begun.append(repository)
             self._begun_for[entity_cls] = repository
         return repository
@@ -111,9 +117,20 @@ class UnitOfWork:
 
     # --- what events see (core.records.Workspace) ---------------------------------------
 
-    async def load(self, entity_cls: type[E], key: str) -> E:
+    async def load(self, entity_cls: type[E], key: str, handed: E | None = None) -> E:
         """The stored entity; for session and global entities a fresh one with its defaults
-        if none is stored yet, for records ``EntityNotFound``."""
+        if none is stored yet, for records ``EntityNotFound``.
+
+        ``handed`` is the entity as the previous event on it committed it (``handed``); its
+        store may take it instead of reading the entity again.
+        """
+        if handed is not None and _key_of(handed) == key and not self._tracked:
+            repository = await self._repository(entity_cls)
+            if repository.take_handed(handed):
+                if not self._may_see(handed):
+                    raise EntityNotFound(f"{entity_cls.__name__} {key} does not exist")
+                self._track(handed)
+                return handed
         entity = await self.get(entity_cls, key)
         if entity is not None:
             return entity
@@ -141,6 +158,15 @@ class UnitOfWork:
         for item in self._tracked:
             if item.entity is current:
                 item.entity = entity
+
+    def handed(self, entity: Entity) -> Entity | None:
+        """After the commit: ``entity`` as its store stored it, when the store knows it without
+        reading it again and the unit of work held nothing else (for the next event on it)."""
+        if not self.tracks_only(entity):
+            return None
+        cls = type(entity)
+        repository = self._committed_for.get(cls)
+        return None if repository is None else repository.handed(cls, _key_of(entity) or "")
 
     def tracks_only(self, entity: Entity) -> bool:
         """Whether ``entity`` is the one entity this unit of work holds (loaded, added, deleted)."""
@@ -264,7 +290,7 @@ class UnitOfWork:
                     patch[options.namespace] = changes
             item.new = False
         begun, self._begun = self._begun, []
-        self._begun_for.clear()
+        self._committed_for, self._begun_for = self._begun_for, {}
         incomplete = await _commit_stores(begun, written)
         return facts, patch, incomplete
 

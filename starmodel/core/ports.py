@@ -90,6 +90,25 @@ class EntityRepository(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections when the app stops."""
 
+    # --- optional: a plain event's shorter way (a store without one ignores these) -------
+
+    def read_optimistically(self) -> None:  # noqa: B027 - optional hook
+        """Called before the first read when the unit of work's caller re-runs the event if a
+        version check refuses its write (a plain event's first attempt): reads need not lock,
+        and one write may commit on its own, provided the commit checks the version read."""
+
+    def take_handed(self, entity: Entity) -> bool:
+        """Offered before the first read: ``entity`` as this store's ``handed`` gave it after
+        the previous event on that record in this process committed. Return ``True`` to take
+        it as read from the store at its version (the commit checks that version); ``False``
+        (the default) and the unit of work reads the record instead."""
+        return False
+
+    def handed(self, entity_cls: type[E], key: str) -> E | None:
+        """After ``commit``: the record as this commit stored it (a fresh entity), if known
+        without asking the store; ``None`` (the default) otherwise."""
+        return None
+
 
 class EventBus(ABC):
     """Publishes facts (``EntityChanged``, domain events) to subscribers by type.

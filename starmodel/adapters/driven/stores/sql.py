@@ -43,6 +43,7 @@ from starmodel.adapters.driven.stores.sql_errors import (
     integrity_error,
     statement_error,
 )
+from starmodel.adapters.driven.stores.sql_fast import DirectStatement, FastStatements, Plan, fast_statements
 from starmodel.adapters.driven.stores.sql_guard import GuardedConnection, GuardedTransaction
 from starmodel.adapters.driven.stores.sql_tables import (
     OWNER_COLUMN,
@@ -147,6 +148,7 @@ class SqlDatabase:
         self.metadata = MetaData()
         self._tables: dict[type[Entity], Table] = {}
         self._statements: dict[type[Entity], Statements] = {}
+        self._fast: dict[type[Entity], FastStatements | None] = {}
         # SQLite allows one writer at a time: transactions take turns instead of failing
         self.write_lock = asyncio.Lock() if self.is_sqlite else None
 
@@ -165,6 +167,20 @@ class SqlDatabase:
             found = self._statements[entity_cls] = Statements.build(
                 self.table(entity_cls), primary_key(entity_cls), sqlite=self.is_sqlite
             )
+        return found
+
+    def fast(self, entity_cls: type[Entity]) -> FastStatements | None:
+        """The entity's statements for a plain event's short way (``sql_fast``); ``None`` on
+        SQLite, or when one of its columns needs converting."""
+        if entity_cls in self._fast:
+            return self._fast[entity_cls]
+        found = None
+        if not self.is_sqlite:
+            found = fast_statements(
+                self.table(entity_cls), primary_key(entity_cls), self.statements(entity_cls).update,
+                self.engine.dialect,
+            )
+        self._fast[entity_cls] = found
         return found
 
     def tables_for(self, entities: list[type[Entity]]) -> list[Table]:
@@ -232,22 +248,48 @@ class SqlDatabase:
 
 
 class SqlRepository(EntityRepository):
-    """Rows of SQL entities within one transaction (a fresh repository per unit of work)."""
+    """Rows of SQL entities within one transaction (a fresh repository per unit of work).
+
+    A plain event's first attempt on PostgreSQL may take a shorter way (``sql_fast``): its
+    record read without a lock and its one update committed on its own, version-checked.
+    """
 
     def __init__(self, database: SqlDatabase) -> None:
         self.db = database
         self._conn: GuardedConnection | None = None
         self._tx: GuardedTransaction | None = None
         self._locked = False
+        self._plan = Plan()
+        self._handed: Entity | None = None
 
-    async def _connection(self) -> GuardedConnection:
+    def read_optimistically(self) -> None:
+        if self._conn is None and not self.db.is_sqlite:
+            self._plan.allowed = True
+
+    def take_handed(self, entity: Entity) -> bool:
+        cls = type(entity)
+        if not self._plan.may_start() or self.db.fast(cls) is None:
+            return False
+        typed = self._key(cls, entity._sm_key or "")
+        if typed is None:
+            return False
+        self._plan.start(cls, typed, entity._sm_version)
+        return True
+
+    def handed(self, entity_cls: type[E], key: str) -> E | None:
+        found = self._handed
+        if isinstance(found, entity_cls) and found._sm_key == key:
+            return found
+        return None
+
+    async def _checkout(self) -> GuardedConnection:
+        """The unit of work's connection (no transaction opened yet)."""
         if self._conn is None:
             if self.db.write_lock is not None:
                 await self.db.write_lock.acquire()
                 self._locked = True
             try:
                 self._conn = await self.db.connect()
-                self._tx = await self._conn.begin()
             except (OSError, DBAPIError) as exc:
                 await self._release()
                 raise StoreUnavailable(f"the database cannot be reached ({first_line(exc)})") from None
@@ -256,6 +298,39 @@ class SqlRepository(EntityRepository):
                 raise
         return self._conn
 
+    async def _connection(self) -> GuardedConnection:
+        """The connection, in the unit of work's transaction (begun now if need be, with what
+        the short way did so far brought into it)."""
+        conn = await self._checkout()
+        if self._tx is None:
+            try:
+                self._tx = await conn.begin()
+            except (OSError, DBAPIError) as exc:
+                await self._release()
+                raise StoreUnavailable(f"the database cannot be reached ({first_line(exc)})") from None
+            except BaseException:
+                await self._release()
+                raise
+            plan, self._plan = self._plan, Plan()
+            if plan.started:
+                await self._bring_in(plan)
+        return conn
+
+    async def _bring_in(self, plan: Plan) -> None:
+        """Put what the short way did into the transaction just begun: its waiting update runs
+        now (version-checked, the row locked until the end), or its unlocked read is read
+        again ``FOR UPDATE`` and must not have changed."""
+        cls = plan.entity_cls
+        assert cls is not None
+        statements = self.db.statements(cls)
+        if plan.update is not None:
+            if (await self._run(statements.update, params=plan.update)).rowcount != 1:
+                raise ConcurrencyError(f"{cls.__name__} {plan.key} was changed or deleted meanwhile")
+        elif plan.version is not None:
+            row = (await self._run(statements.get, params={"sm_key": plan.key})).mappings().first()
+            if row is None or int(row[VERSION_COLUMN]) != plan.version:
+                raise ConcurrencyError(f"{cls.__name__} {plan.key} was changed or deleted meanwhile")
+
     async def _run(
         self, statement: Any, entity_cls: type[Entity] | None = None, params: dict[str, Any] | None = None
     ) -> Any:
@@ -263,6 +338,20 @@ class SqlRepository(EntityRepository):
         try:
             return await conn.execute(statement, params)
         except DBAPIError as exc:
+            raise statement_error(exc, entity_cls) from None
+        except OSError as exc:
+            raise StoreUnavailable(f"the database cannot be reached ({exc})") from None
+
+    async def _direct(
+        self, statement: DirectStatement, entity_cls: type[Entity], values: dict[str, Any]
+    ) -> Any:
+        """One statement of the short way, committed on its own: the row it returned or ``None``."""
+        conn = await self._checkout()
+        try:
+            return await conn.direct(statement.sql, statement.args(values))
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                await self._discard_connection()
             raise statement_error(exc, entity_cls) from None
         except OSError as exc:
             raise StoreUnavailable(f"the database cannot be reached ({exc})") from None
@@ -285,6 +374,14 @@ class SqlRepository(EntityRepository):
         typed = self._key(entity_cls, key)
         if typed is None:
             return None
+        if self._plan.may_start():
+            await self._checkout()
+            fast = self.db.fast(entity_cls)
+            if fast is not None:
+                found = await self._direct(fast.read, entity_cls, {"sm_key": typed})
+                entity = None if found is None else entity_from_row(entity_cls, found)
+                self._plan.start(entity_cls, typed, None if entity is None else entity._sm_version)
+                return entity
         query = self.db.statements(entity_cls).get
         row = (await self._run(query, params={"sm_key": typed})).mappings().first()
         return None if row is None else entity_from_row(entity_cls, row)
@@ -324,7 +421,9 @@ class SqlRepository(EntityRepository):
             statements = self.db.statements(cls)
             params = {f"new_{name}": values[name] for name in statements.columns}
             params.update(sm_key=values[pk], sm_read=version)
-            if (await self._run(statements.update, params=params)).rowcount != 1:
+            if self._tx is None and self._plan.may_defer(cls, values[pk], version):
+                self._plan.update = params  # run by ``commit``, or in the transaction if one begins
+            elif (await self._run(statements.update, params=params)).rowcount != 1:
                 raise ConcurrencyError(f"{cls.__name__} {values[pk]} was changed or deleted meanwhile")
             entity._sm_version = version + 1
         entity._sm_key = str(getattr(entity, pk))
@@ -342,11 +441,15 @@ class SqlRepository(EntityRepository):
         and unique constraints refused at ``save`` already, and the open transaction holds the
         rows it wrote until it ends. (SQLite checks nothing more at commit unless deferred
         foreign keys are switched on, which StarModel does not do.)"""
+        if self._plan.update is not None:
+            await self._connection()  # the waiting update, now in a transaction
         if self._tx is not None and not self.db.is_sqlite:
             await self._run(_CHECK_DEFERRED)
 
     async def commit(self) -> None:
         try:
+            if self._tx is None and self._plan.update is not None:
+                await self._commit_alone()
             if self._tx is not None:
                 await self._tx.commit()
         except (DBAPIError, OSError) as exc:
@@ -360,6 +463,18 @@ class SqlRepository(EntityRepository):
             raise StoreUnavailable(f"the database cannot be reached ({exc})") from None
         finally:
             await self._release()
+
+    async def _commit_alone(self) -> None:
+        """The short way's commit: the one update, checking the version, in a transaction of
+        its own; the row it returns is kept for the next event on the record."""
+        plan, self._plan = self._plan, Plan()
+        cls, values = plan.entity_cls, plan.update
+        fast = None if cls is None else self.db.fast(cls)
+        assert cls is not None and values is not None and fast is not None
+        row = await self._direct(fast.update, cls, values)
+        if row is None:
+            raise ConcurrencyError(f"{cls.__name__} {plan.key} was changed or deleted meanwhile")
+        self._handed = entity_from_row(cls, row)
 
     async def _discard_connection(self) -> None:
         if self._conn is not None:
@@ -377,6 +492,7 @@ class SqlRepository(EntityRepository):
 
     async def _release(self) -> None:
         conn, self._conn, self._tx = self._conn, None, None
+        self._plan = Plan()
         try:
             if conn is not None:
                 await conn.close()
