@@ -41,6 +41,7 @@ from sqlalchemy import (
     String,
     Table,
     Time,
+    TypeDecorator,
     bindparam,
     select,
 )
@@ -90,17 +91,25 @@ class FastStatements:
 def fast_statements(table: Table, pk: str, update: Any, dialect: Dialect) -> FastStatements | None:
     """The entity's short-way statements, or ``None`` if one of its columns needs converting
     (its values would not come back from asyncpg as the general path gives them)."""
-    for column in table.columns:
-        column_type = column.type
-        if isinstance(column_type, Enum | Numeric) and not isinstance(column_type, Float):
-            return None
-        if not isinstance(column_type, _PLAIN_TYPES):
-            return None
-        if isinstance(column_type, Float) and column_type.asdecimal:
-            return None
+    if not all(_plain(column.type, dialect) for column in table.columns):
+        return None
     read = select(table).where(table.c[pk] == bindparam("sm_key"))
     returning = update.returning(*table.columns)
     return FastStatements(DirectStatement.compile(read, dialect), DirectStatement.compile(returning, dialect))
+
+
+def _plain(column_type: Any, dialect: Dialect) -> bool:
+    """Whether asyncpg reads and writes the column's values as they are (a type decorator
+    that converts nothing, such as SQLModel's ``AutoString``, is its underlying type)."""
+    if isinstance(column_type, TypeDecorator):
+        if column_type._has_bind_processor or column_type._has_result_processor:
+            return False
+        return _plain(column_type.load_dialect_impl(dialect), dialect)
+    if isinstance(column_type, Enum | Numeric) and not isinstance(column_type, Float):
+        return False
+    if isinstance(column_type, Float) and column_type.asdecimal:
+        return False
+    return isinstance(column_type, _PLAIN_TYPES)
 
 
 async def fetch_direct(conn: AsyncConnection, sql: str, args: Sequence[Any]) -> Any:
