@@ -26,9 +26,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
-    ArgumentError,
     DBAPIError,
     IntegrityError,
     NoSuchModuleError,
@@ -55,6 +53,7 @@ from starmodel.adapters.driven.stores.sql_tables import (
     primary_key,
     table_name,
 )
+from starmodel.adapters.driven.stores.sql_urls import normalize_url, server_name
 from starmodel.core.entity import Entity
 from starmodel.core.errors import (
     ConcurrencyError,
@@ -81,32 +80,6 @@ E = TypeVar("E", bound=Entity)
 DEFAULT_URL = "sqlite:///starmodel.db"
 _CHECK_DEFERRED = text("SET CONSTRAINTS ALL IMMEDIATE")
 _POOL_SIZE, _POOL_OVERFLOW = 5, 10  # connections kept, and opened beyond them when busy
-_DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "postgresql": "postgresql+asyncpg",
-    "postgres": "postgresql+asyncpg",
-}
-
-
-def normalize_url(url: str) -> str:
-    """``DATABASE_URL`` with an async driver (``sqlite:///x.db`` -> ``sqlite+aiosqlite:///x.db``)."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigurationError(
-            f"DATABASE_URL {url!r} is not a database URL (e.g. sqlite:///app.db or "
-            "postgresql://user@host/db)"
-        ) from None
-    backend = parsed.get_backend_name()
-    if backend not in ("sqlite", "postgresql"):
-        raise ConfigurationError(
-            f"DATABASE_URL: {backend!r} databases are not supported (sqlite, postgresql)"
-        )
-    if parsed.drivername in _DRIVERS:
-        parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
-    return parsed.render_as_string(hide_password=False)
-
-
 class SqlDatabase:
     """One database: its async engine and StarModel's own ``MetaData`` (a table per entity).
 
@@ -139,7 +112,8 @@ class SqlDatabase:
             raise ConfigurationError(f"DATABASE_URL {url!r}: driver not installed ({exc})") from None
         # SQLite is a local file: nothing to wait for but its write lock (below)
         self.breaker = None if self.is_sqlite else CircuitBreaker(
-            "the database", self._probe, timeout=timeout, interval=probe_interval, server=_server(self.url)
+            "the database", self._probe, timeout=timeout, interval=probe_interval,
+            server=server_name(self.url),
         )
         # one slot per connection the pool may hold: calls beyond that wait here, for other
         # calls (as long as they take), not for the server (which each round trip is bounded by)
@@ -501,8 +475,3 @@ class SqlRepository(EntityRepository):
                 self._locked = False
                 self.db.write_lock.release()
 
-
-def _server(url: str) -> str:
-    """Which PostgreSQL server a URL names, without credentials (for messages)."""
-    parsed = make_url(url)
-    return f"PostgreSQL at {parsed.host or 'localhost'}:{parsed.port or 5432}"
