@@ -22,6 +22,7 @@ from starmodel.app.event_call import (
 )
 from starmodel.app.locks import KeyedLocks
 from starmodel.app.observe import EventObserver, observed
+from starmodel.app.relay import Relay
 from starmodel.app.resync import GLOBAL_KEY, current_state
 from starmodel.app.streams import start_stream
 from starmodel.app.uow import UnitOfWork
@@ -195,17 +196,27 @@ class Dispatcher:
         """
         for attempt in range(self.retries):
             try:
-                async with self.turn(call.entity_cls, call.key) as held:
-                    held.handed, handed = None, held.handed if attempt == 0 else None
-                    async with self.uow_factory(call.entity_cls) as uow:
-                        uow.optimistic = attempt == 0
-                        target = await target_of(uow, call, handed)
-                        authorize(call.spec, call.ctx, target)
-                        returned = await call_method(call, target, uow, self.units.clock)
-                        returned = checked(flatten(returned), check)
-                        patch = await uow.commit(call.ctx)
-                    if isinstance(target, Entity):
-                        held.handed = uow.handed(target)
+                async with self.turn(call.entity_cls, call.key) as turn:
+                    relay = Relay(turn, first=attempt == 0)
+                    uow = self.uow_factory(call.entity_cls)
+                    relay.join(uow)
+                    try:
+                        async with uow:
+                            target = await target_of(uow, call, relay.taken)
+                            authorize(call.spec, call.ctx, target)
+                            returned = await call_method(call, target, uow, self.units.clock)
+                            returned = checked(flatten(returned), check)
+                            patch = await uow.commit(call.ctx)
+                        await relay.check_start(uow)
+                    except Exception as exc:
+                        relay.failed()
+                        if not isinstance(exc, ConcurrencyError):
+                            await relay.check_start(uow)  # no refusal speaks of a state never stored
+                        raise
+                    except BaseException:
+                        relay.failed()
+                        raise
+                    relay.done(uow, target)
                 break
             except ConcurrencyError:  # only while nothing of the event is saved: a re-run is safe
                 if attempt == self.retries - 1:

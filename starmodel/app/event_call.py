@@ -19,6 +19,7 @@ from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
 from starmodel.core.errors import PermissionDenied, ValidationFailed
 from starmodel.core.events import EventSpec
+from starmodel.core.ports import Handed
 from starmodel.core.records import current_workspace
 
 __all__ = [
@@ -102,7 +103,7 @@ def checked(outputs: list[Any], check: OutputCheck | None) -> list[Any]:
     return outputs
 
 
-async def target_of(uow: UnitOfWork, call: EventCall, handed: Entity | None = None) -> Entity | type[Entity]:
+async def target_of(uow: UnitOfWork, call: EventCall, handed: Handed | None = None) -> Entity | type[Entity]:
     """What the event method receives first: the entity instance (its store may take
     ``handed``, the entity as the previous event committed it), or the class itself."""
     uow.owner = call.ctx.session_id

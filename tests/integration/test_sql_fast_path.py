@@ -21,7 +21,7 @@ import pytest
 from integration_support import field_errors, post_event, signals_of
 from sqlmodel import Field
 
-from starmodel import Entity, StarModel, event
+from starmodel import Entity, EntityChanged, StarModel, event
 
 OUTSIDE: list[Callable[[int], Awaitable[None]]] = []
 """What ``Tally.bump_with_outside_writer`` awaits before changing the record (a writer of
@@ -201,7 +201,7 @@ async def test_a_plain_event_on_one_record_sends_a_read_and_one_update_and_no_be
     assert (await stored(postgres.url, "fp_tally", 1))["count"] == 1
 
 
-async def test_events_queued_on_one_record_start_from_the_row_the_one_before_committed(
+async def test_events_queued_on_one_record_run_from_the_row_handed_on_and_are_stored_together(
     postgres, tmp_path, statements
 ):
     async with started(postgres.url, tmp_path) as sm, browser(sm) as client:
@@ -212,9 +212,26 @@ async def test_events_queued_on_one_record_start_from_the_row_the_one_before_com
     assert all(a.status_code == 200 for a in answers)
     counts = sorted(signals_of(a.text)[0]["fp_tally"]["1"]["count"] for a in answers)
     assert counts == list(range(1, 41))  # each answer saw its own increment, once
-    assert len(statements.of("UPDATE")) == 40
-    assert len(statements.of("SELECT")) < 40  # the queued ones took the row handed on
+    assert len(statements.of("SELECT")) == 1  # the others started from the row handed on
+    assert 1 <= len(statements.of("UPDATE")) < 40  # those queued meanwhile went out as one
     assert not statements.of("BEGIN") and not statements.of("COMMIT")
+    row = await stored(postgres.url, "fp_tally", 1)
+    assert row["count"] == 40 and row["sm_version"] > len(statements.of("UPDATE"))
+
+
+async def test_changes_queued_on_one_record_are_published_in_the_order_they_were_made(postgres, tmp_path):
+    async with started(postgres.url, tmp_path) as sm, browser(sm) as client:
+        seen: list[int] = []
+
+        async def record(fact: EntityChanged) -> None:
+            if fact.namespace == "fp_tally" and not fact.created:
+                seen.append(fact.changes["count"])
+
+        sm.subscribe(EntityChanged, record)
+        await new_tally(client, "a")
+        answers = await asyncio.gather(*(post_event(client, "/fp_tally/bump", _key=1) for _ in range(60)))
+    assert all(a.status_code == 200 for a in answers)
+    assert seen == list(range(1, 61))
 
 
 async def test_an_event_that_changes_nothing_writes_nothing(postgres, tmp_path, statements):

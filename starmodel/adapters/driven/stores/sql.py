@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -41,7 +42,14 @@ from starmodel.adapters.driven.stores.sql_errors import (
     integrity_error,
     statement_error,
 )
-from starmodel.adapters.driven.stores.sql_fast import DirectStatement, FastStatements, Plan, fast_statements
+from starmodel.adapters.driven.stores.sql_fast import (
+    DirectStatement,
+    FastStatements,
+    Plan,
+    QueuedWrite,
+    RowQueue,
+    fast_statements,
+)
 from starmodel.adapters.driven.stores.sql_guard import GuardedConnection, GuardedTransaction
 from starmodel.adapters.driven.stores.sql_tables import (
     OWNER_COLUMN,
@@ -60,7 +68,7 @@ from starmodel.core.errors import (
     ConfigurationError,
     StoreUnavailable,
 )
-from starmodel.core.ports import EntityRepository
+from starmodel.core.ports import EntityRepository, Handed
 
 __all__ = [
     "DEFAULT_URL",
@@ -123,6 +131,7 @@ class SqlDatabase:
         self._tables: dict[type[Entity], Table] = {}
         self._statements: dict[type[Entity], Statements] = {}
         self._fast: dict[type[Entity], FastStatements | None] = {}
+        self._queues: dict[tuple[type[Entity], Any], RowQueue] = {}
         # SQLite allows one writer at a time: transactions take turns instead of failing
         self.write_lock = asyncio.Lock() if self.is_sqlite else None
 
@@ -155,6 +164,19 @@ class SqlDatabase:
                 self.engine.dialect,
             )
         self._fast[entity_cls] = found
+        return found
+
+    def queue(self, entity_cls: type[Entity], key: Any) -> RowQueue:
+        """The queue of a record's short-way writes (kept while it has some)."""
+        slot = (entity_cls, key)
+        found = self._queues.get(slot)
+        if found is None:
+
+            def forget(queue: RowQueue) -> None:
+                if self._queues.get(slot) is queue:
+                    del self._queues[slot]
+
+            found = self._queues[slot] = RowQueue(forget)
         return found
 
     def tables_for(self, entities: list[type[Entity]]) -> list[Table]:
@@ -234,25 +256,31 @@ class SqlRepository(EntityRepository):
         self._tx: GuardedTransaction | None = None
         self._locked = False
         self._plan = Plan()
-        self._handed: Entity | None = None
+        self._handed: Handed | None = None
+        self._queued: Callable[[Handed], None] | None = None
 
-    def read_optimistically(self) -> None:
+    def read_optimistically(self, queued: Callable[[Handed], None] | None = None) -> None:
         if self._conn is None and not self.db.is_sqlite:
             self._plan.allowed = True
+            self._queued = queued
 
-    def take_handed(self, entity: Entity) -> bool:
+    def take_handed(self, handed: Handed) -> bool:
+        entity, base = handed.entity, handed.token
         cls = type(entity)
         if not self._plan.may_start() or self.db.fast(cls) is None:
+            return False
+        if base is not None and (not isinstance(base, QueuedWrite) or base.refused()):
             return False
         typed = self._key(cls, entity._sm_key or "")
         if typed is None:
             return False
         self._plan.start(cls, typed, entity._sm_version)
+        self._plan.base = base if base is not None and not base.outcome.done() else None
         return True
 
-    def handed(self, entity_cls: type[E], key: str) -> E | None:
+    def handed(self, entity_cls: type[Entity], key: str) -> Handed | None:
         found = self._handed
-        if isinstance(found, entity_cls) and found._sm_key == key:
+        if found is not None and type(found.entity) is entity_cls and found.entity._sm_key == key:
             return found
         return None
 
@@ -296,6 +324,8 @@ class SqlRepository(EntityRepository):
         again ``FOR UPDATE`` and must not have changed."""
         cls = plan.entity_cls
         assert cls is not None
+        if plan.base is not None and not await plan.base.settled():
+            raise ConcurrencyError(f"{cls.__name__} {plan.key}: the state read was never stored")
         statements = self.db.statements(cls)
         if plan.update is not None:
             if (await self._run(statements.update, params=plan.update)).rowcount != 1:
@@ -440,15 +470,38 @@ class SqlRepository(EntityRepository):
 
     async def _commit_alone(self) -> None:
         """The short way's commit: the one update, checking the version, in a transaction of
-        its own; the row it returns is kept for the next event on the record."""
+        its own, through the record's queue (``sql_fast``); the row it returns is kept for
+        the next event on the record. Once the write has its place in the queue, the next
+        event may start from the row it will store (``queued``), when that row is exact."""
         plan, self._plan = self._plan, Plan()
         cls, values = plan.entity_cls, plan.update
         fast = None if cls is None else self.db.fast(cls)
         assert cls is not None and values is not None and fast is not None
-        row = await self._direct(fast.update, cls, values)
-        if row is None:
-            raise ConcurrencyError(f"{cls.__name__} {plan.key} was changed or deleted meanwhile")
-        self._handed = entity_from_row(cls, row)
+        write = QueuedWrite(values, plan.base)
+        on_queued = self._queued
+        ahead = None
+        if on_queued is not None and fast.exact:
+            ahead = Handed(self._entity_of(cls, values), write, write.settled)
+
+        def queued() -> None:
+            if on_queued is not None and ahead is not None:
+                on_queued(ahead)
+
+        async def send(batch_values: dict[str, Any]) -> Any:
+            return await self._direct(fast.update, cls, batch_values)
+
+        try:
+            row = await self.db.queue(cls, plan.key).write(write, send, queued)
+        except ConcurrencyError:
+            raise ConcurrencyError(f"{cls.__name__} {plan.key} was changed or deleted meanwhile") from None
+        self._handed = Handed(entity_from_row(cls, row))
+
+    def _entity_of(self, entity_cls: type[Entity], values: dict[str, Any]) -> Entity:
+        """The record as an update with these bound values stores it."""
+        statements = self.db.statements(entity_cls)
+        row = {name: values[f"new_{name}"] for name in statements.columns}
+        row[primary_key(entity_cls)] = values["sm_key"]
+        return entity_from_row(entity_cls, row)
 
     async def _discard_connection(self) -> None:
         if self._conn is not None:

@@ -11,6 +11,13 @@ The general way is ``BEGIN``, ``SELECT ... FOR UPDATE``, ``UPDATE ... WHERE sm_v
   the write if anyone changed or deleted the row since it was read (nothing is written: the
   event is re-run, the general way); the returned row is what the next event may start from.
 
+Writes to one record go through its ``RowQueue``: one statement in flight at a time. The event
+whose write is queued lets the next event on the record run at once, from the row as its
+write will store it (``Handed`` with ``settled``); the writes queued while a statement is in
+flight are then sent as one (the last one's values, the first one's version check: a group
+commit). A write built on a row that was never stored (its write was refused) is refused too,
+and an event built on one is re-run rather than answered.
+
 As soon as the event does anything else with the database (reads or lists other records,
 inserts, deletes, writes a second record, or writes another store too), the repository opens
 a transaction the general way and brings in what it did so far: the unlocked read is read
@@ -26,8 +33,10 @@ custom type) always goes the general way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import asyncio
+import copy
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -50,10 +59,20 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from starmodel.core.entity import Entity
+from starmodel.core.errors import ConcurrencyError, StoreUnavailable
 
-__all__ = ["DirectStatement", "FastStatements", "Plan", "fast_statements", "fetch_direct"]
+__all__ = [
+    "DirectStatement",
+    "FastStatements",
+    "Plan",
+    "QueuedWrite",
+    "RowQueue",
+    "fast_statements",
+    "fetch_direct",
+]
 
 _PLAIN_TYPES = (Integer, String, Boolean, Float, DateTime, Date, Time)
+_EXACT_TYPES = (Integer, String, Boolean, Float)  # no time zone or precision lost on the way
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,7 @@ class FastStatements:
 
     read: DirectStatement
     update: DirectStatement
+    exact: bool  # every column's value comes back from the database as it was sent
 
 
 def fast_statements(table: Table, pk: str, update: Any, dialect: Dialect) -> FastStatements | None:
@@ -95,7 +115,16 @@ def fast_statements(table: Table, pk: str, update: Any, dialect: Dialect) -> Fas
         return None
     read = select(table).where(table.c[pk] == bindparam("sm_key"))
     returning = update.returning(*table.columns)
-    return FastStatements(DirectStatement.compile(read, dialect), DirectStatement.compile(returning, dialect))
+    exact = all(isinstance(_base_type(column.type, dialect), _EXACT_TYPES) for column in table.columns)
+    return FastStatements(
+        DirectStatement.compile(read, dialect), DirectStatement.compile(returning, dialect), exact
+    )
+
+
+def _base_type(column_type: Any, dialect: Dialect) -> Any:
+    while isinstance(column_type, TypeDecorator):
+        column_type = column_type.load_dialect_impl(dialect)
+    return column_type
 
 
 def _plain(column_type: Any, dialect: Dialect) -> bool:
@@ -162,6 +191,7 @@ class Plan:
         key: its key, in its column's type.
         version: the version read (``None``: no such record).
         update: the bound values of its update, waiting for the commit.
+        base: the queued write whose row the record was handed on from (``None``: read).
     """
 
     allowed: bool = False
@@ -169,6 +199,7 @@ class Plan:
     key: Any = None
     version: int | None = None
     update: dict[str, Any] | None = None
+    base: QueuedWrite | None = None  # the queued write the record was handed on from
 
     @property
     def started(self) -> bool:
@@ -189,3 +220,134 @@ class Plan:
             and self.version is not None
             and self.version == version
         )
+
+
+@dataclass(eq=False)
+class QueuedWrite:
+    """One event's update in a record's queue.
+
+    Attributes:
+        values: its bound values (``sm_read``: the version it read).
+        base: the write whose row it was built on, if that row was handed on before it was
+            stored (``None``: built on a row read from the database).
+        outcome: ``True`` once stored, ``False`` once refused or never sent (then so is every
+            write built on it); unresolved meanwhile.
+        error: why its statement failed, if it did (its outcome is then unknown: not re-run).
+    """
+
+    values: dict[str, Any]
+    base: QueuedWrite | None
+    outcome: asyncio.Future[bool] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    row: Any = None
+    error: BaseException | None = None
+    lead: asyncio.Future[list[QueuedWrite]] | None = None
+
+    async def settled(self) -> bool:
+        return await asyncio.shield(self.outcome)
+
+    def refused(self) -> bool:
+        return self.outcome.done() and not self.outcome.result()
+
+    def settle(self, stored: bool) -> None:
+        if not self.outcome.done():
+            self.outcome.set_result(stored)
+
+
+Send = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+class RowQueue:
+    """The short-way writes of one record in this process: one statement in flight at a time;
+    the writes queued meanwhile go out together next, sent by the first of them."""
+
+    def __init__(self, forget: Callable[[RowQueue], None]) -> None:
+        self._forget = forget
+        self._busy = False
+        self._waiting: list[QueuedWrite] = []
+
+    async def write(self, write: QueuedWrite, send: Send, queued: Callable[[], None]) -> Any:
+        """Store ``write`` (with the writes queued beside it): the row stored, or
+        ``ConcurrencyError`` if the record changed meanwhile or ``write`` was built on a row
+        that was never stored. ``queued()`` is called once the write has its place."""
+        if write.base is not None and write.base.refused():
+            write.settle(False)
+            raise ConcurrencyError("the record this event started from was never stored")
+        if not self._busy:
+            self._busy = True
+            queued()
+            await self._send([write], send)
+        else:
+            write.lead = asyncio.get_running_loop().create_future()
+            self._waiting.append(write)
+            queued()
+            try:
+                batch = await write.lead  # the writes to send together, this one first; or []
+            except asyncio.CancelledError:
+                self._abandon(write)
+                raise
+            if batch:
+                await self._send(batch, send)
+            else:
+                await write.settled()
+        if write.error is not None:
+            raise write.error
+        if not write.outcome.result():
+            raise ConcurrencyError("the record was changed or deleted meanwhile")
+        return write.row
+
+    async def _send(self, batch: list[QueuedWrite], send: Send) -> None:
+        """Send ``batch`` as one update (the last write's values, the first one's version
+        check), settle its writes, then let the next ones go. If no answer comes, the others
+        of the batch fail as this one does: their change may be stored, so none is re-run."""
+        stored = False
+        try:
+            row = await send(dict(batch[-1].values, sm_read=batch[0].values["sm_read"]))
+            stored = row is not None
+            for write in batch:
+                write.row = row
+        except BaseException as exc:
+            error = exc if isinstance(exc, Exception) else StoreUnavailable("no answer from the database")
+            for write in batch[1:]:
+                write.error = copy.copy(error)
+            raise
+        finally:
+            for write in batch:
+                write.settle(stored)
+            self._next()
+
+    def _abandon(self, write: QueuedWrite) -> None:
+        """A waiting write's event was cancelled: it leaves the queue (nothing of it sent), or
+        gives up the batch it was to send (none of it sent)."""
+        if write in self._waiting:
+            self._waiting.remove(write)
+            write.settle(False)
+        elif write.lead is not None and write.lead.done() and not write.lead.cancelled():
+            batch = write.lead.result()
+            for member in batch:
+                member.settle(False)
+            if batch:
+                self._next()
+
+    def _next(self) -> None:
+        """The writes waiting go out next: those built on a refused row are refused; the rest,
+        in order, as long as each was built on the one before, are sent by the first."""
+        while self._waiting and self._waiting[0].base is not None and self._waiting[0].base.refused():
+            refused = self._waiting.pop(0)
+            refused.settle(False)
+            _lead(refused, [])
+        if not self._waiting:
+            self._busy = False
+            self._forget(self)
+            return
+        batch = [self._waiting.pop(0)]
+        while self._waiting and self._waiting[0].base is batch[-1]:
+            batch.append(self._waiting.pop(0))
+        _lead(batch[0], batch)
+        for write in batch[1:]:
+            _lead(write, [])
+
+
+def _lead(write: QueuedWrite, batch: list[QueuedWrite]) -> None:
+    """Wake a waiting write: to send ``batch``, or (empty) to wait for its outcome."""
+    if write.lead is not None and not write.lead.done():
+        write.lead.set_result(batch)
