@@ -17,6 +17,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -47,8 +48,8 @@ from starmodel.adapters.driven.stores.sql_fast import (
     FastStatements,
     Plan,
     QueuedWrite,
-    RowQueue,
-    fast_statements,
+    ShortWay,
+    entity_from_update,
 )
 from starmodel.adapters.driven.stores.sql_guard import GuardedConnection, GuardedTransaction
 from starmodel.adapters.driven.stores.sql_tables import (
@@ -130,8 +131,7 @@ class SqlDatabase:
         self.metadata = MetaData()
         self._tables: dict[type[Entity], Table] = {}
         self._statements: dict[type[Entity], Statements] = {}
-        self._fast: dict[type[Entity], FastStatements | None] = {}
-        self._queues: dict[tuple[type[Entity], Any], RowQueue] = {}
+        self.short_way = ShortWay(self.engine.dialect)
         # SQLite allows one writer at a time: transactions take turns instead of failing
         self.write_lock = asyncio.Lock() if self.is_sqlite else None
 
@@ -155,29 +155,11 @@ class SqlDatabase:
     def fast(self, entity_cls: type[Entity]) -> FastStatements | None:
         """The entity's statements for a plain event's short way (``sql_fast``); ``None`` on
         SQLite, or when one of its columns needs converting."""
-        if entity_cls in self._fast:
-            return self._fast[entity_cls]
-        found = None
-        if not self.is_sqlite:
-            found = fast_statements(
-                self.table(entity_cls), primary_key(entity_cls), self.statements(entity_cls).update,
-                self.engine.dialect,
-            )
-        self._fast[entity_cls] = found
-        return found
-
-    def queue(self, entity_cls: type[Entity], key: Any) -> RowQueue:
-        """The queue of a record's short-way writes (kept while it has some)."""
-        slot = (entity_cls, key)
-        found = self._queues.get(slot)
-        if found is None:
-
-            def forget(queue: RowQueue) -> None:
-                if self._queues.get(slot) is queue:
-                    del self._queues[slot]
-
-            found = self._queues[slot] = RowQueue(forget)
-        return found
+        if self.is_sqlite:
+            return None
+        return self.short_way.statements(
+            entity_cls, self.table(entity_cls), primary_key(entity_cls), self.statements(entity_cls).update
+        )
 
     def tables_for(self, entities: list[type[Entity]]) -> list[Table]:
         return [self.table(cls) for cls in entities if cls.options().table]
@@ -477,31 +459,16 @@ class SqlRepository(EntityRepository):
         cls, values = plan.entity_cls, plan.update
         fast = None if cls is None else self.db.fast(cls)
         assert cls is not None and values is not None and fast is not None
-        write = QueuedWrite(values, plan.base)
-        on_queued = self._queued
-        ahead = None
-        if on_queued is not None and fast.exact:
-            ahead = Handed(self._entity_of(cls, values), write, write.settled)
-
-        def queued() -> None:
-            if on_queued is not None and ahead is not None:
-                on_queued(ahead)
-
-        async def send(batch_values: dict[str, Any]) -> Any:
-            return await self._direct(fast.update, cls, batch_values)
-
+        write, queued = QueuedWrite(values, plan.base), _nothing
+        if self._queued is not None and fast.exact:
+            stores = entity_from_update(cls, self.db.statements(cls).columns, values)
+            queued = partial(self._queued, Handed(stores, write, write.settled))
         try:
-            row = await self.db.queue(cls, plan.key).write(write, send, queued)
+            queue = self.db.short_way.queue(cls, plan.key)
+            row = await queue.write(write, partial(self._direct, fast.update, cls), queued)
         except ConcurrencyError:
             raise ConcurrencyError(f"{cls.__name__} {plan.key} was changed or deleted meanwhile") from None
         self._handed = Handed(entity_from_row(cls, row))
-
-    def _entity_of(self, entity_cls: type[Entity], values: dict[str, Any]) -> Entity:
-        """The record as an update with these bound values stores it."""
-        statements = self.db.statements(entity_cls)
-        row = {name: values[f"new_{name}"] for name in statements.columns}
-        row[primary_key(entity_cls)] = values["sm_key"]
-        return entity_from_row(entity_cls, row)
 
     async def _discard_connection(self) -> None:
         if self._conn is not None:
@@ -528,3 +495,6 @@ class SqlRepository(EntityRepository):
                 self._locked = False
                 self.db.write_lock.release()
 
+
+def _nothing() -> None:
+    """No one to tell."""

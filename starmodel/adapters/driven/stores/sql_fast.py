@@ -37,7 +37,7 @@ import asyncio
 import copy
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Boolean,
@@ -58,6 +58,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from starmodel.adapters.driven.stores.sql_tables import entity_from_row
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ConcurrencyError, StoreUnavailable
 
@@ -67,10 +68,13 @@ __all__ = [
     "Plan",
     "QueuedWrite",
     "RowQueue",
+    "ShortWay",
+    "entity_from_update",
     "fast_statements",
     "fetch_direct",
 ]
 
+E = TypeVar("E", bound=Entity)
 _PLAIN_TYPES = (Integer, String, Boolean, Float, DateTime, Date, Time)
 _EXACT_TYPES = (Integer, String, Boolean, Float)  # no time zone or precision lost on the way
 
@@ -119,6 +123,44 @@ def fast_statements(table: Table, pk: str, update: Any, dialect: Dialect) -> Fas
     return FastStatements(
         DirectStatement.compile(read, dialect), DirectStatement.compile(returning, dialect), exact
     )
+
+
+class ShortWay:
+    """What a database keeps for the short way: each entity's statements (compiled once) and
+    the queue of each record that has writes on their way."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._statements: dict[type[Entity], FastStatements | None] = {}
+        self._queues: dict[tuple[type[Entity], Any], RowQueue] = {}
+
+    def statements(
+        self, entity_cls: type[Entity], table: Table, pk: str, update: Any
+    ) -> FastStatements | None:
+        if entity_cls not in self._statements:
+            self._statements[entity_cls] = fast_statements(table, pk, update, self.dialect)
+        return self._statements[entity_cls]
+
+    def queue(self, entity_cls: type[Entity], key: Any) -> RowQueue:
+        """The record's queue (kept while it has writes)."""
+        slot = (entity_cls, key)
+        found = self._queues.get(slot)
+        if found is None:
+
+            def forget(queue: RowQueue) -> None:
+                if self._queues.get(slot) is queue:
+                    del self._queues[slot]
+
+            found = self._queues[slot] = RowQueue(forget)
+        return found
+
+
+def entity_from_update(entity_cls: type[E], columns: Sequence[str], values: Mapping[str, Any]) -> E:
+    """The record as an update with these bound values (``new_<column>``, ``sm_key``)
+    stores it."""
+    row = {name: values[f"new_{name}"] for name in columns}
+    row[entity_cls.options().primary_key or ""] = values["sm_key"]
+    return entity_from_row(entity_cls, row)
 
 
 def _base_type(column_type: Any, dialect: Dialect) -> Any:
