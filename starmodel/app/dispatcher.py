@@ -192,7 +192,7 @@ class Dispatcher:
 
         Its first attempt is optimistic (stores may read without locks, its version checks
         decide) and may start from the entity as the event before it on the same entity
-        committed it; a re-run reads and locks the general way.
+        stored it, or will (``Relay``); a re-run reads and locks the general way.
         """
         for attempt in range(self.retries):
             try:

@@ -42,9 +42,11 @@ class Relay:
         self.taken: Handed | None = turn.handed if first else None
         turn.handed = None  # taken, or stale: a failed attempt leaves nothing behind
         self._first = first
-        self._before = turn.published
-        self._published: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        turn.published = self._published
+        before = turn.published  # the last event that passed its turn on before publishing
+        if before is not None and before.done():
+            before = turn.published = None
+        self._before = before
+        self._published: asyncio.Future[None] | None = None  # made if this one passes on too
         self._passed = False
 
     def join(self, uow: UnitOfWork) -> None:
@@ -55,10 +57,12 @@ class Relay:
             uow.on_queued = self._pass_on
 
     def _pass_on(self, handed: Handed) -> None:
-        """The write is queued: let the next event in now, from the row it will store."""
+        """The write is queued: let the next event in now, from the row it will store (and
+        publish after this one)."""
         if not self._passed:
             self._passed = True
             self.turn.handed = handed
+            self._published = self.turn.published = asyncio.get_running_loop().create_future()
             self.turn.pass_on()
 
     async def check_start(self, uow: UnitOfWork) -> None:
@@ -81,6 +85,8 @@ class Relay:
 
     def _finish(self) -> None:
         before, mine = self._before, self._published
+        if mine is None:
+            return
         if before is None or before.done():
             if not mine.done():
                 mine.set_result(None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -88,7 +88,7 @@ class UnitOfWork:
         """Told when the event's one write waits in its store's queue: the next event on the
         record may start meanwhile, from the ``Handed`` row."""
         self.took: Handed | None = None  # the row the event started from, if handed on
-        self.publish_after: Awaitable[Any] | None = None
+        self.publish_after: asyncio.Future[Any] | None = None
         """What must be done before this unit of work publishes (the event before it on the
         same entity publishing first)."""
 
@@ -257,8 +257,9 @@ class UnitOfWork:
         with phase("commit"):
             facts, patch, incomplete = await self._save_and_commit(ctx)
         with phase("publish"):
-            if self.publish_after is not None:
-                await asyncio.shield(self.publish_after)
+            before = self.publish_after
+            if before is not None and not before.done():
+                await asyncio.shield(before)
             if incomplete is not None:  # tabs still learn what was saved
                 failure, durable = incomplete
                 for repository, fact in facts:
