@@ -34,6 +34,7 @@ from starmodel.core.errors import ConcurrencyError, EntityNotFound, EventNotFoun
 from starmodel.core.events import EventSpec
 from starmodel.core.messages import CancelRequested
 from starmodel.core.ports import EventBus
+from starmodel.core.presence import PresenceReader, current_presence
 
 __all__ = ["Dispatcher", "EventResult", "JsonReader", "OutputCheck", "UowFactory", "flatten"]
 
@@ -52,6 +53,7 @@ class Dispatcher:
         bus: where background runs publish (default: the bus of a unit of work).
         claims: exclusive background runs' claims (default: this process's own).
         renew_every: seconds between renewals of an exclusive run's claim (0: never).
+        presence: who looks at which instance (``presence_of`` in event bodies).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class Dispatcher:
         bus: EventBus | None = None,
         claims: RunClaims | None = None,
         renew_every: float = 0.0,
+        presence: PresenceReader | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.read_json = read_json
@@ -73,6 +76,7 @@ class Dispatcher:
         self.background = BackgroundRuns(self.units, self._the_bus, claims, renew_every)
         self._streams: set[asyncio.Task[None]] = set()
         self.observers: list[EventObserver] = []  # logs, metrics, traces (see app.observe)
+        self.presence = presence
 
     @property
     def clock(self) -> Clock:
@@ -179,6 +183,8 @@ class Dispatcher:
         key = self.identity(entity_cls, ctx, args, spec)
         params = self.bind(entity_cls, spec, args, signals)
         request_signals.set(signals)  # browser-stored entities come from here
+        if self.presence is not None:
+            current_presence.set(self.presence)
         call = EventCall(entity_cls, spec, key, params, ctx, signals)
         if spec.background:
             await self.background.start(call, check)

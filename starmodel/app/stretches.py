@@ -34,6 +34,7 @@ from starmodel.app.event_call import (
     authorize,
     call_method,
     checked,
+    enter,
     flatten,
     target_of,
 )
@@ -162,7 +163,7 @@ class Stretches:
             if self.target is None:
                 self.target = await target_of(uow, call)
             else:
-                uow.owner = call.ctx.session_id
+                enter(uow, call)
                 if isinstance(self.target, Entity):
                     await uow.refresh(self.target)
         except BaseException:

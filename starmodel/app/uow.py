@@ -22,17 +22,20 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
+from starmodel.app.journal_writes import Entries, append_after_commit, record_in_stores
 from starmodel.app.observe import phase
 from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
 from starmodel.core.errors import CommitIncomplete, ConcurrencyError, EntityNotFound, ValidationFailed
+from starmodel.core.journal import Doing, Journal, JournalEntry
 from starmodel.core.messages import EntityChanged
 from starmodel.core.ports import EntityRepository, EventBus, Handed
 
-__all__ = ["RepositoryFor", "UnitOfWork", "changed_values"]
+__all__ = ["CommitHook", "JournalFor", "RepositoryFor", "Saved", "UnitOfWork", "changed_values"]
 
 E = TypeVar("E", bound=Entity)
 RepositoryFor = Callable[[type[Entity]], EntityRepository]
+JournalFor = Callable[[type[Entity]], Journal]
 _IMMUTABLE = (int, float, str, bool, bytes, type(None), datetime, date, time, UUID, Decimal, Enum)
 log = logging.getLogger("starmodel")
 _Facts = list[tuple[EntityRepository, EntityChanged]]  # what to publish, by the store that saved it
@@ -46,6 +49,21 @@ def changed_values(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
         for name, value in after.items()
         if name not in before or before[name] != value
     }
+
+
+@dataclass(frozen=True)
+class Saved:
+    """An entity a commit writes: its field values before (``{}`` for a new one) and after
+    (``None`` for a deleted one)."""
+
+    entity: Entity
+    before: dict[str, Any]
+    after: dict[str, Any] | None
+
+
+CommitHook = Callable[[list[Saved]], "EntityRepository | None"]
+"""Sees what a commit writes, before the stores commit; may return one more participant of
+the commit (prepared, committed and rolled back with the stores), e.g. the files it keeps."""
 
 
 @dataclass
@@ -66,16 +84,26 @@ class UnitOfWork:
     Args:
         repositories: the repository of an entity class (or one repository for all).
         bus: where committed changes are published.
+        journal: the journal of a journaled entity whose store keeps none in its transaction.
     """
 
-    def __init__(self, repositories: RepositoryFor | EntityRepository, bus: EventBus) -> None:
+    def __init__(
+        self,
+        repositories: RepositoryFor | EntityRepository,
+        bus: EventBus,
+        commit_hooks: Sequence[CommitHook] = (),
+        journal: JournalFor | None = None,
+    ) -> None:
         if isinstance(repositories, EntityRepository):
             single = repositories
             self.repository_for: RepositoryFor = lambda entity_cls: single
         else:
             self.repository_for = repositories
         self.bus = bus
+        self.commit_hooks = commit_hooks
         self.owner: str | None = None  # the session the event runs for (private records)
+        self.doing: Doing | None = None  # the event running, for the journal
+        self.journal_for = journal
         self._tracked: list[_Tracked] = []
         self._begun: list[EntityRepository] = []
         self._begun_for: dict[type[Entity], EntityRepository] = {}  # the repository of each class
@@ -255,7 +283,10 @@ class UnitOfWork:
         raises ``CommitIncomplete``.
         """
         with phase("commit"):
-            facts, patch, incomplete = await self._save_and_commit(ctx)
+            facts, patch, incomplete, entries = await self._save_and_commit(ctx)
+            if entries and self.journal_for is not None:
+                durable = None if incomplete is None else incomplete[1]
+                await append_after_commit(self.journal_for, entries, durable)
         with phase("publish"):
             before = self.publish_after
             if before is not None and not before.done():
@@ -273,12 +304,17 @@ class UnitOfWork:
                     await self.bus.publish(domain_event)
         return patch
 
-    async def _save_and_commit(self, ctx: CallContext) -> tuple[_Facts, dict[str, Any], _Incomplete | None]:
+    async def _save_and_commit(
+        self, ctx: CallContext
+    ) -> tuple[_Facts, dict[str, Any], _Incomplete | None, Entries]:
         """Save what changed and commit the stores: the facts to publish, the signals patch,
-        and the failure of a commit that is partly durable (``None`` when all went well)."""
+        the failure of a commit that is partly durable (``None`` when all went well), and the
+        journal entries to append now that the stores have committed."""
         facts: list[tuple[EntityRepository, EntityChanged]] = []
         written: list[EntityRepository] = []
         patch: dict[str, Any] = {}
+        saved: list[Saved] | None = [] if self.commit_hooks else None  # only hooks look at it
+        entries: Entries = []
         for item in list(self._tracked):
             entity = item.entity
             cls = type(entity)
@@ -291,8 +327,13 @@ class UnitOfWork:
                 repository = await self._repository(cls)
                 await repository.delete(cls, key)
                 _add(written, repository)
+                if options.journal is not None:
+                    entry = JournalEntry.of(entity, ctx, self.doing, item.public, {}, kind="delete")
+                    entries.append((repository, cls, entry))
                 patch.setdefault(options.namespace, {})[key] = None
                 facts.append((repository, _fact(entity, ctx, {}, deleted=True)))
+                if saved is not None:
+                    saved.append(Saved(entity, item.fields, None))
                 continue
             _revalidate_containers(entity)
             if not item.new and entity.__dict__ == item.fields:
@@ -304,6 +345,10 @@ class UnitOfWork:
             _add(written, repository)
             after = entity.public_state()
             changes = after if item.new else changed_values(item.public, after)
+            if saved is not None:
+                saved.append(Saved(entity, {} if item.new else item.fields, entity.__dict__))
+            if options.journal is not None:
+                entries.append((repository, cls, self._entry(item, ctx, after)))
             item.fields, item.public = _snapshot(entity), after
             if changes or item.new:
                 if not options.store.is_client:  # browser state: the tabs sync in the browser
@@ -313,11 +358,31 @@ class UnitOfWork:
                 else:
                     patch[options.namespace] = changes
             item.new = False
+        for hook in self.commit_hooks if saved else ():
+            participant = hook(saved)  # type: ignore[arg-type]
+            if participant is not None:  # e.g. the files the entities now hold
+                self._begun.append(participant)
+                written.append(participant)
         await self._check_took(written)
         begun, self._begun = self._begun, []
         self._committed_for, self._begun_for = self._begun_for, {}
+        try:
+            later = await record_in_stores(entries)
+        except BaseException:
+            await _roll_back(begun)
+            raise
         incomplete = await _commit_stores(begun, written)
-        return facts, patch, incomplete
+        return facts, patch, incomplete, later
+
+    def _entry(self, item: _Tracked, ctx: CallContext, after: dict[str, Any]) -> JournalEntry:
+        entity = item.entity
+        hidden = [
+            name for name in type(entity).__starmodel_server_only__
+            if item.new or item.fields.get(name) != entity.__dict__.get(name)
+        ]
+        kind = "create" if item.new else "change"
+        before = {} if item.new else item.public
+        return JournalEntry.of(entity, ctx, self.doing, before, after, hidden, kind=kind)
 
     async def _check_took(self, written: Sequence[EntityRepository]) -> None:
         """An event that started from a row still on its way to its store, and writes to

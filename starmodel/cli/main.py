@@ -7,6 +7,7 @@ import click
 from starmodel.cli.assets import assets_command
 from starmodel.cli.db import db_group, migrate_command
 from starmodel.cli.entities import entities_group
+from starmodel.cli.history import history_command
 from starmodel.cli.init import init_command
 from starmodel.cli.make import make_group
 from starmodel.cli.plugins import add_cli_plugins, plugins_group
@@ -24,6 +25,7 @@ def cli() -> None:
 
 cli.add_command(run_command)
 cli.add_command(entities_group)
+entities_group.add_command(history_command)
 cli.add_command(assets_command)
 cli.add_command(db_group)
 cli.add_command(migrate_command)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from starmodel.core.entity import Entity
+from starmodel.core.journal import JournalEntry, JournalSettings
 
 __all__ = ["EntityRepository", "EventBus", "Handed", "Handler"]
 
@@ -90,6 +91,13 @@ class EntityRepository(ABC):
         self, entity_cls: type[E], *, offset: int = 0, limit: int = 50, owner: str | None = None
     ) -> list[E]:
         """Detached copies in key order (with ``owner``: only that owner's records)."""
+
+    async def record(self, entries: Sequence[JournalEntry], settings: dict[str, JournalSettings]) -> bool:
+        """Write journal entries (and prune by ``settings``) in this transaction, so that they
+        commit or roll back with the changes; ``False``: this store keeps no journal of its
+        own, and the unit of work appends them to the app's journal after the commit. Called
+        after the unit's last ``save``/``delete`` and before ``prepare``/``commit``."""
+        return False
 
     async def begin(self) -> None:  # noqa: B027 - optional hook
         """Start a transaction (stores without transactions ignore it)."""

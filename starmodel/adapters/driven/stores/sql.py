@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -69,6 +69,7 @@ from starmodel.core.errors import (
     ConfigurationError,
     StoreUnavailable,
 )
+from starmodel.core.journal import JournalEntry, JournalSettings
 from starmodel.core.ports import EntityRepository, Handed
 
 __all__ = [
@@ -420,6 +421,14 @@ class SqlRepository(EntityRepository):
             return False
         result = await self._run(self.db.statements(entity_cls).delete, params={"sm_key": typed})
         return bool(result.rowcount)
+
+    async def record(self, entries: Sequence[JournalEntry], settings: dict[str, JournalSettings]) -> bool:
+        """Journal entries go into the journal table, in this transaction."""
+        from starmodel.adapters.driven.journal.sql import journal_writes
+
+        for statement, params in journal_writes(self.db, entries, settings):
+            await self._run(statement, params=params)
+        return True
 
     async def prepare(self) -> None:
         """Check now what PostgreSQL would otherwise check at ``COMMIT`` (deferred

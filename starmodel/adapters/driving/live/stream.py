@@ -92,7 +92,10 @@ def _with_event_id(body: str, event_id: str) -> str:
 class LiveStream:
     """One tab's connection: a bounded backlog and a wake-up flag."""
 
-    __slots__ = ("closed", "limit", "origin", "pending", "retry", "session_id", "tab_id", "topics", "wakeup")
+    __slots__ = (
+        "closed", "limit", "origin", "pending", "presence", "retry", "session_id", "tab_id", "topics",
+        "wakeup",
+    )
 
     def __init__(self, session_id: str, tab_id: str | None, topics: set[str], limit: int) -> None:
         self.session_id = session_id
@@ -104,6 +107,7 @@ class LiveStream:
         self.wakeup = asyncio.Event()
         self.closed: str | None = None
         self.retry: int | None = None  # milliseconds: sent as ``retry:`` when the stream ends
+        self.presence: Any = None  # who this tab is to others, if its page shows presence
 
     def push(self, body: str) -> None:
         if self.closed:
@@ -165,6 +169,10 @@ class LiveHub:
         self.fact_handlers: list[tuple[type, FactHandler]] = []
         self.history: History | None = None
         self._reading: set[LiveStream] = set()  # streams whose body is being sent
+        # called (synchronously) when a stream starts receiving and when it ends: presence
+        # joins and leaves the instances a tab shows
+        self.on_join: list[Callable[[LiveStream], None]] = []
+        self.on_leave: list[Callable[[LiveStream], None]] = []
         self._beats: asyncio.Task[None] | None = None
         _HUBS.add(self)
 
@@ -212,6 +220,12 @@ class LiveHub:
         for stream in self.streams.get(topic, ()):
             if origin is None or stream.origin != origin:
                 stream.push(message.body)
+
+    def push(self, topic: str, raw: str) -> None:
+        """Send ready SSE text to every stream on ``topic`` now, without an id and without
+        keeping it for replay (what a reconnecting tab gets afresh anyway, such as presence)."""
+        for stream in self.streams.get(topic, ()):
+            stream.push(raw)
 
     def _advance(self) -> None:
         """The id of the next message: the bus's position when it spans processes (the same
@@ -351,6 +365,8 @@ class LiveHub:
             last_event_id = None  # not an id of this app: the tab gets a full resync
         self._join(stream)
         try:
+            for joined in self.on_join:
+                joined(stream)
             missed = self.missed_since(last_event_id, stream)
             from_elsewhere = missed is not None and self.came_from_elsewhere(last_event_id)
             if missed is None:
@@ -385,6 +401,8 @@ class LiveHub:
         finally:
             self._reading.discard(stream)
             self._forget(stream)
+            for left in self.on_leave:
+                left(stream)
 
     def _keep_alive(self) -> None:
         """Start the hub's heartbeat task if it is not running (one for all streams)."""
