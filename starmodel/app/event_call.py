@@ -20,6 +20,7 @@ from starmodel.core.entity import Entity
 from starmodel.core.errors import PermissionDenied, ValidationFailed
 from starmodel.core.events import EventSpec
 from starmodel.core.journal import Doing
+from starmodel.core.ports import Handed
 from starmodel.core.records import current_workspace
 
 __all__ = [
@@ -110,10 +111,13 @@ def enter(uow: UnitOfWork, call: EventCall) -> None:
     uow.doing = Doing(call.spec.name, call.params, call.entity_cls.namespace())
 
 
-async def target_of(uow: UnitOfWork, call: EventCall) -> Entity | type[Entity]:
-    """What the event method receives first: the entity instance, or the class itself."""
+async def target_of(uow: UnitOfWork, call: EventCall, handed: Handed | None = None) -> Entity | type[Entity]:
+    """What the event method receives first: the entity instance (its store may take
+    ``handed``, the entity as the previous event committed it), or the class itself."""
     enter(uow, call)
-    return call.entity_cls if call.spec.on_class else await uow.load(call.entity_cls, call.key)
+    if call.spec.on_class:
+        return call.entity_cls
+    return await uow.load(call.entity_cls, call.key, handed)
 
 
 async def call_method(

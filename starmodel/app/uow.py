@@ -8,6 +8,7 @@ after they committed, publishes what changed.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 from collections.abc import Callable, Sequence
@@ -25,10 +26,10 @@ from starmodel.app.journal_writes import Entries, append_after_commit, record_in
 from starmodel.app.observe import phase
 from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
-from starmodel.core.errors import CommitIncomplete, EntityNotFound, ValidationFailed
+from starmodel.core.errors import CommitIncomplete, ConcurrencyError, EntityNotFound, ValidationFailed
 from starmodel.core.journal import Doing, Journal, JournalEntry
 from starmodel.core.messages import EntityChanged
-from starmodel.core.ports import EntityRepository, EventBus
+from starmodel.core.ports import EntityRepository, EventBus, Handed
 
 __all__ = ["CommitHook", "JournalFor", "RepositoryFor", "Saved", "UnitOfWork", "changed_values"]
 
@@ -106,7 +107,18 @@ class UnitOfWork:
         self._tracked: list[_Tracked] = []
         self._begun: list[EntityRepository] = []
         self._begun_for: dict[type[Entity], EntityRepository] = {}  # the repository of each class
+        self._committed_for: dict[type[Entity], EntityRepository] = {}  # the same, after the commit
         self._open = False
+        self.optimistic = False
+        """The caller re-runs the event when a version check refuses its write (a plain
+        event's first attempt): stores may read without locks (``read_optimistically``)."""
+        self.on_queued: Callable[[Handed], None] | None = None
+        """Told when the event's one write waits in its store's queue: the next event on the
+        record may start meanwhile, from the ``Handed`` row."""
+        self.took: Handed | None = None  # the row the event started from, if handed on
+        self.publish_after: asyncio.Future[Any] | None = None
+        """What must be done before this unit of work publishes (the event before it on the
+        same entity publishing first)."""
 
     async def __aenter__(self) -> UnitOfWork:
         self._open = True
@@ -127,6 +139,8 @@ class UnitOfWork:
             repository = self.repository_for(entity_cls)
             if not any(r is repository for r in self._begun):
                 await repository.begin()
+                if self.optimistic:
+                    repository.read_optimistically(self._queued if self.on_queued is not None else None)
                 self._begun.append(repository)
             self._begun_for[entity_cls] = repository
         return repository
@@ -139,9 +153,22 @@ class UnitOfWork:
 
     # --- what events see (core.records.Workspace) ---------------------------------------
 
-    async def load(self, entity_cls: type[E], key: str) -> E:
+    async def load(self, entity_cls: type[E], key: str, handed: Handed | None = None) -> E:
         """The stored entity; for session and global entities a fresh one with its defaults
-        if none is stored yet, for records ``EntityNotFound``."""
+        if none is stored yet, for records ``EntityNotFound``.
+
+        ``handed`` is the entity as the previous event on it committed it (``handed``); its
+        store may take it instead of reading the entity again.
+        """
+        if handed is not None and type(handed.entity) is entity_cls and _key_of(handed.entity) == key:
+            repository = await self._repository(entity_cls)
+            if not self._tracked and repository.take_handed(handed):
+                self.took = handed
+                given: E = handed.entity
+                if not self._may_see(given):
+                    raise EntityNotFound(f"{entity_cls.__name__} {key} does not exist")
+                self._track(given)
+                return given
         entity = await self.get(entity_cls, key)
         if entity is not None:
             return entity
@@ -169,6 +196,26 @@ class UnitOfWork:
         for item in self._tracked:
             if item.entity is current:
                 item.entity = entity
+
+    def handed(self, entity: Entity) -> Handed | None:
+        """After the commit: ``entity`` as its store stored it, when the store knows it without
+        reading it again and the unit of work held nothing else (for the next event on it)."""
+        if not self.tracks_only(entity):
+            return None
+        cls = type(entity)
+        repository = self._committed_for.get(cls)
+        return None if repository is None else repository.handed(cls, _key_of(entity) or "")
+
+    def _queued(self, handed: Handed) -> None:
+        """A store queued the one write of this unit of work (see ``on_queued``)."""
+        tracked = self._tracked
+        if (
+            self.on_queued is not None
+            and len(tracked) == 1
+            and type(tracked[0].entity) is type(handed.entity)
+            and _key_of(tracked[0].entity) == _key_of(handed.entity)
+        ):
+            self.on_queued(handed)
 
     def tracks_only(self, entity: Entity) -> bool:
         """Whether ``entity`` is the one entity this unit of work holds (loaded, added, deleted)."""
@@ -241,6 +288,9 @@ class UnitOfWork:
                 durable = None if incomplete is None else incomplete[1]
                 await append_after_commit(self.journal_for, entries, durable)
         with phase("publish"):
+            before = self.publish_after
+            if before is not None and not before.done():
+                await asyncio.shield(before)
             if incomplete is not None:  # tabs still learn what was saved
                 failure, durable = incomplete
                 for repository, fact in facts:
@@ -313,8 +363,9 @@ class UnitOfWork:
             if participant is not None:  # e.g. the files the entities now hold
                 self._begun.append(participant)
                 written.append(participant)
+        await self._check_took(written)
         begun, self._begun = self._begun, []
-        self._begun_for.clear()
+        self._committed_for, self._begun_for = self._begun_for, {}
         try:
             later = await record_in_stores(entries)
         except BaseException:
@@ -332,6 +383,17 @@ class UnitOfWork:
         kind = "create" if item.new else "change"
         before = {} if item.new else item.public
         return JournalEntry.of(entity, ctx, self.doing, before, after, hidden, kind=kind)
+
+    async def _check_took(self, written: Sequence[EntityRepository]) -> None:
+        """An event that started from a row still on its way to its store, and writes to
+        another store too, commits only once that row is stored (else it is re-run: nothing of
+        it is saved). A write to the row's own store alone is checked by that store."""
+        took = self.took
+        if took is None or took.settled is None:
+            return
+        own = self._begun_for.get(type(took.entity))
+        if any(repository is not own for repository in written) and not await took.settled():
+            raise ConcurrencyError("the state this event started from was never stored")
 
     async def rollback(self) -> None:
         self._open = False
