@@ -49,6 +49,15 @@ class Ledger(Entity):
         self.entries += 1
 
 
+class Diary(Entity):
+    model_config = {"namespace": "user_diary", "journal": True}
+    pages: int = 0
+
+    @event
+    def write(self) -> None:
+        self.pages += 1
+
+
 class Memo(Entity):
     model_config = {"namespace": "user_memo", "scope": "id"}
     text: str = ""
@@ -56,7 +65,7 @@ class Memo(Entity):
 
 @pytest.fixture
 def sm():
-    app = StarModel(entities=[Tally, Ledger, Memo], secret_key="event-user-test")
+    app = StarModel(entities=[Tally, Ledger, Diary, Memo], secret_key="event-user-test")
     app.user_loader = from_header
     LOOKUPS.clear()
     return app
@@ -94,3 +103,12 @@ async def test_events_are_matched_first_whatever_the_app_adds_in_front(sm):
         assert answer.status_code == 200
         assert state_signals(parse_sse(answer.text))["user_ledger"]["entries"] == 1
         assert (await client.get("/_starmodel/health")).status_code == 200
+
+
+async def test_an_event_on_a_journaled_entity_looks_the_user_up_to_name_the_actor(sm):
+    async with asgi_client(sm) as client:
+        answer = await post_event(client, "/user_diary/write", headers={"X-User": "admin"})
+        assert answer.status_code == 200
+    assert LOOKUPS == ["/user_diary/write"]
+    entries = await sm.journal.history(Diary)
+    assert len(entries) == 1 and "admin" in str(entries[0].actor)

@@ -491,9 +491,12 @@ class WebApp:
 
 def _decides_on_user(entity_cls: type[Entity], spec: EventSpec) -> bool:
     """Whether running ``spec`` depends on who is signed in: its ``allow`` rule, the entity's
-    policy or its ``rate`` (counted per user). Only then is the user looked up (for a
-    signed-in session, a read of its sign-in in the store); other events run without."""
-    return spec.allow is not None or spec.rate is not None or entity_cls.options().policy is not None
+    policy, its ``rate`` (counted per user) or the entity's journal (which names the actor).
+    Only then is the user looked up (for a signed-in session, a read of its sign-in in the
+    store); other events run without."""
+    options = entity_cls.options()
+    return (spec.allow is not None or spec.rate is not None or options.policy is not None
+            or options.journal is not None)
 
 
 def _clear_field_errors(namespace: str, spec: EventSpec, outputs: list[Any]) -> list[Any]:
