@@ -7,7 +7,10 @@ One run measures, under the same server settings and the same wrk load, four app
 * (a) StarModel: ``BenchCounter(Entity)`` with an ``@event increment``;
 * (b) FastHTML + datastar-py's ``DatastarResponse(SSE.patch_signals(...))``;
 * (c) FastHTML + a plain Starlette ``Response`` carrying the same SSE body;
-* (g) the StarModel app of (a) served by granian instead of uvicorn (``--server granian``).
+* (g) the StarModel app of (a) served by granian instead of uvicorn (``--server granian``);
+* (d) the demo (``demo/app.py``: every page, the auth plugin, generated CRUD and admin, jobs)
+  as a user serves it, ``starmodel run demo --log-level warning``, answering its counter's
+  ``POST /counter/increment``: the same kind of event inside a whole app.
 
 Each app runs alone in its own server process (pinned to one core when there are two; wrk gets
 the other), in rounds a, b, c, g, a, b, c, g... so that a passing burst of load elsewhere on the
@@ -18,7 +21,7 @@ server CPU-second is the steadier figure when other programs share the cores.
 
 Usage::
 
-    python bench/event_throughput.py [--duration 5] [--connections 16] [--rounds 3]
+    python bench/event_throughput.py [--duration 5] [--connections 16] [--rounds 3] [--apps a,b,c,d]
 
 It is a benchmark, not a test: missed targets print FAIL but the exit status stays 0. Broken
 answers (wrong status or body, non-2xx responses, socket errors) exit with status 1.
@@ -31,8 +34,11 @@ import importlib.util
 import os
 import platform
 import re
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -46,6 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (
     BENCH_DIR,
     COOKIE_NAME,
+    HOST,
+    SERVER_CPU,
     Answer,
     AppResult,
     AppSpec,
@@ -58,6 +66,7 @@ from harness import (
     find_session_cookie,
     load_and_measure,
     measure_app,
+    pin_to,
     pinnable,
     print_ratio,
     print_table,
@@ -66,6 +75,7 @@ from harness import (
     run_rounds,
     run_wrk,
     start_server,
+    stop_server,
     value_in,
     versions,
     write_json,
@@ -75,6 +85,9 @@ from harness import post_event as _post_event
 RESULTS_FILE = BENCH_DIR / "results" / "event_throughput.json"
 APPS_MODULE = "bench_apps"
 EVENT_PATH = "/bench_counter/increment"
+DEMO_EVENT_PATH = "/counter/increment"
+STARMODEL_RUN = "starmodel-run"
+DEMO_STARTUP_TIMEOUT = 90.0
 _COUNT = re.compile(r'"count"\s*:\s*(\d+)')
 
 APPS: tuple[AppSpec, ...] = (
@@ -82,7 +95,10 @@ APPS: tuple[AppSpec, ...] = (
     AppSpec("b", "FastHTML + DatastarResponse", "build_datastar_app"),
     AppSpec("c", "FastHTML + plain Response", "build_plain_app"),
     AppSpec("g", "StarModel @event on granian", "build_starmodel_app", server="granian"),
+    AppSpec("d", "demo: starmodel run demo", "demo", server=STARMODEL_RUN),
 )
+PATHS = {"d": DEMO_EVENT_PATH}
+"""The event each app answers, when it is not ``EVENT_PATH``."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +114,13 @@ class Target:
         return f"{self.numerator}/{self.denominator}"
 
 
-TARGETS: tuple[Target, ...] = (Target("a", "b", 2.5), Target("a", "c", 0.8), Target("g", "a", 0.9))
+TARGETS: tuple[Target, ...] = (
+    Target("a", "b", 2.5),
+    Target("a", "c", 0.8),
+    Target("g", "a", 0.9),
+    Target("d", "b", 2.5),
+    Target("d", "c", 0.9),
+)
 
 
 @dataclass
@@ -113,18 +135,36 @@ class RoundResult(Round):
 # --- command line --------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str] | None = None) -> Options:
-    """Read the command line into ``Options``."""
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_load_arguments(
         parser,
-        rounds_help="rounds a, b, c, g, a, b, c, g...; each app's result is its median",
+        rounds_help="rounds a, b, c, g, d, a, b, c, g, d...; each app's result is its median",
         http_default=_default_http(),
         no_pin_help="do not pin the server and wrk to separate cores",
     )
+    parser.add_argument(
+        "--apps", default=",".join(spec.key for spec in APPS),
+        help="the apps to measure, comma-separated (default: all)",
+    )  # fmt: skip
     ns = parser.parse_args(argv)
     check_load_arguments(parser, ns)
+    unknown = set(ns.apps.split(",")) - {spec.key for spec in APPS}
+    if unknown:
+        parser.error(f"--apps: no app {', '.join(sorted(unknown))}")
+    return ns
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Options:
+    """Read the command line into ``Options``."""
+    ns = _parse(argv)
     return Options(ns.duration, ns.connections, ns.threads, ns.warmup, ns.rounds, ns.http, ns.loop, ns.pin)
+
+
+def selected_apps(argv: Sequence[str] | None = None) -> tuple[AppSpec, ...]:
+    """The apps ``--apps`` names, in the order of ``APPS``."""
+    keys = set(_parse(argv).apps.split(","))
+    return tuple(spec for spec in APPS if spec.key in keys)
 
 
 def _default_http() -> str:
@@ -135,9 +175,9 @@ def _default_http() -> str:
 # --- correctness ---------------------------------------------------------------------------
 
 
-def post_event(port: int, cookie: str | None) -> Answer:
+def post_event(port: int, cookie: str | None, path: str = EVENT_PATH) -> Answer:
     """Send the benchmark's event once, as the Datastar client would."""
-    return _post_event(port, EVENT_PATH, cookie)
+    return _post_event(port, path, cookie)
 
 
 def session_cookie(set_cookie: str | None) -> str:
@@ -158,10 +198,11 @@ def verify_app(key: str, port: int) -> tuple[str, int]:
 
     Returns the session cookie to load the app with and the counter value it has reached.
     """
-    first = post_event(port, None)
+    path = PATHS.get(key, EVENT_PATH)
+    first = post_event(port, None, path)
     before = counter_of(first, key)
     cookie = session_cookie(first.set_cookie)
-    after = counter_of(post_event(port, cookie), key)
+    after = counter_of(post_event(port, cookie, path), key)
     if after <= before:
         raise BenchError(f"({key}) the counter did not increase: {before} then {after}")
     return cookie, after
@@ -180,16 +221,58 @@ def check_counter(key: str, checked: int, final: int, sent: int) -> None:
 
 
 def _start(spec: AppSpec, opts: Options, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    if spec.server == STARMODEL_RUN:
+        return start_starmodel_run(spec, port, opts, log)
     return start_server(APPS_MODULE, spec, port, opts, log)
+
+
+_SCRATCH: list[tempfile.TemporaryDirectory[str]] = []
+
+
+def _scratch() -> tempfile.TemporaryDirectory[str]:
+    """A folder for the demo's databases, removed when the benchmark ends."""
+    if not _SCRATCH:
+        _SCRATCH.append(tempfile.TemporaryDirectory(prefix="starmodel-bench-"))
+    return _SCRATCH[0]
+
+
+def start_starmodel_run(spec: AppSpec, port: int, opts: Options, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """``starmodel run <app> --log-level warning`` (the CLI a user runs, from this checkout),
+    pinned like the uvicorn servers; its SQL tables go to a throw-away SQLite file."""
+    command = [
+        sys.executable, "-m", "starmodel.cli.main", "run", spec.factory, "--host", HOST,
+        "--port", str(port), "--log-level", "warning",
+    ]  # fmt: skip
+    database = Path(_scratch().name) / f"demo-{port}.db"
+    proc = subprocess.Popen(
+        command,
+        cwd=BENCH_DIR.parent,
+        env={**os.environ, "DATABASE_URL": f"sqlite:///{database}"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=pin_to(SERVER_CPU if opts.pin else None),  # we are single-threaded
+    )
+    deadline = time.monotonic() + DEMO_STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"({spec.key}) starmodel run exited with status {proc.returncode}")
+        try:
+            socket.create_connection((HOST, port), timeout=0.5).close()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    stop_server(proc)
+    raise BenchError(f"({spec.key}) starmodel run did not listen on port {port} in {DEMO_STARTUP_TIMEOUT}s")
 
 
 def _load_app(spec: AppSpec, wrk: str, opts: Options, pid: int, port: int) -> RoundResult:
     """Verification, warm-up, measurement and the final counter check of a running app."""
     cookie, checked = verify_app(spec.key, port)
+    path = PATHS.get(spec.key, EVENT_PATH)
     load = load_and_measure(
-        spec.key, pid, opts, lambda seconds: run_wrk(wrk, port, EVENT_PATH, cookie, seconds, opts)
+        spec.key, pid, opts, lambda seconds: run_wrk(wrk, port, path, cookie, seconds, opts)
     )
-    final = counter_of(post_event(port, cookie), spec.key)
+    final = counter_of(post_event(port, cookie, path), spec.key)
     check_counter(spec.key, checked, final, load.sent)
     return RoundResult(load.result, load.cpu_s, checked, final, load.sent)
 
@@ -205,7 +288,9 @@ def measure(spec: AppSpec, wrk: str, opts: Options) -> RoundResult:
 def ratios(results: dict[str, AppResult]) -> list[dict[str, Any]]:
     """Each target's ratio of median requests/s, whether it is met, and the CPU-time ratio."""
     return [
-        ratio_row(t.name, results[t.numerator], results[t.denominator], t.minimum) for t in TARGETS
+        ratio_row(t.name, results[t.numerator], results[t.denominator], t.minimum)
+        for t in TARGETS
+        if t.numerator in results and t.denominator in results
     ]
 
 
@@ -254,12 +339,13 @@ def save_json(results: dict[str, AppResult], rows: list[dict[str, Any]], opts: O
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Measure the four apps in turn, round after round; print and save the comparison."""
+    """Measure the apps in turn, round after round; print and save the comparison."""
     opts = parse_args(argv)
+    apps = selected_apps(argv)
     wrk = require_wrk()
     opts = pinnable(opts)
     try:
-        results = run_rounds(APPS, opts, lambda spec: measure(spec, wrk, opts))
+        results = run_rounds(apps, opts, lambda spec: measure(spec, wrk, opts))
     except BenchError as exc:
         print(f"\nBENCHMARK INVALID: {exc}", file=sys.stderr)
         return 1

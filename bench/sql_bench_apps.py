@@ -42,6 +42,7 @@ from bench_apps import SECRET, _fasthtml  # a sibling file, not a package
 __all__ = [
     "DATABASE_ENV",
     "EVENT_PATH",
+    "ROWS",
     "TABLE",
     "BenchRow",
     "build_sqlalchemy_app",
@@ -53,11 +54,12 @@ DATABASE_ENV = "BENCH_DATABASE_URL"
 EVENT_PATH = "/bench_row/increment"
 TABLE = "bench_row"
 NAMESPACE = "bench_row"
+ROWS = 1000  # the rows of the table (keys 1..ROWS)
 UPDATE = text(f"UPDATE {TABLE} SET n = n + 1 WHERE id = :id RETURNING n")
 
 
 class BenchRow(Entity, table=True):
-    """One counter per row; the benchmark increments the row with key 1."""
+    """One counter per row; the benchmark increments row 1, or rows drawn among ``ROWS``."""
 
     id: int | None = Field(default=None, primary_key=True)
     n: int = 0
@@ -69,11 +71,11 @@ class BenchRow(Entity, table=True):
 
 def create_table_sql() -> list[str]:
     """The DDL of ``bench_row`` as StarModel maps ``BenchRow`` (its ``sm_version`` column too),
-    and the row the benchmark increments. The driver runs it, so neither app has to."""
+    and the ``ROWS`` rows the benchmark increments. The driver runs it, so neither app has to."""
     return [
         f"CREATE TABLE {TABLE} (id SERIAL PRIMARY KEY, n INTEGER NOT NULL, "
         "sm_version INTEGER NOT NULL DEFAULT 1)",
-        f"INSERT INTO {TABLE} (id, n, sm_version) VALUES (1, 0, 1)",
+        f"INSERT INTO {TABLE} (id, n, sm_version) SELECT g, 0, 1 FROM generate_series(1, {ROWS}) AS g",
     ]
 
 

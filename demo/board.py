@@ -79,6 +79,8 @@ NEXT_LANE = {Lane.todo: Lane.doing, Lane.doing: Lane.done, Lane.done: Lane.todo}
 class Ticket(Entity, table=True):
     """A card of the team board: a row of the ``ticket`` table, live in every open board."""
 
+    model_config = {"presence": True}  # who is looking at each ticket (the /presence page)
+
     id: int | None = Field(default=None, primary_key=True)
     title: str = Field(min_length=2, max_length=TITLE_MAX)
     lane: Lane = Lane.todo

@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 NAV: tuple[tuple[str, str], ...] = (
     ("/", "Home"),
     ("/board", "Live board"),
+    ("/presence", "Presence"),
     ("/state", "State"),
     ("/streaming", "Streaming"),
     ("/records", "SQL records"),
@@ -41,6 +42,8 @@ NAV: tuple[tuple[str, str], ...] = (
     ("/preferences", "Preferences"),
     ("/actions", "Actions"),
     ("/crud", "CRUD & admin"),
+    ("/files", "Uploads"),
+    ("/journal", "Journal"),
     ("/auth", "Sign-in"),
 )
 """The header's links, in order: (path, label)."""

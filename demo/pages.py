@@ -40,7 +40,10 @@ from demo.board import (
     seed_tickets,
     ticket_row,
 )
+from demo.files import install_files
+from demo.journal import Whiteboard, history_card, install_journal, whiteboard_card
 from demo.layout import code_panel, feature, install_styles, page, tiles
+from demo.presence import install_presence
 from demo.products import (
     DEMO_ADMIN_EMAIL,
     Product,
@@ -65,6 +68,7 @@ TICKETS_SHOWN = 300
 PAGES: tuple[tuple[str, str, str], ...] = (
     ("/board", "Live team board",
      "SQL records, a shared feed, who is here and a chart from a job, together."),
+    ("/presence", "Presence", "Who else is looking at a ticket right now, in every browser and process."),
     ("/state", "Session & global state", "One counter per browser, one for everybody: live in every tab."),
     ("/streaming", "Streaming & background work",
      "Progress that streams while an event runs, and jobs that outlive the tab."),
@@ -75,6 +79,9 @@ PAGES: tuple[tuple[str, str, str], ...] = (
      "Kept in localStorage, checked by the server before each use."),
     ("/actions", "Server actions", "Toasts, alerts, scripts, signal patches and redirects from Python."),
     ("/crud", "Generated CRUD & admin", "Forms, lists, a JSON API and an admin, from one entity class."),
+    ("/files", "File uploads, live", "Chunked uploads with limits; every viewer sees the progress."),
+    ("/journal", "Event journal & undo",
+     "Who changed what, before and after, and undo of the latest change."),
     ("/auth", "Sign-in & permissions", "Accounts, sessions and per-event rules, with a staff-only admin."),
 )
 """The feature pages, as the home page lists them: (path, title, one line)."""
@@ -110,7 +117,10 @@ def install_showcase(sm: StarModel) -> Auth:
 
     sm.startup_hooks.append(seed)
     install_styles(sm, BOARD_STYLES)
+    install_journal(sm)
     _routes(sm, auth)
+    install_files(sm, auth.user)
+    install_presence(sm, auth)
     return auth
 
 
@@ -213,6 +223,21 @@ def _routes(sm: StarModel, auth: Auth) -> None:
             feature("Global", "scope='global': one instance for everybody; with REDIS_URL it lives "
                     "in Redis and every server process shares it.",
                     shared_card(await sm.load(SharedCounter)), SharedCounter),
+            user=await auth.user(request),
+        )
+
+    @app.route("/journal")
+    async def journal(request: Request) -> Any:
+        return page(
+            request, "Event journal & undo",
+            P("An entity with model_config['journal'] keeps an entry per committed event: who, "
+              "which event and parameters, and each changed field before and after. Undo puts the "
+              "latest change back, unless a later one changed the same fields.", cls="sc-lead"),
+            feature("A journaled whiteboard", "Write or paint it, here or in another browser; the "
+                    "history follows live. Also: `starmodel entities history Whiteboard` and the "
+                    "admin's History page.",
+                    Div(whiteboard_card(await sm.load(Whiteboard)), history_card(), cls="space-y-4"),
+                    Whiteboard),
             user=await auth.user(request),
         )
 

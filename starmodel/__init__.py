@@ -32,11 +32,15 @@ from starmodel.core.errors import (
 )
 from starmodel.core.events import event
 from starmodel.core.fields import FieldUI
+from starmodel.core.files import FileRules, FileStore, StoredFile
+from starmodel.core.journal import JournalEntry, UndoRefused
 from starmodel.core.messages import DomainEvent, EntityChanged
+from starmodel.core.presence import Viewer, default_viewer, presence_of
 from starmodel.core.store import StateStore
 
 if TYPE_CHECKING:
     from starmodel.adapters.driven.stores.sql_entity import Entity
+    from starmodel.adapters.driving.web.uploads import file_url, upload_signal
     from starmodel.bootstrap import StarModel
 
 __version__ = "0.1.0"
@@ -46,6 +50,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "Entity": "starmodel.adapters.driven.stores.sql_entity",
     "StarModel": "starmodel.bootstrap",
+    "file_url": "starmodel.adapters.driving.web.uploads",
+    "upload_signal": "starmodel.adapters.driving.web.uploads",
 }
 
 
@@ -71,6 +77,9 @@ __all__ = [
     "EntityNotFound",
     "EventNotFound",
     "FieldUI",
+    "FileRules",
+    "FileStore",
+    "JournalEntry",
     "NoncedElement",
     "PermissionDenied",
     "RateLimited",
@@ -80,14 +89,21 @@ __all__ = [
     "StarModelError",
     "StateStore",
     "StoreUnavailable",
+    "StoredFile",
+    "UndoRefused",
     "ValidationFailed",
+    "Viewer",
     "alert",
     "computed",
     "csp_nonce",
+    "default_viewer",
     "event",
+    "file_url",
     "patch_signals",
+    "presence_of",
     "redirect",
     "script",
     "sleep",
     "toast",
+    "upload_signal",
 ]

@@ -23,6 +23,7 @@ from starmodel.core.errors import (
     ValidationFailed,
 )
 from starmodel.core.fields import editable_fields, searchable_fields, sortable_fields
+from starmodel.core.files import CLIENT_INPUT
 from starmodel.core.queries import ListQuery, RecordFinder, ResultPage
 
 __all__ = ["MAX_PAGE", "MAX_PER_PAGE", "CrudService"]
@@ -93,7 +94,7 @@ class CrudService:
         self._require(entity_cls, "create", ctx, None)
         self._refuse_unknown(entity_cls, values, creating=True)
         try:
-            record = entity_cls.model_validate(dict(values))
+            record = entity_cls.model_validate(dict(values), context=CLIENT_INPUT)
         except ValidationError as exc:
             raise ValidationFailed.from_pydantic(exc, f"{entity_cls.__name__} not saved") from None
         self._require(entity_cls, "create", ctx, record)
@@ -130,7 +131,7 @@ class CrudService:
         async with self._record(entity_cls, key, ctx, "update", version) as (uow, record):
             current = {name: getattr(record, name) for name in entity_cls.model_fields}
             try:
-                checked = entity_cls.model_validate({**current, **values})
+                checked = entity_cls.model_validate({**current, **values}, context=CLIENT_INPUT)
             except ValidationError as exc:
                 raise ValidationFailed.from_pydantic(exc, f"{entity_cls.__name__} not saved") from None
             for name in values:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from starmodel.app.background import BackgroundRuns, RunClaims
@@ -22,6 +22,7 @@ from starmodel.app.event_call import (
 )
 from starmodel.app.locks import KeyedLocks
 from starmodel.app.observe import EventObserver, observed
+from starmodel.app.relay import Relay
 from starmodel.app.resync import GLOBAL_KEY, current_state
 from starmodel.app.streams import start_stream
 from starmodel.app.uow import UnitOfWork
@@ -33,7 +34,7 @@ from starmodel.core.errors import ConcurrencyError, EntityNotFound, EventNotFoun
 from starmodel.core.events import EventSpec
 from starmodel.core.messages import CancelRequested
 from starmodel.core.ports import EventBus
-from starmodel.core.store import StateStore
+from starmodel.core.presence import PresenceReader, current_presence
 
 __all__ = ["Dispatcher", "EventResult", "JsonReader", "OutputCheck", "UowFactory", "flatten"]
 
@@ -52,6 +53,7 @@ class Dispatcher:
         bus: where background runs publish (default: the bus of a unit of work).
         claims: exclusive background runs' claims (default: this process's own).
         renew_every: seconds between renewals of an exclusive run's claim (0: never).
+        presence: who looks at which instance (``presence_of`` in event bodies).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class Dispatcher:
         bus: EventBus | None = None,
         claims: RunClaims | None = None,
         renew_every: float = 0.0,
+        presence: PresenceReader | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.read_json = read_json
@@ -73,6 +76,7 @@ class Dispatcher:
         self.background = BackgroundRuns(self.units, self._the_bus, claims, renew_every)
         self._streams: set[asyncio.Task[None]] = set()
         self.observers: list[EventObserver] = []  # logs, metrics, traces (see app.observe)
+        self.presence = presence
 
     @property
     def clock(self) -> Clock:
@@ -179,6 +183,8 @@ class Dispatcher:
         key = self.identity(entity_cls, ctx, args, spec)
         params = self.bind(entity_cls, spec, args, signals)
         request_signals.set(signals)  # browser-stored entities come from here
+        if self.presence is not None:
+            current_presence.set(self.presence)
         call = EventCall(entity_cls, spec, key, params, ctx, signals)
         if spec.background:
             await self.background.start(call, check)
@@ -188,15 +194,35 @@ class Dispatcher:
         return EventResult(spec, outputs=await self._run_plain(call, check))
 
     async def _run_plain(self, call: EventCall, check: OutputCheck | None) -> list[Any]:
-        """A plain event holds its entity from start to commit; a lost write race re-runs it."""
+        """A plain event holds its entity from start to commit; a lost write race re-runs it.
+
+        Its first attempt is optimistic (stores may read without locks, its version checks
+        decide) and may start from the entity as the event before it on the same entity
+        stored it, or will (``Relay``); a re-run reads and locks the general way.
+        """
         for attempt in range(self.retries):
             try:
-                async with self.turn(call.entity_cls, call.key), self.uow_factory(call.entity_cls) as uow:
-                    target = await target_of(uow, call)
-                    authorize(call.spec, call.ctx, target)
-                    returned = await call_method(call, target, uow, self.units.clock)
-                    returned = checked(flatten(returned), check)
-                    patch = await uow.commit(call.ctx)
+                async with self.turn(call.entity_cls, call.key) as turn:
+                    relay = Relay(turn, first=attempt == 0)
+                    uow = self.uow_factory(call.entity_cls)
+                    relay.join(uow)
+                    try:
+                        async with uow:
+                            target = await target_of(uow, call, relay.taken)
+                            authorize(call.spec, call.ctx, target)
+                            returned = await call_method(call, target, uow, self.units.clock)
+                            returned = checked(flatten(returned), check)
+                            patch = await uow.commit(call.ctx)
+                        await relay.check_start(uow)
+                    except Exception as exc:
+                        relay.failed()
+                        if not isinstance(exc, ConcurrencyError):
+                            await relay.check_start(uow)  # no refusal speaks of a state never stored
+                        raise
+                    except BaseException:
+                        relay.failed()
+                        raise
+                    relay.done(uow, target)
                 break
             except ConcurrencyError:  # only while nothing of the event is saved: a re-run is safe
                 if attempt == self.retries - 1:
@@ -207,11 +233,9 @@ class Dispatcher:
         return outputs
 
     def turn(self, entity_cls: type[Entity], key: str) -> AbstractAsyncContextManager[Any]:
-        """Events on one entity instance take turns. SQL records take them in the database
-        (the record is read ``FOR UPDATE``), so no connection waits idle here; the other
-        stores take them in this process (and check versions across processes)."""
-        if entity_cls.options().store is StateStore.SERVER_SQL:
-            return nullcontext()
+        """Events on one entity instance take turns in this process (a store's connection is
+        taken once the turn is, so none waits idle here); across processes, stores check
+        versions, and SQL records read the general way are locked (``FOR UPDATE``)."""
         return self.locks.hold((entity_cls.namespace(), key))
 
     # --- background runs ---------------------------------------------------------------

@@ -19,6 +19,8 @@ from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
 from starmodel.core.errors import PermissionDenied, ValidationFailed
 from starmodel.core.events import EventSpec
+from starmodel.core.journal import Doing
+from starmodel.core.ports import Handed
 from starmodel.core.records import current_workspace
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "back_off",
     "call_method",
     "checked",
+    "enter",
     "flatten",
     "target_of",
 ]
@@ -102,10 +105,19 @@ def checked(outputs: list[Any], check: OutputCheck | None) -> list[Any]:
     return outputs
 
 
-async def target_of(uow: UnitOfWork, call: EventCall) -> Entity | type[Entity]:
-    """What the event method receives first: the entity instance, or the class itself."""
+def enter(uow: UnitOfWork, call: EventCall) -> None:
+    """Tell ``uow`` whom it works for (private records) and what it runs (the journal)."""
     uow.owner = call.ctx.session_id
-    return call.entity_cls if call.spec.on_class else await uow.load(call.entity_cls, call.key)
+    uow.doing = Doing(call.spec.name, call.params, call.entity_cls.namespace())
+
+
+async def target_of(uow: UnitOfWork, call: EventCall, handed: Handed | None = None) -> Entity | type[Entity]:
+    """What the event method receives first: the entity instance (its store may take
+    ``handed``, the entity as the previous event committed it), or the class itself."""
+    enter(uow, call)
+    if call.spec.on_class:
+        return call.entity_cls
+    return await uow.load(call.entity_cls, call.key, handed)
 
 
 async def call_method(

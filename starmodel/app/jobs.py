@@ -13,13 +13,13 @@ the app.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from starmodel.core.clock import REAL_CLOCK, Clock
+from starmodel.core.tasks import cancel_and_wait
 
 __all__ = ["Claim", "JobRunner", "PeriodicJob"]
 
@@ -67,12 +67,8 @@ class JobRunner:
 
     async def stop(self) -> None:
         self.started = False
-        tasks = [job.task for job in self.jobs.values() if job.task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if not await cancel_and_wait([job.task for job in self.jobs.values()]):
+            log.warning("periodic jobs still running 2 s after they were cancelled: left behind")
         for job in self.jobs.values():
             job.task = None
 

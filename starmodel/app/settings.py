@@ -60,6 +60,11 @@ class Settings:
         shutdown_grace: seconds a stopping server lets running events and background runs
             finish (``STARMODEL_SHUTDOWN_GRACE``); background runs still going then are
             cancelled (their current step rolled back), open requests are ended.
+        presence_ttl: seconds a tab counts as a viewer of an instance without a heartbeat of
+            its server process: a process that dies loses its viewers after this, plus at most
+            one ``presence_beat`` (``STARMODEL_PRESENCE_TTL``, default 15).
+        presence_beat: seconds between a process's presence heartbeats, shorter than
+            ``presence_ttl`` (``STARMODEL_PRESENCE_BEAT``, default 5).
         debug: show exception messages in error toasts (``STARMODEL_DEBUG``).
         log_format: ``text`` (default) or ``json``: one JSON object per log line, with a line
             per request and per event (``STARMODEL_LOG_FORMAT``; ``starmodel run --log-format``).
@@ -81,6 +86,10 @@ class Settings:
             browser reports violations but blocks nothing (``STARMODEL_CSP_REPORT_ONLY``).
         hsts_max_age: ``Strict-Transport-Security`` max-age in seconds, sent on answers to
             https requests only; ``0`` sends none (``STARMODEL_HSTS_MAX_AGE``, default a year).
+        files: where file fields keep their files: ``local`` (default: a directory) or the
+            name of a ``starmodel.files`` plugin (``STARMODEL_FILES``).
+        files_dir: the directory of the ``local`` file store (``STARMODEL_FILES_DIR``, default
+            ``.starmodel/files``).
     """
 
     secret_key: str | None = None
@@ -101,6 +110,8 @@ class Settings:
     bus_timeout: float = 1.0
     probe_interval: float = 1.0
     shutdown_grace: float = 5.0
+    presence_ttl: float = 15.0
+    presence_beat: float = 5.0
     debug: bool = False
     log_format: str = "text"
     metrics: bool = False
@@ -111,6 +122,8 @@ class Settings:
     csp: str = "default"
     csp_report_only: bool = False
     hsts_max_age: int = 365 * 24 * 3600
+    files: str = "local"
+    files_dir: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -147,6 +160,8 @@ class Settings:
         for name in ("live_heartbeat", *_SECONDS):
             if not 0 < getattr(self, name) < math.inf:
                 raise ConfigurationError(f"{name} must be a positive number of seconds")
+        if self.presence_beat >= self.presence_ttl:
+            raise ConfigurationError("presence_beat must be shorter than presence_ttl")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -165,6 +180,8 @@ class Settings:
             "theme": "STARMODEL_THEME",
             "log_format": "STARMODEL_LOG_FORMAT",
             "metrics_token": "STARMODEL_METRICS_TOKEN",
+            "files": "STARMODEL_FILES",
+            "files_dir": "STARMODEL_FILES_DIR",
         }
         for attr, var in simple.items():
             if env.get(var):
@@ -212,6 +229,8 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "cache_dir": str,
     "migrations_dir": str,
     "theme": str,
+    "files": str,
+    "files_dir": str,
     "allowed_origins": tuple,
     "live_queue_size": int,
     "live_heartbeat": (int, float),
@@ -221,6 +240,8 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "bus_timeout": (int, float),
     "probe_interval": (int, float),
     "shutdown_grace": (int, float),
+    "presence_ttl": (int, float),
+    "presence_beat": (int, float),
     "debug": bool,
     "log_format": str,
     "metrics": bool,
@@ -237,6 +258,8 @@ _SECONDS = {
     "bus_timeout": "STARMODEL_BUS_TIMEOUT",
     "probe_interval": "STARMODEL_PROBE_INTERVAL",
     "shutdown_grace": "STARMODEL_SHUTDOWN_GRACE",
+    "presence_ttl": "STARMODEL_PRESENCE_TTL",
+    "presence_beat": "STARMODEL_PRESENCE_BEAT",
 }
 
 

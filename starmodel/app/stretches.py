@@ -10,7 +10,7 @@ sleeps or does I/O. Inside ``async with self.hold():`` waits do not release the 
 A stretch that raises is rolled back alone (earlier stretches stay committed). A cancel
 reaches the body at its current wait, with the entity held again, as ``CancelledError``.
 
-Turns are taken in this process (SQL records: in the database, ``FOR UPDATE``). A store that
+Turns are taken in this process (SQL records also in the database, ``FOR UPDATE``). A store that
 checks versions (Redis) may find that another process saved the entity between a stretch's
 load and its commit: the stretch's changes are then applied to the new state if that writer
 changed other fields only, else the stretch fails with ``ConcurrencyError``.
@@ -34,6 +34,7 @@ from starmodel.app.event_call import (
     authorize,
     call_method,
     checked,
+    enter,
     flatten,
     target_of,
 )
@@ -162,7 +163,7 @@ class Stretches:
             if self.target is None:
                 self.target = await target_of(uow, call)
             else:
-                uow.owner = call.ctx.session_id
+                enter(uow, call)
                 if isinstance(self.target, Entity):
                     await uow.refresh(self.target)
         except BaseException:

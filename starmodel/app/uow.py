@@ -8,9 +8,10 @@ after they committed, publishes what changed.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -21,17 +22,20 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
+from starmodel.app.journal_writes import Entries, append_after_commit, record_in_stores
 from starmodel.app.observe import phase
 from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
-from starmodel.core.errors import CommitIncomplete, EntityNotFound, ValidationFailed
+from starmodel.core.errors import CommitIncomplete, ConcurrencyError, EntityNotFound, ValidationFailed
+from starmodel.core.journal import Doing, Journal, JournalEntry
 from starmodel.core.messages import EntityChanged
-from starmodel.core.ports import EntityRepository, EventBus
+from starmodel.core.ports import EntityRepository, EventBus, Handed
 
-__all__ = ["RepositoryFor", "UnitOfWork", "changed_values"]
+__all__ = ["CommitHook", "JournalFor", "RepositoryFor", "Saved", "UnitOfWork", "changed_values"]
 
 E = TypeVar("E", bound=Entity)
 RepositoryFor = Callable[[type[Entity]], EntityRepository]
+JournalFor = Callable[[type[Entity]], Journal]
 _IMMUTABLE = (int, float, str, bool, bytes, type(None), datetime, date, time, UUID, Decimal, Enum)
 log = logging.getLogger("starmodel")
 _Facts = list[tuple[EntityRepository, EntityChanged]]  # what to publish, by the store that saved it
@@ -45,6 +49,21 @@ def changed_values(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
         for name, value in after.items()
         if name not in before or before[name] != value
     }
+
+
+@dataclass(frozen=True)
+class Saved:
+    """An entity a commit writes: its field values before (``{}`` for a new one) and after
+    (``None`` for a deleted one)."""
+
+    entity: Entity
+    before: dict[str, Any]
+    after: dict[str, Any] | None
+
+
+CommitHook = Callable[[list[Saved]], "EntityRepository | None"]
+"""Sees what a commit writes, before the stores commit; may return one more participant of
+the commit (prepared, committed and rolled back with the stores), e.g. the files it keeps."""
 
 
 @dataclass
@@ -65,20 +84,41 @@ class UnitOfWork:
     Args:
         repositories: the repository of an entity class (or one repository for all).
         bus: where committed changes are published.
+        journal: the journal of a journaled entity whose store keeps none in its transaction.
     """
 
-    def __init__(self, repositories: RepositoryFor | EntityRepository, bus: EventBus) -> None:
+    def __init__(
+        self,
+        repositories: RepositoryFor | EntityRepository,
+        bus: EventBus,
+        commit_hooks: Sequence[CommitHook] = (),
+        journal: JournalFor | None = None,
+    ) -> None:
         if isinstance(repositories, EntityRepository):
             single = repositories
             self.repository_for: RepositoryFor = lambda entity_cls: single
         else:
             self.repository_for = repositories
         self.bus = bus
+        self.commit_hooks = commit_hooks
         self.owner: str | None = None  # the session the event runs for (private records)
+        self.doing: Doing | None = None  # the event running, for the journal
+        self.journal_for = journal
         self._tracked: list[_Tracked] = []
         self._begun: list[EntityRepository] = []
         self._begun_for: dict[type[Entity], EntityRepository] = {}  # the repository of each class
+        self._committed_for: dict[type[Entity], EntityRepository] = {}  # the same, after the commit
         self._open = False
+        self.optimistic = False
+        """The caller re-runs the event when a version check refuses its write (a plain
+        event's first attempt): stores may read without locks (``read_optimistically``)."""
+        self.on_queued: Callable[[Handed], None] | None = None
+        """Told when the event's one write waits in its store's queue: the next event on the
+        record may start meanwhile, from the ``Handed`` row."""
+        self.took: Handed | None = None  # the row the event started from, if handed on
+        self.publish_after: asyncio.Future[Any] | None = None
+        """What must be done before this unit of work publishes (the event before it on the
+        same entity publishing first)."""
 
     async def __aenter__(self) -> UnitOfWork:
         self._open = True
@@ -99,6 +139,8 @@ class UnitOfWork:
             repository = self.repository_for(entity_cls)
             if not any(r is repository for r in self._begun):
                 await repository.begin()
+                if self.optimistic:
+                    repository.read_optimistically(self._queued if self.on_queued is not None else None)
                 self._begun.append(repository)
             self._begun_for[entity_cls] = repository
         return repository
@@ -111,9 +153,22 @@ class UnitOfWork:
 
     # --- what events see (core.records.Workspace) ---------------------------------------
 
-    async def load(self, entity_cls: type[E], key: str) -> E:
+    async def load(self, entity_cls: type[E], key: str, handed: Handed | None = None) -> E:
         """The stored entity; for session and global entities a fresh one with its defaults
-        if none is stored yet, for records ``EntityNotFound``."""
+        if none is stored yet, for records ``EntityNotFound``.
+
+        ``handed`` is the entity as the previous event on it committed it (``handed``); its
+        store may take it instead of reading the entity again.
+        """
+        if handed is not None and type(handed.entity) is entity_cls and _key_of(handed.entity) == key:
+            repository = await self._repository(entity_cls)
+            if not self._tracked and repository.take_handed(handed):
+                self.took = handed
+                given: E = handed.entity
+                if not self._may_see(given):
+                    raise EntityNotFound(f"{entity_cls.__name__} {key} does not exist")
+                self._track(given)
+                return given
         entity = await self.get(entity_cls, key)
         if entity is not None:
             return entity
@@ -141,6 +196,26 @@ class UnitOfWork:
         for item in self._tracked:
             if item.entity is current:
                 item.entity = entity
+
+    def handed(self, entity: Entity) -> Handed | None:
+        """After the commit: ``entity`` as its store stored it, when the store knows it without
+        reading it again and the unit of work held nothing else (for the next event on it)."""
+        if not self.tracks_only(entity):
+            return None
+        cls = type(entity)
+        repository = self._committed_for.get(cls)
+        return None if repository is None else repository.handed(cls, _key_of(entity) or "")
+
+    def _queued(self, handed: Handed) -> None:
+        """A store queued the one write of this unit of work (see ``on_queued``)."""
+        tracked = self._tracked
+        if (
+            self.on_queued is not None
+            and len(tracked) == 1
+            and type(tracked[0].entity) is type(handed.entity)
+            and _key_of(tracked[0].entity) == _key_of(handed.entity)
+        ):
+            self.on_queued(handed)
 
     def tracks_only(self, entity: Entity) -> bool:
         """Whether ``entity`` is the one entity this unit of work holds (loaded, added, deleted)."""
@@ -208,8 +283,14 @@ class UnitOfWork:
         raises ``CommitIncomplete``.
         """
         with phase("commit"):
-            facts, patch, incomplete = await self._save_and_commit(ctx)
+            facts, patch, incomplete, entries = await self._save_and_commit(ctx)
+            if entries and self.journal_for is not None:
+                durable = None if incomplete is None else incomplete[1]
+                await append_after_commit(self.journal_for, entries, durable)
         with phase("publish"):
+            before = self.publish_after
+            if before is not None and not before.done():
+                await asyncio.shield(before)
             if incomplete is not None:  # tabs still learn what was saved
                 failure, durable = incomplete
                 for repository, fact in facts:
@@ -223,12 +304,17 @@ class UnitOfWork:
                     await self.bus.publish(domain_event)
         return patch
 
-    async def _save_and_commit(self, ctx: CallContext) -> tuple[_Facts, dict[str, Any], _Incomplete | None]:
+    async def _save_and_commit(
+        self, ctx: CallContext
+    ) -> tuple[_Facts, dict[str, Any], _Incomplete | None, Entries]:
         """Save what changed and commit the stores: the facts to publish, the signals patch,
-        and the failure of a commit that is partly durable (``None`` when all went well)."""
+        the failure of a commit that is partly durable (``None`` when all went well), and the
+        journal entries to append now that the stores have committed."""
         facts: list[tuple[EntityRepository, EntityChanged]] = []
         written: list[EntityRepository] = []
         patch: dict[str, Any] = {}
+        saved: list[Saved] | None = [] if self.commit_hooks else None  # only hooks look at it
+        entries: Entries = []
         for item in list(self._tracked):
             entity = item.entity
             cls = type(entity)
@@ -241,8 +327,13 @@ class UnitOfWork:
                 repository = await self._repository(cls)
                 await repository.delete(cls, key)
                 _add(written, repository)
+                if options.journal is not None:
+                    entry = JournalEntry.of(entity, ctx, self.doing, item.public, {}, kind="delete")
+                    entries.append((repository, cls, entry))
                 patch.setdefault(options.namespace, {})[key] = None
                 facts.append((repository, _fact(entity, ctx, {}, deleted=True)))
+                if saved is not None:
+                    saved.append(Saved(entity, item.fields, None))
                 continue
             _revalidate_containers(entity)
             if not item.new and entity.__dict__ == item.fields:
@@ -254,6 +345,10 @@ class UnitOfWork:
             _add(written, repository)
             after = entity.public_state()
             changes = after if item.new else changed_values(item.public, after)
+            if saved is not None:
+                saved.append(Saved(entity, {} if item.new else item.fields, entity.__dict__))
+            if options.journal is not None:
+                entries.append((repository, cls, self._entry(item, ctx, after)))
             item.fields, item.public = _snapshot(entity), after
             if changes or item.new:
                 if not options.store.is_client:  # browser state: the tabs sync in the browser
@@ -263,10 +358,42 @@ class UnitOfWork:
                 else:
                     patch[options.namespace] = changes
             item.new = False
+        for hook in self.commit_hooks if saved else ():
+            participant = hook(saved)  # type: ignore[arg-type]
+            if participant is not None:  # e.g. the files the entities now hold
+                self._begun.append(participant)
+                written.append(participant)
+        await self._check_took(written)
         begun, self._begun = self._begun, []
-        self._begun_for.clear()
+        self._committed_for, self._begun_for = self._begun_for, {}
+        try:
+            later = await record_in_stores(entries)
+        except BaseException:
+            await _roll_back(begun)
+            raise
         incomplete = await _commit_stores(begun, written)
-        return facts, patch, incomplete
+        return facts, patch, incomplete, later
+
+    def _entry(self, item: _Tracked, ctx: CallContext, after: dict[str, Any]) -> JournalEntry:
+        entity = item.entity
+        hidden = [
+            name for name in type(entity).__starmodel_server_only__
+            if item.new or item.fields.get(name) != entity.__dict__.get(name)
+        ]
+        kind = "create" if item.new else "change"
+        before = {} if item.new else item.public
+        return JournalEntry.of(entity, ctx, self.doing, before, after, hidden, kind=kind)
+
+    async def _check_took(self, written: Sequence[EntityRepository]) -> None:
+        """An event that started from a row still on its way to its store, and writes to
+        another store too, commits only once that row is stored (else it is re-run: nothing of
+        it is saved). A write to the row's own store alone is checked by that store."""
+        took = self.took
+        if took is None or took.settled is None:
+            return
+        own = self._begun_for.get(type(took.entity))
+        if any(repository is not own for repository in written) and not await took.settled():
+            raise ConcurrencyError("the state this event started from was never stored")
 
     async def rollback(self) -> None:
         self._open = False

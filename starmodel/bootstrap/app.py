@@ -18,6 +18,7 @@ from starmodel.adapters.driving.live.lists import LiveLists
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
 from starmodel.adapters.driving.operations import install_operations
 from starmodel.adapters.driving.ui.admin import Admin
+from starmodel.adapters.driving.ui.presence import presence_element
 from starmodel.adapters.driving.ui.registry import UiRegistry
 from starmodel.adapters.driving.ui.views import EntityViews
 from starmodel.adapters.driving.web.fasthtml import WebApp
@@ -27,14 +28,18 @@ from starmodel.adapters.driving.web.rate_limits import EventRateLimiter
 from starmodel.adapters.driving.web.requests import EventRequest
 from starmodel.adapters.driving.web.served_assets import ServedAssets
 from starmodel.adapters.driving.web.shutdown import GracefulStop
+from starmodel.adapters.driving.web.uploads import install_uploads
 from starmodel.app.calls import ServerCalls
 from starmodel.app.catalog import EntityCatalog
 from starmodel.app.crud import CrudService
 from starmodel.app.dispatcher import Dispatcher
 from starmodel.app.jobs import JobRunner
+from starmodel.app.journal import JournalService
 from starmodel.app.placement import kept_in
+from starmodel.app.presence import PresenceService, address_of
 from starmodel.app.reads import EntityReads
 from starmodel.app.settings import Settings
+from starmodel.app.uploads import Uploads
 from starmodel.bootstrap.services import build_services, development_secret
 from starmodel.core.context import CallContext
 from starmodel.core.entity import Entity
@@ -42,6 +47,7 @@ from starmodel.core.errors import ConfigurationError, StoreUnavailable
 from starmodel.core.events import BoundEvent, EventSpec
 from starmodel.core.policy import Rule
 from starmodel.core.ports import EventBus
+from starmodel.core.presence import Viewer
 from starmodel.core.store import StateStore
 
 __all__ = ["StarModel"]
@@ -107,6 +113,10 @@ class StarModel:
         self.reads = EntityReads(self.services.dispatcher.uow_factory)
         self.crud_service = CrudService(self.services.dispatcher, self.services.finder_for)
         """Generated CRUD (list / get / create / update / delete, with the entities' policies)."""
+        self.journal = JournalService(
+            self.services.dispatcher.uow_factory, self.services.dispatcher.turn, self.services.journal_for
+        )
+        """History and undo of journaled entities (``model_config["journal"]``)."""
         # with Redis, each tick of a periodic job runs in one process
         self.jobs = JobRunner(claim=self.services.tick_claim)
         self._calls = ServerCalls(self.services.dispatcher, self.jobs)
@@ -117,11 +127,17 @@ class StarModel:
             catalog=self.catalog,
             reads=self.reads,
             crud_service=self.crud_service,
+            journal=self.journal,
             rate_limiter=EventRateLimiter(call_counter(settings.redis_url, lambda: self.services.redis)),
+            presence=self.services.presence,
             app=app,
             title=title,
         )
         self.app = self.web.app
+        self.uploads = Uploads(lambda: self.services.files, self.services.bus, self.crud_service,
+                               settings.secret_key or "")
+        """File uploads to file fields (``docs/uploads.md``)."""
+        install_uploads(self.web, self.uploads)
         self.app.state.starmodel = self  # `starmodel run` finds the StarModel behind an ASGI app
         self._ui: UiRegistry | None = None
         self.startup_hooks.extend([self.jobs.start, self._check_backends, self._prepare_database,
@@ -209,7 +225,8 @@ class StarModel:
         self, load_user: UserLoader, *, login_url: str | None = None, logout_url: str | None = None
     ) -> None:
         """For an auth plugin: ``await load_user(request)`` gives the signed-in user of a
-        request (``None`` for a visitor; every event's ``ctx.user``), ``login_url`` is where
+        request (``None`` for a visitor; ``ctx.user`` of the events whose ``allow`` rule,
+        entity policy or ``rate`` needs it), ``login_url`` is where
         pages that need a signed-in user send visitors, ``logout_url`` where a sign-out button
         posts. A second plugin is refused."""
         self.web.use_auth(AuthHooks(load_user, login_url, logout_url))
@@ -291,7 +308,13 @@ class StarModel:
         return self.ui.admin(path=path, allow=allow, title=title)
 
     def sql_entities(self) -> list[type[Entity]]:
-        return [cls for cls in self.entities() if cls.options().table]
+        """The app's SQL entities, and the journal's table when one of them keeps a journal."""
+        found = [cls for cls in self.entities() if cls.options().table]
+        if any(cls.options().journal is not None for cls in found):
+            from starmodel.adapters.driven.journal.sql import JournalRow
+
+            found.append(JournalRow)
+        return found
 
     async def _prepare_database(self) -> None:
         """At start: without migrations, create missing tables (and say so); with migrations,
@@ -438,11 +461,36 @@ class StarModel:
         return self.web.live_lists.row_view(entity_cls, container=container)
 
     def open_live_stream(
-        self, session_id: str, tab_id: str, *, watch: Iterable[type[Entity]] = (), backlog: int | None = None
+        self, session_id: str, tab_id: str, *, watch: Iterable[type[Entity]] = (), backlog: int | None = None,
+        here: Iterable[tuple[type[Entity], Any]] = (), user: Any = None,
     ) -> tuple[LiveStream, AsyncGenerator[str, None]]:
         """A tab's live stream opened in this process, as ``GET /live`` opens one (see
         ``WebApp.open_live_stream``)."""
-        return self.web.open_live_stream(session_id, tab_id, watch=watch, backlog=backlog)
+        return self.web.open_live_stream(
+            session_id, tab_id, watch=watch, backlog=backlog, here=here, user=user
+        )
+
+    @property
+    def presence(self) -> PresenceService:
+        """Who is looking at which instance: ``await sm.presence.of(ticket)``,
+        ``@sm.presence.describe`` (how a caller is shown)."""
+        assert self.services.presence is not None
+        return self.services.presence
+
+    async def presence_view(
+        self,
+        target: type[Entity] | Entity,
+        key: Any = None,
+        *,
+        render: Callable[[list[Viewer]], Any] | None = None,
+    ) -> Any:
+        """Who is looking at ``target`` (an instance, or a class and a key), drawn (avatars and
+        a count, or ``render(viewers)``) and kept current; the tab showing it is one of them."""
+        namespace, found = address_of(target, key)
+        if render is not None:
+            self.web.presence_renderers()[namespace] = render
+        viewers = await self.presence.of(target, key)
+        return presence_element(namespace, found, viewers, self.web.presence_renderers().get(namespace))
 
     async def list(
         self,

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from starmodel.adapters.driven.files import file_store
+from starmodel.adapters.driven.journal.memory import MemoryJournal
 from starmodel.adapters.driven.plugins import persistence_backend
+from starmodel.adapters.driven.presence import MemoryPresenceTracker
 from starmodel.adapters.driven.stores.client import ClientRepository
 from starmodel.adapters.driven.stores.memory import MemoryRepository, MemoryStore
 from starmodel.adapters.driven.stores.queries import ScanRecordFinder, SqlRecordFinder
@@ -21,14 +24,19 @@ from starmodel.adapters.driven.stores.sql import DEFAULT_URL, SqlDatabase, SqlRe
 from starmodel.adapters.driving.web.input_limits import read_json
 from starmodel.app.bus import InProcessBus
 from starmodel.app.dispatcher import Dispatcher
+from starmodel.app.file_commits import FileCommits
 from starmodel.app.jobs import Claim
 from starmodel.app.placement import kept_in
+from starmodel.app.presence import PresenceService
 from starmodel.app.settings import Settings
 from starmodel.app.uow import UnitOfWork
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ConfigurationError
+from starmodel.core.files import FileStore
+from starmodel.core.journal import Journal
 from starmodel.core.messages import CancelRequested
 from starmodel.core.ports import EntityRepository, EventBus
+from starmodel.core.presence import PresenceTracker
 from starmodel.core.queries import RecordFinder
 from starmodel.core.store import StateStore
 
@@ -57,9 +65,45 @@ class Services:
     dispatcher: Dispatcher
     factories: dict[StateStore, Callable[[], EntityRepository]] = field(default_factory=dict)
     memory: MemoryStore = field(default_factory=MemoryStore)
+    presence: PresenceService | None = None
     _database: SqlDatabase | None = None
     _redis: RedisConnection | None = None
     _backends: dict[str, Callable[[], EntityRepository]] = field(default_factory=dict)
+    _files: FileStore | None = None
+
+    @property
+    def files(self) -> FileStore:
+        """Where file fields keep their files (``STARMODEL_FILES``), set up on first use."""
+        if self._files is None:
+            self._files = file_store(self.settings)
+        return self._files
+    _journals: dict[str, Journal] = field(default_factory=dict)
+
+    def journal_for(self, entity_cls: type[Entity]) -> Journal:
+        """Where ``entity_cls``'s journal is kept: a table beside SQL entities, Redis for
+        Redis entities (and the others when ``REDIS_URL`` is set), else this process's memory."""
+        store = kept_in(entity_cls, self.settings)
+        if store is StateStore.SERVER_SQL:
+            kind = "sql"
+        elif store is StateStore.SERVER_REDIS or self.settings.redis_url:
+            kind = "redis"
+        else:
+            kind = "memory"
+        journal = self._journals.get(kind)
+        if journal is None:
+            journal = self._journals[kind] = self._new_journal(kind)
+        return journal
+
+    def _new_journal(self, kind: str) -> Journal:
+        if kind == "sql":
+            from starmodel.adapters.driven.journal.sql import SqlJournal
+
+            return SqlJournal(self.database)
+        if kind == "redis":
+            from starmodel.adapters.driven.journal.redis import RedisJournal
+
+            return RedisJournal(self.redis)
+        return MemoryJournal()
 
     def finder_for(self, entity_cls: type[Entity]) -> RecordFinder:
         """What answers list queries (search, sort, pages) for ``entity_cls``'s store."""
@@ -140,6 +184,8 @@ class Services:
         return self._redis.claim_tick if self._redis is not None else None
 
     async def close(self) -> None:
+        if self.presence is not None:  # its viewers leave while the bus still carries it
+            await self.presence.stop()
         await self.bus.close()
         if self._database is not None:
             await self._database.dispose()
@@ -188,17 +234,20 @@ def build_services(settings: Settings) -> Services:
         bus = RedisBus(redis, timeout=settings.bus_timeout, outputs=DatastarOutputsCodec())
     repositories: dict[StateStore, EntityRepository] = {}
     services: Services
+    commit_hooks = (FileCommits(lambda: services.files),)  # files commit with their entities
 
     def uow_factory(entity_cls: type[Entity]) -> UnitOfWork:
-        return UnitOfWork(services.unit_repositories(), bus)
+        return UnitOfWork(services.unit_repositories(), bus, commit_hooks, services.journal_for)
 
     claims = _run_claims(redis) if redis is not None else None
+    tracker = _redis_presence(redis) if redis is not None else MemoryPresenceTracker()
+    presence = PresenceService(tracker, bus, ttl=settings.presence_ttl, beat=settings.presence_beat)
     dispatcher = Dispatcher(
         uow_factory, read_json=read_json, retries=settings.event_retries, bus=bus,
-        claims=claims, renew_every=claims.renew_every if claims is not None else 0.0,
+        claims=claims, renew_every=claims.renew_every if claims is not None else 0.0, presence=presence,
     )
     bus.subscribe(CancelRequested, dispatcher.on_cancel_requested, everywhere=True)
-    services = Services(settings, bus, repositories, dispatcher, _redis=redis)
+    services = Services(settings, bus, repositories, dispatcher, presence=presence, _redis=redis)
     memory = services.memory
     services.factories[StateStore.SERVER_MEMORY] = lambda: MemoryRepository(memory)
     services.factories[StateStore.SERVER_SQL] = lambda: SqlRepository(services.database)
@@ -212,6 +261,12 @@ def _run_claims(redis: RedisConnection) -> RedisRunClaims:
     from starmodel.adapters.driven.stores.redis_claims import RedisRunClaims
 
     return RedisRunClaims(redis)
+
+
+def _redis_presence(redis: RedisConnection) -> PresenceTracker:
+    from starmodel.adapters.driven.presence.redis import RedisPresenceTracker
+
+    return RedisPresenceTracker(redis)
 
 
 def _redis_repository(services: Services) -> EntityRepository:

@@ -18,6 +18,7 @@ from starmodel.bootstrap import StarModel
 from starmodel.cli.discovery import find_app
 from starmodel.core.entity import Entity
 from starmodel.core.errors import StarModelError
+from starmodel.core.files import file_fields
 from starmodel.core.policy import ACTIONS
 from starmodel.core.store import StateStore
 
@@ -162,8 +163,12 @@ def describe_entity(cls: type[Entity], dialect: Dialect | None = None) -> dict[s
         "signals": [f"${namespace}.{'<key>.' if options.scope == 'id' else ''}{name}"
                     for name in cls.public_signal_names()],
         "policy": describe_policy(cls),
+        "files": {name: {"max_size": rules.max_size, "accept": list(rules.accept)}
+                  for name, rules in file_fields(cls).items()},
+        "presence": options.presence,
         "table": describe_table(cls, dialect),
         "redis": describe_redis_keys(cls),
+        "journal": options.journal.describe() if options.journal is not None else None,
     }
 
 
@@ -248,6 +253,7 @@ def inspect_command(name: str, app: str | None, as_json: bool) -> None:
     click.echo(f"{info['name']}  ({info['module']})")
     ttl = f", ttl {info['ttl']:g}s" if info["ttl"] else ""
     click.echo(f"  store: {info['store']}, scope: {info['scope']}{ttl}, namespace: {info['namespace']}")
+    click.echo(f"  journal: {info['journal'] or 'off'}")
     click.echo("  fields:")
     for f in info["fields"]:
         extra = " [server-only]" if f["server_only"] else ""
@@ -271,8 +277,14 @@ def inspect_command(name: str, app: str | None, as_json: bool) -> None:
         allow = f"  allow: {e['allow']}" if e["allow"] else ""
         rate = f"  rate: {e['rate']}" if e["rate"] else ""
         click.echo(f"    {e['name']}({params})  {e['method']} {e['route']}  [{e['kind']}]{allow}{rate}")
+    if info["files"]:
+        click.echo("  files: " + ", ".join(
+            f"{name} ({', '.join(rules['accept']) or 'any type'}, at most {rules['max_size']:,} bytes)"
+            for name, rules in info["files"].items()))
     if info["policy"] is not None:
         click.echo("  policy: " + ", ".join(f"{action} {rule}" for action, rule in info["policy"].items()))
+    if info["presence"]:
+        click.echo("  presence: kept (who is looking at each instance: sm.presence.of, sm.presence_view)")
     click.echo("  signals: " + ", ".join(info["signals"]))
 
 

@@ -8,7 +8,7 @@ import click
 
 from starmodel.adapters.driven.plugins import GROUPS, discover
 
-__all__ = ["add_cli_plugins", "plugins_group"]
+__all__ = ["cli_plugin_commands", "plugins_group"]
 
 
 @click.group("plugins")
@@ -37,16 +37,18 @@ def list_command(as_json: bool, group: str | None) -> None:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
 
 
-def add_cli_plugins(cli: click.Group) -> None:
-    """Add the commands of ``starmodel.cli`` plugins; a broken one is skipped (and shown by
-    ``starmodel plugins list``), a name clash never replaces a built-in command."""
+def cli_plugin_commands(taken: set[str]) -> dict[str, click.Command]:
+    """The commands of ``starmodel.cli`` plugins by name; a broken one is skipped (and shown by
+    ``starmodel plugins list``), a name in ``taken`` (a built-in command) is never replaced."""
+    commands: dict[str, click.Command] = {}
     for plugin in discover(("starmodel.cli",)):
         if not plugin.loaded:
             continue
         command: click.Command = plugin.obj
         name = command.name or plugin.name
-        if name in cli.commands:
+        if name in taken or name in commands:
             click.echo(f"warning: plugin command {name!r} from {plugin.package} clashes with an "
                        "existing command; ignored", err=True)
             continue
-        cli.add_command(command, name)
+        commands[name] = command
+    return commands

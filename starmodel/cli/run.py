@@ -12,10 +12,8 @@ from typing import Any
 
 import click
 import uvicorn
-from sqlalchemy.exc import SQLAlchemyError
 
 from starmodel.adapters.driving.operations.logs import json_logging_config
-from starmodel.adapters.driving.web.asset_fetch import AssetFetchError, ensure_bundle
 from starmodel.app.placement import per_process_globals
 from starmodel.app.settings import Settings
 from starmodel.cli.discovery import find_app
@@ -32,6 +30,8 @@ def _check_database(web: Any) -> None:
     entities = web.sql_entities() if hasattr(web, "sql_entities") else []
     if not entities:
         return
+    from sqlalchemy.exc import SQLAlchemyError  # only an app with SQL entities needs it
+
     try:
         database = web.services.database
     except StarModelError as exc:
@@ -63,6 +63,8 @@ def _fetch_page_assets(web: Any) -> None:
     assets = getattr(web, "page_assets", None)
     if assets is None or not assets.local or not assets.missing:
         return
+    from starmodel.adapters.driving.web.asset_fetch import AssetFetchError, ensure_bundle  # downloads
+
     cache = assets.found.cache
     started = time.monotonic()
     try:
@@ -163,15 +165,28 @@ def _check_workers(web: Any) -> None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Server processes.")
 @click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+              help="info (development): the server's start, a line per request, StarModel's "
+                   "notes; warning (production): only what needs attention.")
+@click.option("--access-log/--no-access-log", default=None,
+              help="uvicorn's line per request, at --log-level info or debug. [default: on at "
+                   "those levels, off above: no per-request logging work]")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
               help="json: one JSON object per line, a line per request and per event "
                    "[default: STARMODEL_LOG_FORMAT, else text]")
 @click.option("--server", "server_name", default="uvicorn", show_default=True, type=click.Choice(SERVERS),
               help="The ASGI server (granian: pip install 'starmodel[granian]').")
 def run_command(app: str | None, host: str, port: int, reload: bool, workers: int,
-                log_level: str, log_format: str | None, server_name: str) -> None:
-    """Serve APP (module, module:attr or file.py; default: app.py in this folder)."""
+                log_level: str, access_log: bool | None, log_format: str | None, server_name: str) -> None:
+    """Serve APP (module, module:attr or file.py; default: app.py in this folder).
+
+    Logs: at the default --log-level info (development) the server prints its start, a line
+    per request and StarModel's notes; in production run with --log-level warning: warnings
+    and errors only, and no per-request logging work at all. --log-format json writes every
+    line as JSON, with a line per request and per event (at info) instead of the access lines.
+    """
+    if access_log is None:
+        access_log = log_level in ("info", "debug")
     if log_format is not None:  # before the app is imported: its settings read it
         os.environ["STARMODEL_LOG_FORMAT"] = log_format
     if server_name == "granian" and reload:
@@ -195,11 +210,14 @@ def run_command(app: str | None, host: str, port: int, reload: bool, workers: in
     if server_name == "granian":
         with metrics_across_workers(workers > 1 and getattr(settings, "metrics", False)):
             serve_with_granian(found.import_string, host=host, port=port, workers=workers,
-                               log_level=log_level, log_config=log_config)
+                               log_level=log_level, log_config=log_config,
+                               access_log=access_log and not json_logs)
         return
     target: Any = found.import_string if (reload or workers > 1) else found.asgi
     # JSON logs: the request lines replace uvicorn's access lines
-    json_logs_options: dict[str, Any] = {"log_config": log_config, "access_log": False} if log_config else {}
+    json_logs_options: dict[str, Any] = (
+        {"log_config": log_config, "access_log": False} if log_config else {"access_log": access_log}
+    )
     grace = (found.starmodel.settings if found.starmodel is not None else Settings()).shutdown_grace
     config = uvicorn.Config(
         target,

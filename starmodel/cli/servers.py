@@ -52,6 +52,7 @@ def serve_with_granian(
     workers: int,
     log_level: str,
     log_config: dict[str, Any] | None,
+    access_log: bool = False,
 ) -> None:
     """Serve the app's ASGI callable with granian (``pip install 'starmodel[granian]'``).
 
@@ -78,6 +79,7 @@ def serve_with_granian(
         working_dir=Path.cwd(),
         log_level=LogLevels(log_level),
         log_dictconfig=log_config,
+        log_access=access_log,
         workers_kill_timeout=10,  # a worker that does not stop by itself is killed
     )
     server.serve()

@@ -24,7 +24,9 @@ class CallContext:
     Attributes:
         session_id: the signed browser session (one per browser, shared by its tabs).
         tab_id: the tab that sent the request, when its page runs StarModel's script.
-        user: the signed-in user, when an auth plugin provides one.
+        user: the signed-in user, when an auth plugin provides one. For an event it is looked
+            up only when something decides on it (the event's ``allow`` rule, its entity's
+            policy, its ``rate``, its entity's journal); otherwise it is left ``None``.
         entity: the entity the event runs on (set once it is loaded).
         extra: adapter-specific facts (client address, headers) for custom policies.
     """

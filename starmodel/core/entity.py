@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, computed_field
 
 from starmodel.core.errors import ConfigurationError
 from starmodel.core.events import EventDescriptor, EventSpec
+from starmodel.core.files import file_fields
 from starmodel.core.holding import Hold
+from starmodel.core.journal import JournalSettings
 from starmodel.core.markup import ClientKept, page_syntax
 from starmodel.core.policy import Policy
 from starmodel.core.records import RecordsDescriptor
@@ -65,6 +67,8 @@ class EntityOptions:
     private: bool = False
     policy: Policy | None = None
     per_process: bool = False
+    presence: bool = False
+    journal: JournalSettings | None = None
 
 
 _registry: dict[tuple[str, str], type[Entity]] = {}
@@ -244,6 +248,11 @@ class Entity(BaseModel, metaclass=EntityMeta):
                 f"cannot live in the browser ({cls.__starmodel_options__.store.name}); "
                 "keep them in a server store"
             )
+        if cls.__starmodel_options__.store.is_client and file_fields(cls):
+            raise ConfigurationError(
+                f"{cls.__name__}: file fields ({', '.join(file_fields(cls))}) cannot live in the "
+                "browser; keep them in a server store"
+            )
         if not cls.__dict__.get("__sm_raw_config__", {}).get("abstract"):
             _registry[(cls.__module__, cls.__qualname__)] = cls
             _registry_changes[0] += 1
@@ -418,6 +427,14 @@ def _read_options(cls: type[Entity]) -> EntityOptions:
             f"{cls.__name__}: per_process applies to global SERVER_MEMORY entities (each server "
             "process keeps its own copy, even when REDIS_URL is set)"
         )
+    presence = config.get("presence", False)
+    if presence not in (False, True):
+        raise ConfigurationError(f"{cls.__name__}: presence must be True or False")
+    if presence and (scope == "session" or private):
+        raise ConfigurationError(
+            f"{cls.__name__}: presence applies to records (scope 'id') and global entities, which "
+            "several people can look at; a session's entity or a private record has one viewer"
+        )
     return EntityOptions(
         store=store,
         scope=scope,
@@ -429,4 +446,6 @@ def _read_options(cls: type[Entity]) -> EntityOptions:
         private=bool(private),
         policy=Policy.parse(config.get("policy"), cls.__name__),
         per_process=bool(per_process),
+        presence=bool(presence),
+        journal=JournalSettings.parse(config.get("journal"), cls.__name__),
     )

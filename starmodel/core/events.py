@@ -15,6 +15,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from starmodel.core.errors import ConfigurationError, ValidationFailed
+from starmodel.core.files import CLIENT_INPUT
 from starmodel.core.markup import page_syntax
 from starmodel.core.rates import Rate, parse_rate
 from starmodel.core.signals import JsExpr
@@ -136,7 +137,7 @@ class EventSpec:
     def validate_params(self, values: dict[str, Any]) -> dict[str, Any]:
         """Validate raw values against the signature; raise ``ValidationFailed`` per field."""
         try:
-            model = self.params_model.model_validate(values)
+            model = self.params_model.model_validate(values, context=CLIENT_INPUT)
         except ValidationError as exc:
             raise ValidationFailed.from_pydantic(exc, f"Invalid input for {self.name}") from None
         return {name: getattr(model, name) for name in self.params}

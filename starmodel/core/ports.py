@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from starmodel.core.entity import Entity
+from starmodel.core.journal import JournalEntry, JournalSettings
 
-__all__ = ["EntityRepository", "EventBus", "Handler"]
+__all__ = ["EntityRepository", "EventBus", "Handed", "Handler"]
 
 E = TypeVar("E", bound=Entity)
 Handler = Callable[[Any], Awaitable[None]]
 """``async handler(fact)``: what ``EventBus.subscribe`` runs for each published fact."""
+
+
+@dataclass(frozen=True)
+class Handed:
+    """A record as one event's commit stored it, for the next event on it in this process.
+
+    Attributes:
+        entity: the record (a fresh entity, its version the one stored).
+        token: what the store that made it needs to take it back (opaque to others).
+        settled: ``None`` if the record is stored already; else it waits for the write still
+            on its way and says whether it was stored (``False``: it never existed).
+    """
+
+    entity: Any
+    token: Any = None
+    settled: Callable[[], Awaitable[bool]] | None = None
 
 
 class EntityRepository(ABC):
@@ -74,6 +92,13 @@ class EntityRepository(ABC):
     ) -> list[E]:
         """Detached copies in key order (with ``owner``: only that owner's records)."""
 
+    async def record(self, entries: Sequence[JournalEntry], settings: dict[str, JournalSettings]) -> bool:
+        """Write journal entries (and prune by ``settings``) in this transaction, so that they
+        commit or roll back with the changes; ``False``: this store keeps no journal of its
+        own, and the unit of work appends them to the app's journal after the commit. Called
+        after the unit's last ``save``/``delete`` and before ``prepare``/``commit``."""
+        return False
+
     async def begin(self) -> None:  # noqa: B027 - optional hook
         """Start a transaction (stores without transactions ignore it)."""
 
@@ -89,6 +114,30 @@ class EntityRepository(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections when the app stops."""
+
+    # --- optional: a plain event's shorter way (a store without one ignores these) -------
+
+    def read_optimistically(self, queued: Callable[[Handed], None] | None = None) -> None:  # noqa: B027
+        """Called before the first read when the unit of work's caller re-runs the event if a
+        version check refuses its write (a plain event's first attempt): reads need not lock,
+        and one write may commit on its own, provided the commit checks the version read.
+
+        A store whose ``commit`` queues that write behind others on the same record calls
+        ``queued(handed)`` once it is queued, before waiting for it: the next event on the
+        record may then start from ``handed`` (whose ``settled`` tells whether it was stored).
+        """
+
+    def take_handed(self, handed: Handed) -> bool:
+        """Offered before the first read: a record as this store's ``handed`` (or ``queued``)
+        gave it for the previous event on it in this process. Return ``True`` to take it as
+        read from the store at its version (the commit must then check that version, and fail
+        if ``handed`` was never stored); ``False`` (the default) and the unit of work reads it."""
+        return False
+
+    def handed(self, entity_cls: type[Entity], key: str) -> Handed | None:
+        """After ``commit``: the record as this commit stored it, if known without asking the
+        store; ``None`` (the default) otherwise."""
+        return None
 
 
 class EventBus(ABC):

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from starmodel.testing.contract import RepositoryContract, RepositoryFactory
     from starmodel.testing.results import CallResult, Fragment, Step
     from starmodel.testing.sse import SSEEvent, SSEReader, parse_sse
+    from starmodel.testing.uploads import UploadResult, upload
 
 __all__ = [
     "AsgiLifespan",
@@ -56,9 +57,11 @@ __all__ = [
     "SSEEvent",
     "SSEReader",
     "Step",
+    "UploadResult",
     "call_asgi",
     "http_scope",
     "parse_sse",
+    "upload",
 ]
 
 _MODULES = {
@@ -69,6 +72,7 @@ _MODULES = {
     "FakeClock": "starmodel.testing.clock",
     **dict.fromkeys(("CallResult", "Fragment", "Step"), "starmodel.testing.results"),
     **dict.fromkeys(("SSEEvent", "SSEReader", "parse_sse"), "starmodel.testing.sse"),
+    **dict.fromkeys(("UploadResult", "upload"), "starmodel.testing.uploads"),
 }
 
 

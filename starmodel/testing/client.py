@@ -26,7 +26,7 @@ import base64
 import inspect
 import json
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar, cast
 
@@ -290,28 +290,36 @@ class BrowserSession:
         return await self._conn.sm.list(entity_cls, self._request(), offset=offset, limit=limit)
 
     @asynccontextmanager
-    async def watch(self, *records: type[Entity], own_tab: bool = False) -> AsyncIterator[LiveView]:
+    async def watch(
+        self, *records: type[Entity], own_tab: bool = False, here: Iterable[tuple[type[Entity], Any]] = ()
+    ) -> AsyncIterator[LiveView]:
         """A tab of this session with its live stream open for the block: the ``LiveView``
         collects what the stream carries (changes of global entities, of this session's
         entities made by its other tabs, background events' progress; with ``records``, the
         changes to those record classes a live list shows). The tab is a new one, so it
         sees what this session's calls change; with ``own_tab=True`` it is the tab that
-        makes this session's calls, which is not sent its own changes again."""
+        makes this session's calls, which is not sent its own changes again. ``here``:
+        ``(class, key)`` pairs the tab's page shows; it is one of their viewers (presence)
+        while the block runs."""
         self._conn.check_running()
         sm = self._conn.sm
         unknown = [cls.__name__ for cls in records if cls not in sm.entities() or cls.options().scope != "id"]
         if unknown:
             raise LookupError(f"watch(): {', '.join(unknown)} is not a record class this app serves")
         tab = self.tab_id if own_tab else _new_tab_id()
-        stream, body = sm.open_live_stream(self.session_id, tab, watch=records, backlog=_WATCH_LIMIT)
+        stream, body = sm.open_live_stream(
+            self.session_id, tab, watch=records, backlog=_WATCH_LIMIT, here=here
+        )
         try:
             first = await anext(body)
         except StopAsyncIteration:
             raise RuntimeError("the app's live streams are closed (it is stopping)") from None
         try:
+            await sm.presence.idle()  # the tab is one of the viewers of what it shows (``here``)
             yield LiveView(stream, first)
         finally:
             await body.aclose()
+            await sm.presence.idle()
 
     async def settle(self, timeout: float = 5.0) -> None:
         """Wait until no event runs on in the background (``background=True`` events,

@@ -46,7 +46,8 @@ def starmodel_app(tmp_path: Path) -> AppFactory:
     """Build a fresh StarModel app for this test: ``sm = starmodel_app(Counter, Todo)``.
 
     Each app gets its own memory store, its own SQLite database
-    (``tmp_path/starmodel-<n>.db``, tables created at startup) and no Redis; ``options``
+    (``tmp_path/starmodel-<n>.db``, tables created at startup), its own files directory
+    (``tmp_path/files-<n>``) and no Redis; ``options``
     override settings (``debug=True``, ``allowed_origins=(...)``...).
     """
     numbers = itertools.count(1)
@@ -63,6 +64,7 @@ def starmodel_app(tmp_path: Path) -> AppFactory:
             database_url=f"sqlite:///{tmp_path / f'starmodel-{number}.db'}",
             migrations_dir=str(tmp_path / f"migrations-{number}"),  # none: tables are created
             redis_url=None,
+            files_dir=str(tmp_path / f"files-{number}"),  # file fields keep their files here
         )
         return StarModel(entities=list(entities), settings=settings, **options)
 

@@ -44,6 +44,20 @@ async def test_no_stored_hash_still_costs_a_check_and_fails():
     passwords.close()
 
 
+async def test_the_dummy_hash_is_made_at_start_without_hashing_and_checks_like_a_real_one():
+    hasher = PasswordHasher(time_cost=2, memory_cost=2048, parallelism=2, hash_len=24, salt_len=12)
+    passwords = Passwords(hasher)
+    await passwords.warm()  # what the plugin does at start
+    assert passwords._pool is None  # no worker thread was needed: nothing was hashed
+    dummy = passwords._dummy
+    assert dummy is not None
+    assert extract_parameters(dummy) == extract_parameters(hasher.hash(PASSWORD))  # same work to check
+    assert not await passwords.verify(None, PASSWORD)
+    assert not await passwords.verify(dummy, PASSWORD)  # no password matches it
+    assert Passwords(hasher)._dummy_hash() != dummy  # random salt and digest
+    passwords.close()
+
+
 def test_only_argon2id_is_accepted():
     with pytest.raises(ConfigurationError, match="argon2id"):
         Passwords(PasswordHasher(type=Type.I))

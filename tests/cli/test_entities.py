@@ -163,3 +163,17 @@ def test_inspect_shows_where_a_redis_entity_lives(runner: CliRunner, tmp_path, m
     as_json = runner.invoke(cli, ["entities", "inspect", "basket", "--app", "redis_shop.py", "--json"])
     expected = {"record": "shop:basket:<session id>", "index": "shop:basket"}
     assert json.loads(as_json.output)["redis"] == expected
+
+
+def test_inspect_shows_file_fields_and_their_limits(runner: CliRunner) -> None:
+    text = runner.invoke(cli, ["entities", "inspect", "FileBoard", "--app", "demo"])
+    assert text.exit_code == 0, text.output
+    assert ("files: picture (image/*, at most 25,000,000 bytes), "
+            "document (application/pdf, text/plain, at most 25,000,000 bytes)") in text.output
+    as_json = runner.invoke(cli, ["entities", "inspect", "file_board", "--app", "demo", "--json"])
+    assert json.loads(as_json.output)["files"] == {
+        "picture": {"max_size": 25_000_000, "accept": ["image/*"]},
+        "document": {"max_size": 25_000_000, "accept": ["application/pdf", "text/plain"]},
+    }
+    counter = runner.invoke(cli, ["entities", "inspect", "Counter", "--app", "demo", "--json"])
+    assert json.loads(counter.output)["files"] == {}

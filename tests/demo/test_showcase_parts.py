@@ -23,6 +23,7 @@ if str(REPO) not in sys.path:  # `pytest` run without `python -m`: the demo is n
 import demo.activity  # noqa: E402
 import demo.batteries  # noqa: E402
 import demo.board  # noqa: E402
+import demo.journal  # noqa: E402
 import demo.layout  # noqa: E402
 import demo.pages  # noqa: E402
 import demo.products  # noqa: E402
@@ -31,8 +32,8 @@ import demo.todos  # noqa: E402
 from demo.board import BoardFeed, BoardPulse, nickname, spark  # noqa: E402
 from demo.layout import highlight, source_of  # noqa: E402
 
-MODULES = [demo.activity, demo.batteries, demo.board, demo.layout, demo.pages, demo.products,
-           demo.state, demo.todos]
+MODULES = [demo.activity, demo.batteries, demo.board, demo.journal, demo.layout, demo.pages,
+           demo.products, demo.state, demo.todos]
 
 
 def shown_text(markup: str) -> str:

@@ -3,6 +3,7 @@ never loads Redis's or Alembic's modules. Each check runs in a fresh interpreter
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -74,4 +75,8 @@ def test_lazy_names_are_the_real_ones() -> None:
     from starmodel.bootstrap import StarModel
 
     assert starmodel.Entity is Entity and starmodel.StarModel is StarModel
-    assert set(starmodel.__all__) <= set(dir(starmodel)) | {"Entity", "StarModel"}
+    lazy = set(starmodel._LAZY)
+    assert {"Entity", "StarModel"} <= lazy
+    assert set(starmodel.__all__) <= set(dir(starmodel)) | lazy
+    for name, module in starmodel._LAZY.items():  # each lazy name is the one its module defines
+        assert getattr(starmodel, name) is getattr(importlib.import_module(module), name)

@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from starmodel.core.errors import StoreUnavailable
+from starmodel.core.tasks import cancel_and_wait
 
 __all__ = ["CircuitBreaker", "discard_unawaited", "first_line"]
 
@@ -142,11 +143,7 @@ class CircuitBreaker:
         """Stop probing and forget the outage (the app is stopping, or its event loop
         ends): a call made after this finds out afresh whether the server answers."""
         self.reason = None
-        for task in (self._prober, self._probe_task):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await cancel_and_wait([self._prober, self._probe_task])
         self._prober = self._probe_task = None
 
     async def _probe_answers(self, within: float) -> bool:

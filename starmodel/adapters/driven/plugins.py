@@ -8,6 +8,8 @@ Groups:
   the factory of repositories (called once per unit of work; return the same object every
   time for a store without transactions). An entity uses one with
   ``model_config = {"store": StateStore.CUSTOM, "backend": "<entry point name>"}``.
+- ``starmodel.files``: file stores for file fields (``store(settings) -> FileStore``), chosen
+  with ``STARMODEL_FILES`` (see ``adapters/driven/files``).
 - ``starmodel.cli``: extra ``starmodel`` commands (a ``click`` command or group).
 - ``starmodel.ui``: UI components and field renderers, listed here and used by the UI adapter.
 
@@ -27,7 +29,7 @@ from typing import Any
 
 __all__ = ["GROUPS", "Plugin", "discover", "load_plugin"]
 
-GROUPS = ("starmodel.persistence", "starmodel.cli", "starmodel.ui")
+GROUPS = ("starmodel.persistence", "starmodel.files", "starmodel.cli", "starmodel.ui")
 log = logging.getLogger("starmodel.plugins")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.low_level import ARGON2_VERSION
 
 from starmodel.core.errors import ConfigurationError
 
@@ -68,8 +70,8 @@ class Passwords:
         return await self._in_thread(self._verify, stored, password)
 
     async def warm(self) -> None:
-        """Make the dummy hash now, so that the first unknown email costs no extra hash."""
-        await self._in_thread(self._dummy_hash)
+        """Make the dummy hash now (no hashing: see ``_dummy_hash``)."""
+        self._dummy_hash()
 
     def needs_rehash(self, stored: str) -> bool:
         """Whether ``stored`` was made with other parameters than the hasher's current ones."""
@@ -85,8 +87,17 @@ class Passwords:
             pool.shutdown(wait=False)
 
     def _dummy_hash(self) -> str:
+        """An argon2id hash with the hasher's parameters, a random salt and a random digest:
+        checking a password against it costs what checking against a real hash costs (the
+        digest is computed all the same), and no password matches it. Made without hashing,
+        so that it costs the app's start nothing."""
         if self._dummy is None:
-            self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
+            h = self.hasher
+            salt, digest = _b64(secrets.token_bytes(h.salt_len)), _b64(secrets.token_bytes(h.hash_len))
+            self._dummy = (
+                f"$argon2id$v={ARGON2_VERSION}$m={h.memory_cost},t={h.time_cost},p={h.parallelism}"
+                f"${salt}${digest}"
+            )
         return self._dummy
 
     def _verify(self, stored: str | None, password: str) -> bool:
@@ -96,3 +107,8 @@ class Passwords:
             return self.hasher.verify(target, password) and bool(stored)
         except (VerificationError, InvalidHashError, UnicodeEncodeError):
             return False
+
+
+def _b64(raw: bytes) -> str:
+    """Base64 without padding, as argon2's encoded hashes write salts and digests."""
+    return base64.b64encode(raw).decode("ascii").rstrip("=")

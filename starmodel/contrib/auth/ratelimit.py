@@ -10,12 +10,12 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import RedisError
-
-from starmodel.adapters.driven.stores.redis import RedisConnection
 from starmodel.core.errors import ConfigurationError, StoreUnavailable
+
+if TYPE_CHECKING:  # Redis's modules load only for an app that counts in Redis
+    from starmodel.adapters.driven.stores.redis import RedisConnection
 
 __all__ = [
     "Attempts",
@@ -28,7 +28,13 @@ __all__ = [
 ]
 
 log = logging.getLogger("starmodel.auth")
-_AWAY = (RedisError, OSError, StoreUnavailable)  # what a Redis call raises while Redis is away
+
+
+def _away_errors() -> tuple[type[BaseException], ...]:
+    """What a Redis call raises while Redis is away (Redis's modules load only here)."""
+    from redis.exceptions import RedisError
+
+    return (RedisError, OSError, StoreUnavailable)
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,7 @@ class FallbackAttempts(Attempts):
         self.retry_every = retry_every
         self._down_until = 0.0
         self._down = False
+        self._away = _away_errors()
 
     def _use_primary(self) -> bool:
         return not self._down or time.monotonic() >= self._down_until
@@ -197,7 +204,7 @@ class FallbackAttempts(Attempts):
                 found = await self.primary.retry_after(keys)
                 self._back()
                 return found
-            except _AWAY as exc:
+            except self._away as exc:
                 self._lost(exc)
         return await self.fallback.retry_after(keys)
 
@@ -208,7 +215,7 @@ class FallbackAttempts(Attempts):
                 await self.primary.fail(keys)
                 self._back()
                 return
-            except _AWAY as exc:
+            except self._away as exc:
                 self._lost(exc)
         await self.fallback.fail(keys)
 
@@ -218,5 +225,5 @@ class FallbackAttempts(Attempts):
             try:
                 await self.primary.clear(key)
                 self._back()
-            except _AWAY as exc:
+            except self._away as exc:
                 self._lost(exc)

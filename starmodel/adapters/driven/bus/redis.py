@@ -42,6 +42,7 @@ from starmodel.app.observe import BusTracer
 from starmodel.core.errors import StoreUnavailable
 from starmodel.core.messages import DomainEvent, EntityChanged, EventOutputs, OutputsCodec
 from starmodel.core.ports import EventBus, Handler
+from starmodel.core.tasks import cancel_and_wait
 
 __all__ = ["RedisBus"]
 
@@ -135,11 +136,7 @@ class RedisBus(EventBus):
 
     async def close(self) -> None:
         self._closed = True
-        for task in (self._task, self._recovery):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await cancel_and_wait([self._task, self._recovery])
         self._task = self._recovery = None
 
     async def history(self, epoch: str, after: int, limit: int) -> list[tuple[tuple[str, int], Any]] | None:

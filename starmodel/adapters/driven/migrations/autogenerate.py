@@ -14,6 +14,8 @@ from sqlalchemy import MetaData
 from sqlalchemy.schema import DefaultClause
 from sqlmodel.sql.sqltypes import AutoString
 
+from starmodel.adapters.driven.stores.sql_files import StoredFileColumn
+
 __all__ = [
     "create_all",
     "derived_message",
@@ -103,6 +105,8 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     if type_ == "type":
         if isinstance(obj, AutoString):
             return f"sa.String(length={obj.length!r})" if obj.length else "sa.String()"
+        if isinstance(obj, StoredFileColumn):  # a file field: plain JSON in the database
+            return "sa.JSON()"
         if type(obj).__module__.startswith("sqlmodel"):
             autogen_context.imports.add("import sqlmodel")
     return False

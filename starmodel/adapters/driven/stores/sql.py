@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -26,9 +28,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
-    ArgumentError,
     DBAPIError,
     IntegrityError,
     NoSuchModuleError,
@@ -43,6 +43,14 @@ from starmodel.adapters.driven.stores.sql_errors import (
     integrity_error,
     statement_error,
 )
+from starmodel.adapters.driven.stores.sql_fast import (
+    DirectStatement,
+    FastStatements,
+    Plan,
+    QueuedWrite,
+    ShortWay,
+    entity_from_update,
+)
 from starmodel.adapters.driven.stores.sql_guard import GuardedConnection, GuardedTransaction
 from starmodel.adapters.driven.stores.sql_tables import (
     OWNER_COLUMN,
@@ -54,13 +62,15 @@ from starmodel.adapters.driven.stores.sql_tables import (
     primary_key,
     table_name,
 )
+from starmodel.adapters.driven.stores.sql_urls import normalize_url, server_name
 from starmodel.core.entity import Entity
 from starmodel.core.errors import (
     ConcurrencyError,
     ConfigurationError,
     StoreUnavailable,
 )
-from starmodel.core.ports import EntityRepository
+from starmodel.core.journal import JournalEntry, JournalSettings
+from starmodel.core.ports import EntityRepository, Handed
 
 __all__ = [
     "DEFAULT_URL",
@@ -80,32 +90,6 @@ E = TypeVar("E", bound=Entity)
 DEFAULT_URL = "sqlite:///starmodel.db"
 _CHECK_DEFERRED = text("SET CONSTRAINTS ALL IMMEDIATE")
 _POOL_SIZE, _POOL_OVERFLOW = 5, 10  # connections kept, and opened beyond them when busy
-_DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "postgresql": "postgresql+asyncpg",
-    "postgres": "postgresql+asyncpg",
-}
-
-
-def normalize_url(url: str) -> str:
-    """``DATABASE_URL`` with an async driver (``sqlite:///x.db`` -> ``sqlite+aiosqlite:///x.db``)."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigurationError(
-            f"DATABASE_URL {url!r} is not a database URL (e.g. sqlite:///app.db or "
-            "postgresql://user@host/db)"
-        ) from None
-    backend = parsed.get_backend_name()
-    if backend not in ("sqlite", "postgresql"):
-        raise ConfigurationError(
-            f"DATABASE_URL: {backend!r} databases are not supported (sqlite, postgresql)"
-        )
-    if parsed.drivername in _DRIVERS:
-        parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
-    return parsed.render_as_string(hide_password=False)
-
-
 class SqlDatabase:
     """One database: its async engine and StarModel's own ``MetaData`` (a table per entity).
 
@@ -138,7 +122,8 @@ class SqlDatabase:
             raise ConfigurationError(f"DATABASE_URL {url!r}: driver not installed ({exc})") from None
         # SQLite is a local file: nothing to wait for but its write lock (below)
         self.breaker = None if self.is_sqlite else CircuitBreaker(
-            "the database", self._probe, timeout=timeout, interval=probe_interval, server=_server(self.url)
+            "the database", self._probe, timeout=timeout, interval=probe_interval,
+            server=server_name(self.url),
         )
         # one slot per connection the pool may hold: calls beyond that wait here, for other
         # calls (as long as they take), not for the server (which each round trip is bounded by)
@@ -147,6 +132,7 @@ class SqlDatabase:
         self.metadata = MetaData()
         self._tables: dict[type[Entity], Table] = {}
         self._statements: dict[type[Entity], Statements] = {}
+        self.short_way = ShortWay(self.engine.dialect)
         # SQLite allows one writer at a time: transactions take turns instead of failing
         self.write_lock = asyncio.Lock() if self.is_sqlite else None
 
@@ -166,6 +152,15 @@ class SqlDatabase:
                 self.table(entity_cls), primary_key(entity_cls), sqlite=self.is_sqlite
             )
         return found
+
+    def fast(self, entity_cls: type[Entity]) -> FastStatements | None:
+        """The entity's statements for a plain event's short way (``sql_fast``); ``None`` on
+        SQLite, or when one of its columns needs converting."""
+        if self.is_sqlite:
+            return None
+        return self.short_way.statements(
+            entity_cls, self.table(entity_cls), primary_key(entity_cls), self.statements(entity_cls).update
+        )
 
     def tables_for(self, entities: list[type[Entity]]) -> list[Table]:
         return [self.table(cls) for cls in entities if cls.options().table]
@@ -232,22 +227,54 @@ class SqlDatabase:
 
 
 class SqlRepository(EntityRepository):
-    """Rows of SQL entities within one transaction (a fresh repository per unit of work)."""
+    """Rows of SQL entities within one transaction (a fresh repository per unit of work).
+
+    A plain event's first attempt on PostgreSQL may take a shorter way (``sql_fast``): its
+    record read without a lock and its one update committed on its own, version-checked.
+    """
 
     def __init__(self, database: SqlDatabase) -> None:
         self.db = database
         self._conn: GuardedConnection | None = None
         self._tx: GuardedTransaction | None = None
         self._locked = False
+        self._plan = Plan()
+        self._handed: Handed | None = None
+        self._queued: Callable[[Handed], None] | None = None
 
-    async def _connection(self) -> GuardedConnection:
+    def read_optimistically(self, queued: Callable[[Handed], None] | None = None) -> None:
+        if self._conn is None and not self.db.is_sqlite:
+            self._plan.allowed = True
+            self._queued = queued
+
+    def take_handed(self, handed: Handed) -> bool:
+        entity, base = handed.entity, handed.token
+        cls = type(entity)
+        if not self._plan.may_start() or self.db.fast(cls) is None:
+            return False
+        if base is not None and (not isinstance(base, QueuedWrite) or base.refused()):
+            return False
+        typed = self._key(cls, entity._sm_key or "")
+        if typed is None:
+            return False
+        self._plan.start(cls, typed, entity._sm_version)
+        self._plan.base = base if base is not None and not base.outcome.done() else None
+        return True
+
+    def handed(self, entity_cls: type[Entity], key: str) -> Handed | None:
+        found = self._handed
+        if found is not None and type(found.entity) is entity_cls and found.entity._sm_key == key:
+            return found
+        return None
+
+    async def _checkout(self) -> GuardedConnection:
+        """The unit of work's connection (no transaction opened yet)."""
         if self._conn is None:
             if self.db.write_lock is not None:
                 await self.db.write_lock.acquire()
                 self._locked = True
             try:
                 self._conn = await self.db.connect()
-                self._tx = await self._conn.begin()
             except (OSError, DBAPIError) as exc:
                 await self._release()
                 raise StoreUnavailable(f"the database cannot be reached ({first_line(exc)})") from None
@@ -256,6 +283,41 @@ class SqlRepository(EntityRepository):
                 raise
         return self._conn
 
+    async def _connection(self) -> GuardedConnection:
+        """The connection, in the unit of work's transaction (begun now if need be, with what
+        the short way did so far brought into it)."""
+        conn = await self._checkout()
+        if self._tx is None:
+            try:
+                self._tx = await conn.begin()
+            except (OSError, DBAPIError) as exc:
+                await self._release()
+                raise StoreUnavailable(f"the database cannot be reached ({first_line(exc)})") from None
+            except BaseException:
+                await self._release()
+                raise
+            plan, self._plan = self._plan, Plan()
+            if plan.started:
+                await self._bring_in(plan)
+        return conn
+
+    async def _bring_in(self, plan: Plan) -> None:
+        """Put what the short way did into the transaction just begun: its waiting update runs
+        now (version-checked, the row locked until the end), or its unlocked read is read
+        again ``FOR UPDATE`` and must not have changed."""
+        cls = plan.entity_cls
+        assert cls is not None
+        if plan.base is not None and not await plan.base.settled():
+            raise ConcurrencyError(f"{cls.__name__} {plan.key}: the state read was never stored")
+        statements = self.db.statements(cls)
+        if plan.update is not None:
+            if (await self._run(statements.update, params=plan.update)).rowcount != 1:
+                raise ConcurrencyError(f"{cls.__name__} {plan.key} was changed or deleted meanwhile")
+        elif plan.version is not None:
+            row = (await self._run(statements.get, params={"sm_key": plan.key})).mappings().first()
+            if row is None or int(row[VERSION_COLUMN]) != plan.version:
+                raise ConcurrencyError(f"{cls.__name__} {plan.key} was changed or deleted meanwhile")
+
     async def _run(
         self, statement: Any, entity_cls: type[Entity] | None = None, params: dict[str, Any] | None = None
     ) -> Any:
@@ -263,6 +325,20 @@ class SqlRepository(EntityRepository):
         try:
             return await conn.execute(statement, params)
         except DBAPIError as exc:
+            raise statement_error(exc, entity_cls) from None
+        except OSError as exc:
+            raise StoreUnavailable(f"the database cannot be reached ({exc})") from None
+
+    async def _direct(
+        self, statement: DirectStatement, entity_cls: type[Entity], values: dict[str, Any]
+    ) -> Any:
+        """One statement of the short way, committed on its own: the row it returned or ``None``."""
+        conn = await self._checkout()
+        try:
+            return await conn.direct(statement.sql, statement.args(values))
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                await self._discard_connection()
             raise statement_error(exc, entity_cls) from None
         except OSError as exc:
             raise StoreUnavailable(f"the database cannot be reached ({exc})") from None
@@ -285,6 +361,14 @@ class SqlRepository(EntityRepository):
         typed = self._key(entity_cls, key)
         if typed is None:
             return None
+        if self._plan.may_start():
+            await self._checkout()
+            fast = self.db.fast(entity_cls)
+            if fast is not None:
+                found = await self._direct(fast.read, entity_cls, {"sm_key": typed})
+                entity = None if found is None else entity_from_row(entity_cls, found)
+                self._plan.start(entity_cls, typed, None if entity is None else entity._sm_version)
+                return entity
         query = self.db.statements(entity_cls).get
         row = (await self._run(query, params={"sm_key": typed})).mappings().first()
         return None if row is None else entity_from_row(entity_cls, row)
@@ -324,7 +408,9 @@ class SqlRepository(EntityRepository):
             statements = self.db.statements(cls)
             params = {f"new_{name}": values[name] for name in statements.columns}
             params.update(sm_key=values[pk], sm_read=version)
-            if (await self._run(statements.update, params=params)).rowcount != 1:
+            if self._tx is None and self._plan.may_defer(cls, values[pk], version):
+                self._plan.update = params  # run by ``commit``, or in the transaction if one begins
+            elif (await self._run(statements.update, params=params)).rowcount != 1:
                 raise ConcurrencyError(f"{cls.__name__} {values[pk]} was changed or deleted meanwhile")
             entity._sm_version = version + 1
         entity._sm_key = str(getattr(entity, pk))
@@ -336,17 +422,29 @@ class SqlRepository(EntityRepository):
         result = await self._run(self.db.statements(entity_cls).delete, params={"sm_key": typed})
         return bool(result.rowcount)
 
+    async def record(self, entries: Sequence[JournalEntry], settings: dict[str, JournalSettings]) -> bool:
+        """Journal entries go into the journal table, in this transaction."""
+        from starmodel.adapters.driven.journal.sql import journal_writes
+
+        for statement, params in journal_writes(self.db, entries, settings):
+            await self._run(statement, params=params)
+        return True
+
     async def prepare(self) -> None:
         """Check now what PostgreSQL would otherwise check at ``COMMIT`` (deferred
         constraints), so that a refusal comes before another store commits. Version checks
         and unique constraints refused at ``save`` already, and the open transaction holds the
         rows it wrote until it ends. (SQLite checks nothing more at commit unless deferred
         foreign keys are switched on, which StarModel does not do.)"""
+        if self._plan.update is not None:
+            await self._connection()  # the waiting update, now in a transaction
         if self._tx is not None and not self.db.is_sqlite:
             await self._run(_CHECK_DEFERRED)
 
     async def commit(self) -> None:
         try:
+            if self._tx is None and self._plan.update is not None:
+                await self._commit_alone()
             if self._tx is not None:
                 await self._tx.commit()
         except (DBAPIError, OSError) as exc:
@@ -360,6 +458,26 @@ class SqlRepository(EntityRepository):
             raise StoreUnavailable(f"the database cannot be reached ({exc})") from None
         finally:
             await self._release()
+
+    async def _commit_alone(self) -> None:
+        """The short way's commit: the one update, checking the version, in a transaction of
+        its own, through the record's queue (``sql_fast``); the row it returns is kept for
+        the next event on the record. Once the write has its place in the queue, the next
+        event may start from the row it will store (``queued``), when that row is exact."""
+        plan, self._plan = self._plan, Plan()
+        cls, values = plan.entity_cls, plan.update
+        fast = None if cls is None else self.db.fast(cls)
+        assert cls is not None and values is not None and fast is not None
+        write, queued = QueuedWrite(values, plan.base), _nothing
+        if self._queued is not None and fast.exact:
+            stores = entity_from_update(cls, self.db.statements(cls).columns, values)
+            queued = partial(self._queued, Handed(stores, write, write.settled))
+        try:
+            queue = self.db.short_way.queue(cls, plan.key)
+            row = await queue.write(write, partial(self._direct, fast.update, cls), queued)
+        except ConcurrencyError:
+            raise ConcurrencyError(f"{cls.__name__} {plan.key} was changed or deleted meanwhile") from None
+        self._handed = Handed(entity_from_row(cls, row))
 
     async def _discard_connection(self) -> None:
         if self._conn is not None:
@@ -377,6 +495,7 @@ class SqlRepository(EntityRepository):
 
     async def _release(self) -> None:
         conn, self._conn, self._tx = self._conn, None, None
+        self._plan = Plan()
         try:
             if conn is not None:
                 await conn.close()
@@ -386,7 +505,5 @@ class SqlRepository(EntityRepository):
                 self.db.write_lock.release()
 
 
-def _server(url: str) -> str:
-    """Which PostgreSQL server a URL names, without credentials (for messages)."""
-    parsed = make_url(url)
-    return f"PostgreSQL at {parsed.host or 'localhost'}:{parsed.port or 5432}"
+def _nothing() -> None:
+    """No one to tell."""

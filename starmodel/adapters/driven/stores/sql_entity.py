@@ -40,6 +40,8 @@ class Entity(DomainEntity, metaclass=SqlCompatibleMeta):
     - ``policy``: who may ``read``, ``create``, ``update``, ``delete`` or run ``events``
       (``"*"``: the rest); each rule is ``True``, ``False`` or a function of the ``CallContext``.
     - ``backend``: with ``StateStore.CUSTOM``, the name of the persistence plugin to use.
+    - ``journal``: ``True`` (or ``{"keep": n, "max_age": seconds}``) to journal every committed
+      change, with history and undo (see ``docs/journal.md``).
     """
 
     model_config = {"abstract": True}  # type: ignore[typeddict-unknown-key]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 
 from starmodel.adapters.driven.breaker import CircuitBreaker, discard_unawaited, first_line
+from starmodel.adapters.driven.stores.sql_fast import fetch_direct
 from starmodel.core.errors import StoreUnavailable
 
 __all__ = ["PATIENCE", "GuardedConnection", "GuardedTransaction"]
@@ -63,6 +64,11 @@ class GuardedConnection:
 
     async def execute(self, statement: Any, params: Any = None) -> Any:
         return await self._bounded(self.conn.execute(statement, params))
+
+    async def direct(self, sql: str, args: Sequence[Any]) -> Any:
+        """One statement straight to asyncpg, outside any transaction (see ``sql_fast``): its
+        first row or ``None``."""
+        return await self._bounded(fetch_direct(self.conn, sql, args))
 
     async def begin(self) -> GuardedTransaction:
         return GuardedTransaction(self, await self._bounded(self.conn.begin()))

@@ -21,8 +21,10 @@ from sqlalchemy import (
 )
 from sqlmodel.main import get_column_from_field
 
+from starmodel.adapters.driven.stores.sql_files import StoredFileColumn
 from starmodel.core.entity import Entity
 from starmodel.core.errors import ConfigurationError
+from starmodel.core.files import file_rules
 
 __all__ = [
     "OWNER_COLUMN",
@@ -85,6 +87,9 @@ def table_name(entity_cls: type[Entity]) -> str:
 def build_table(entity_cls: type[Entity], metadata: MetaData) -> Table:
     columns: list[Column[Any]] = []
     for name, info in entity_cls.model_fields.items():
+        if file_rules(info) is not None:  # a file field: the file's facts, as JSON
+            columns.append(Column(name, StoredFileColumn(), nullable=True))
+            continue
         try:
             column = get_column_from_field(info)
         except (ValueError, TypeError) as exc:

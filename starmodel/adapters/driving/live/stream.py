@@ -112,6 +112,7 @@ class LiveStream:
         "closed",
         "limit",
         "origin",
+        "presence",
         "retry",
         "session_id",
         "tab_id",
@@ -128,6 +129,7 @@ class LiveStream:
         self._wakeup: asyncio.Event | None = None
         self.closed: str | None = None
         self.retry: int | None = None  # milliseconds: sent as ``retry:`` when the stream ends
+        self.presence: Any = None  # who this tab is to others, if its page shows presence
 
     @property
     def pending(self) -> list[bytes]:
@@ -224,6 +226,10 @@ class LiveHub:
         self.fact_handlers: list[tuple[type, FactHandler]] = []
         self.history: History | None = None
         self._reading: set[LiveStream] = set()  # streams whose body is being sent
+        # called (synchronously) when a stream starts receiving and when it ends: presence
+        # joins and leaves the instances a tab shows
+        self.on_join: list[Callable[[LiveStream], None]] = []
+        self.on_leave: list[Callable[[LiveStream], None]] = []
         self._beats: asyncio.Task[None] | None = None
         _HUBS.add(self)
 
@@ -272,6 +278,13 @@ class LiveHub:
         for stream in self.streams.get(topic, ()):
             if origin is None or stream.origin != origin:
                 stream.push(data)
+
+    def push(self, topic: str, raw: str) -> None:
+        """Send ready SSE text to every stream on ``topic`` now, without an id and without
+        keeping it for replay (what a reconnecting tab gets afresh anyway, such as presence)."""
+        data = raw.encode()
+        for stream in self.streams.get(topic, ()):
+            stream.push(data)
 
     def _advance(self) -> None:
         """The id of the next message: the bus's position when it spans processes (the same
@@ -416,6 +429,8 @@ class LiveHub:
             last_event_id = None  # not an id of this app: the tab gets a full resync
         self._join(stream)
         try:
+            for joined in self.on_join:
+                joined(stream)
             missed = self.missed_since(last_event_id, stream)
             from_elsewhere = missed is not None and self.came_from_elsewhere(last_event_id)
             if missed is None:
@@ -447,6 +462,8 @@ class LiveHub:
         """``stream`` is gone (its tab left, or it ended): it gets nothing more."""
         self._reading.discard(stream)
         self._forget(stream)
+        for left in self.on_leave:
+            left(stream)
 
     async def events(self, stream: LiveStream, last_event_id: str | None) -> AsyncIterator[str]:
         """The body of one live stream read in this process (the test kit's ``watch``):

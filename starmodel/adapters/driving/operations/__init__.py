@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from starmodel.adapters.driving.operations.logs import EventLog, RequestLog, use_json_logs
 from starmodel.adapters.driving.operations.request_watch import RequestObserver, RequestWatch
+from starmodel.adapters.driving.web.event_route import front
 from starmodel.adapters.driving.web.fasthtml import WebApp
 from starmodel.app.observe import BusTracer, EventObserver
 from starmodel.core.errors import ConfigurationError
@@ -49,7 +50,8 @@ def install_operations(web: WebApp) -> BusTracer | None:
         metrics = PrometheusMetrics(web.hub.open_count, settings.metrics_token)
         events.append(metrics)
         metrics.watch_bus(web.bus)
-        web.app.router.routes.insert(0, Route(METRICS_PATH, metrics.handle, methods=["GET"]))
+        routes = web.app.router.routes
+        routes.insert(front(routes), Route(METRICS_PATH, metrics.handle, methods=["GET"]))
         web.startup_hooks.append(metrics.process_starting)
         web.shutdown_hooks.append(metrics.process_stopping)
     web.dispatcher.observers.extend(events)

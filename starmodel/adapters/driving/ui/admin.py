@@ -11,6 +11,7 @@ from fasthtml.common import A, Div, Li, Table, Tbody, Td, Th, Thead, Title, Tr, 
 from monsterui.all import H1, Card, Container, TextPresets
 from starlette.requests import Request
 
+from starmodel.adapters.driving.ui.history import HistoryPages, history_link
 from starmodel.adapters.driving.ui.mount import UiMount
 from starmodel.adapters.driving.ui.pages import RecordPages, event_panel, header_bar
 from starmodel.adapters.driving.ui.views import EntityViews
@@ -58,6 +59,7 @@ class Admin:
         self.mount = UiMount(web, f"{self.path}/_ui", gate=self.allow)
         self.mount.lookup = self.views_for
         self.pages = RecordPages(web, self.mount, self.layout)
+        self.pages.record_links = lambda views, record: history_link(self, views, record)
         self._views: dict[type[Entity], EntityViews] = {}
         self._install()
 
@@ -168,6 +170,9 @@ class Admin:
             if views.form_fields(creating=False) and views.entity_cls.permits("update", ctx):
                 parts.append(Card(views.form(record, then="stay"), header=Div("Edit", cls="uk-h4")))
             parts.append(event_panel(views, record, ctx))
+            links = history_link(self, views, record)
+            if links:
+                parts.insert(0, Div(*links, cls="flex gap-2"))
             return self.layout(request, views.title, tuple(parts))
 
         return await self.pages.guarded(request, views, "read", draw)
@@ -205,6 +210,7 @@ class Admin:
         route(self.path + "/{namespace}/new", methods=["get"])(admin_new)
         route(self.path + "/{namespace}/{key}", methods=["get"])(admin_record)
         route(self.path + "/{namespace}/{key}/edit", methods=["get"])(admin_edit)
+        self.history = HistoryPages(self)
 
 
 async def _done(value: Any) -> Any:

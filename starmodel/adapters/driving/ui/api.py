@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from starmodel.adapters.driving.ui.openapi import openapi_document
 from starmodel.adapters.driving.ui.views import EntityViews
+from starmodel.adapters.driving.web.event_route import front
 from starmodel.adapters.driving.web.input_limits import InputRefused, read_int, read_json
 from starmodel.adapters.driving.web.requests import EventRequest, retry_after_value
 from starmodel.core.context import CallContext
@@ -89,11 +90,12 @@ class JsonApi:
         self.entity_cls = views.entity_cls
         self.path = path.rstrip("/")
         routes = web.app.router.routes
-        routes.insert(0, Route(self.path, self.collection, methods=["GET", "POST"]))
-        routes.insert(0, Route(self.path + "/{key}", self.item, methods=["GET", "PATCH", "PUT", "DELETE"]))
+        at = front(routes)  # after the event route: events are matched first
+        routes.insert(at, Route(self.path, self.collection, methods=["GET", "POST"]))
+        routes.insert(at, Route(self.path + "/{key}", self.item, methods=["GET", "PATCH", "PUT", "DELETE"]))
         if not registry.apis:  # the first API also serves the document describing them all
             routes.insert(
-                0,
+                at,
                 Route(
                     OPENAPI_PATH,
                     lambda request: JSONResponse(

@@ -19,6 +19,7 @@ from fasthtml.common import Input, Option, Select, Span, Textarea
 from starmodel.adapters.driving.web.input_limits import read_json
 from starmodel.core.entity import Entity
 from starmodel.core.fields import is_optional, plain_type, ui_options
+from starmodel.core.files import StoredFile
 
 __all__ = [
     "FieldView",
@@ -86,7 +87,12 @@ def _choices(kind: Any) -> list[tuple[str, str]] | None:
 def field_view(entity_cls: type[Entity], name: str) -> FieldView:
     """The view of ``entity_cls.<name>``, from its annotation, constraints and metadata
     (``title``, ``description``, ``FieldUI``)."""
-    return view_of(name, entity_cls.model_fields[name])
+    view = view_of(name, entity_cls.model_fields[name])
+    if view.kind == "file":  # uploads go to this entity's field
+        from starmodel.adapters.driving.ui.file_fields import file_target_attrs
+
+        view.attrs.update(file_target_attrs(entity_cls, name))
+    return view
 
 
 def view_of(name: str, info: Any) -> FieldView:
@@ -145,6 +151,8 @@ def view_of(name: str, info: Any) -> FieldView:
             view.kind = "email"
         elif max_length is not None and max_length > LONG_TEXT:
             view.kind = "textarea"
+    elif kind is StoredFile:
+        view.kind = "file"
     elif "Email" in getattr(kind, "__name__", ""):
         view.kind = "email"
     elif "Url" in getattr(kind, "__name__", ""):
@@ -158,7 +166,7 @@ def view_of(name: str, info: Any) -> FieldView:
 
 def input_value(view: FieldView, value: Any) -> Any:
     """A value as the form's signal holds it (what the input shows)."""
-    if value is None:
+    if value is None or view.kind == "file":  # a file input starts empty (the file is kept)
         return False if view.kind == "checkbox" else ""
     if view.kind == "checkbox":
         return bool(value)
@@ -180,6 +188,10 @@ def input_value(view: FieldView, value: Any) -> Any:
 def render_control(view: FieldView, signal: str, *, input_id: str, on_input: str | None = None) -> Any:
     """The input element of a field, bound to the form signal ``signal`` (a path such as
     ``smform.product_new.name``); ``on_input`` runs (debounced) as the user types."""
+    if view.kind == "file":
+        from starmodel.adapters.driving.ui.file_fields import file_control
+
+        return file_control(view.attrs, signal, input_id, view.name)
     attrs: dict[str, Any] = {"id": input_id, "name": view.name, "data-bind": signal}
     if view.required and view.kind != "checkbox":
         attrs["required"] = True
@@ -209,6 +221,8 @@ def format_value(view: FieldView, value: Any) -> Any:
     """A value as lists and detail views show it (text, escaped by the renderer)."""
     if value is None:
         return Span("—", cls="text-muted-foreground")
+    if isinstance(value, StoredFile):
+        return value.name
     if view.kind == "checkbox":
         return "Yes" if value else "No"
     if isinstance(value, Enum):
@@ -235,6 +249,10 @@ def form_values(views: list[FieldView], raw: Any) -> dict[str, Any]:
         if view.name not in raw:
             continue
         value = raw[view.name]
+        if view.kind == "file":  # an upload's token, or nothing: the file is kept
+            if isinstance(value, str) and value.strip():
+                values[view.name] = value
+            continue
         if isinstance(value, str) and not value.strip() and view.kind != "json":
             if view.optional:
                 values[view.name] = None

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from starmodel.adapters.driving.datastar.sse import error_events, patch_signals_event, render_outputs
 from starmodel.adapters.driving.ui.fields import form_values, input_value
 from starmodel.adapters.driving.ui.views import FORM_SIGNAL, EntityViews, parse_list_query
+from starmodel.adapters.driving.web.event_route import front
 from starmodel.adapters.driving.web.input_limits import InputRefused, read_int
 from starmodel.adapters.driving.web.requests import EventRequest, SSEAnswer, error_response
 from starmodel.core.actions import PatchSignals, redirect, toast
@@ -64,9 +65,9 @@ class UiMount:
         self.gate = gate
         self.views: dict[str, EntityViews] = {}
         self.lookup: Callable[[str], EntityViews | None] = self.views.get
-        web.app.router.routes.insert(
-            0, Route(self.base + "/{namespace}/{action}", self.handle, methods=["GET", "POST"])
-        )
+        routes = web.app.router.routes
+        route = Route(self.base + "/{namespace}/{action}", self.handle, methods=["GET", "POST"])
+        routes.insert(front(routes), route)  # after the event route: events are matched first
 
     def add(self, views: EntityViews) -> EntityViews:
         self.views[views.namespace] = views

@@ -66,6 +66,8 @@ class RecordPages:
         self.web = web
         self.mount = mount
         self.layout = layout
+        self.record_links: Callable[[EntityViews, Entity], list[Any]] = lambda views, record: []
+        """Extra buttons of a record's detail page (the admin's History)."""
 
     def refused(self, request: Request, ctx: CallContext | None, message: str) -> Response:
         """Anonymous visitors go to the login page (and come back); others get a 403 page."""
@@ -153,6 +155,7 @@ class RecordPages:
                 )
             if views.deletable() and views.entity_cls.permits("delete", _with(ctx, record)):
                 buttons.append(delete_button(views, record))
+            buttons.extend(self.record_links(views, record))
             content = (
                 Div(*buttons, cls="flex gap-2"),
                 Card(views.detail(record)),

@@ -26,6 +26,7 @@ from starmodel.adapters.driving.ui.fields import (
     input_value,
     render_control,
 )
+from starmodel.adapters.driving.ui.file_fields import file_value
 from starmodel.adapters.driving.ui.pending import busy_while, pending_signal, sends_with_indicator
 from starmodel.adapters.driving.ui.wording import plural, words
 from starmodel.adapters.driving.web.input_limits import InputRefused, read_int
@@ -289,6 +290,8 @@ class EntityViews:
         custom = self.cells.get(view.name)
         if custom is not None:
             return custom(record)
+        if view.kind == "file":  # an image preview or a download link
+            return file_value(record, view.name)
         return format_value(view, getattr(record, view.name))
 
     def search_box(self, query: ListQuery, link: Callable[[ListQuery], str]) -> Any:

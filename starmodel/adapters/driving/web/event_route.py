@@ -13,7 +13,17 @@ from starmodel.adapters.driving.web.requests import EventRequest
 if TYPE_CHECKING:
     from starmodel.adapters.driving.web.fasthtml import WebApp
 
-__all__ = ["EventRoute"]
+__all__ = ["EventRoute", "front"]
+
+
+def front(routes: list[BaseRoute]) -> int:
+    """Where a route goes that must come before the app's own: right after the event route,
+    which stays first (an event is matched in one dict lookup, before any path pattern is
+    tried), or first when there is none yet."""
+    for index, route in enumerate(routes):
+        if isinstance(route, EventRoute):
+            return index + 1
+    return 0
 
 
 class EventRoute(BaseRoute):
@@ -33,7 +43,7 @@ class EventRoute(BaseRoute):
         path = scope["path"]
         if (scope["method"].lower(), path) in table:
             return Match.FULL, {"endpoint": self.handle}
-        if any(p == path for (_, p) in table):
+        if path in self.web.event_paths():
             return Match.PARTIAL, {"endpoint": self.handle}
         return Match.NONE, {}
 

@@ -33,7 +33,9 @@ from starmodel.adapters.driving.live.http import (
     detach_live_streams,
 )
 from starmodel.adapters.driving.live.lists import WATCH_SIGNAL, LiveLists
+from starmodel.adapters.driving.live.presence import LivePresence
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
+from starmodel.adapters.driving.ui.presence import HERE_SIGNAL
 from starmodel.adapters.driving.web.assets import ASSETS_PREFIX, STATIC_PREFIX
 from starmodel.adapters.driving.web.client_restore import restore_answer
 from starmodel.adapters.driving.web.event_route import EventRoute
@@ -47,11 +49,13 @@ from starmodel.adapters.driving.web.requests import EventRequest, SSEAnswer, err
 from starmodel.adapters.driving.web.security import SecurityHeaders, with_nonces
 from starmodel.adapters.driving.web.served_assets import ServedAssets
 from starmodel.adapters.driving.web.sessions import SignedCookieSessions
-from starmodel.adapters.driving.web.shutdown import CANCEL_WAIT, GracefulStop, bounded_step
+from starmodel.adapters.driving.web.shutdown import CANCEL_WAIT, GracefulStop, run_shutdown
 from starmodel.adapters.driving.web.static_files import STATIC_DIR, no_favicon, serve_file
 from starmodel.app.catalog import EntityCatalog
 from starmodel.app.crud import CrudService
 from starmodel.app.dispatcher import Dispatcher, EventResult
+from starmodel.app.journal import JournalService
+from starmodel.app.presence import PresenceService
 from starmodel.app.reads import EntityReads
 from starmodel.app.settings import Settings
 from starmodel.core.actions import PatchSignals, toast
@@ -87,7 +91,9 @@ class WebApp:
         catalog: the entity classes served.
         reads: the read side (what live lists resync from).
         crud_service: generated CRUD, for the generated UI and JSON API.
+        journal: history and undo of journaled entities, for the admin.
         rate_limiter: counts calls of events that have a ``rate``.
+        presence: who looks at which instance (tabs join what their page shows).
         app: an existing FastHTML app to attach to.
         title: default page title.
     """
@@ -101,7 +107,9 @@ class WebApp:
         catalog: EntityCatalog,
         reads: EntityReads,
         crud_service: CrudService | None = None,
+        journal: JournalService | None = None,
         rate_limiter: EventRateLimiter | None = None,
+        presence: PresenceService | None = None,
         app: FastHTML | None = None,
         title: str = "StarModel",
     ) -> None:
@@ -113,6 +121,7 @@ class WebApp:
         self._table: dict[tuple[str, str], tuple[type[Entity], EventSpec]] | None = None
         self._table_version: tuple[int, int] = (-1, -1)
         self._cancel_paths: set[str] = set()
+        self._paths: frozenset[str] = frozenset()
         self.hub = LiveHub(
             self._state_for_session,
             extra_loader=self._resync_lists,
@@ -122,6 +131,7 @@ class WebApp:
         )
         self.live_lists = LiveLists(self.hub, self.entities)
         self.live_outbox = Outbox()
+        self.presence = LivePresence(self.hub, presence, self.entities) if presence is not None else None
         # every process pushes to the tabs connected to it
         self.hub.fact_handlers = [
             (EntityChanged, self.hub.on_entity_changed),
@@ -135,6 +145,7 @@ class WebApp:
         self.auth = AuthHooks()
         """What an auth plugin declared (``use_auth``): the user loader, sign-in and out URLs."""
         self._crud_service = crud_service
+        self.journal = journal
         self.stopping = GracefulStop(self.hub, dispatcher, settings.shutdown_grace)
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = [self.stopping.drain]
@@ -148,7 +159,7 @@ class WebApp:
                 data_init=(
                     f"@get('{LIVE_PATH}', {{retry: 'always', openWhenHidden: true, "
                     "retryMaxCount: 1000000000, retryMaxWait: 5000, "
-                    f"filterSignals: {{include: /^{WATCH_SIGNAL}\\./}}}})"
+                    f"filterSignals: {{include: /^({WATCH_SIGNAL}|{HERE_SIGNAL})\\./}}}})"
                 ),
             ),
         ]
@@ -211,7 +222,13 @@ class WebApp:
                         table[("post", cancel)] = (cls, spec)
                         self._cancel_paths.add(cancel)
             self._table, self._table_version = table, version
+            self._paths = frozenset(path for (_, path) in table)
         return self._table
+
+    def event_paths(self) -> frozenset[str]:
+        """The paths of the event table (whatever their method)."""
+        self.event_table()
+        return self._paths
 
     def _is_event(self, method: str, path: str) -> bool:
         return (method.lower(), path) in self.event_table()
@@ -247,8 +264,10 @@ class WebApp:
                     yield state
                 finally:
                     web.stopping.begin()
-                    for hook in [*web.shutdown_hooks, web.bus.close]:
-                        await bounded_step(hook, web.settings.shutdown_grace + CANCEL_WAIT + 1)
+                    # everything within the grace period and the cancelled runs' moment, plus
+                    # two seconds for closing jobs, stores and the bus
+                    await run_shutdown([*web.shutdown_hooks, web.bus.close],
+                                       web.settings.shutdown_grace + CANCEL_WAIT + 2)
 
         self.app.router.lifespan_context = lifespan
 
@@ -314,19 +333,31 @@ class WebApp:
         return ctx
 
     def open_live_stream(
-        self, session_id: str, tab_id: str, *, watch: Iterable[type[Entity]] = (), backlog: int | None = None
+        self, session_id: str, tab_id: str, *, watch: Iterable[type[Entity]] = (), backlog: int | None = None,
+        here: Iterable[tuple[type[Entity], Any]] = (), user: Any = None,
     ) -> tuple[LiveStream, AsyncGenerator[str, None]]:
         """A tab's live stream opened in this process, as ``GET /live`` opens one (the test
         client's ``watch()`` uses it): the stream (its ``pending`` messages, ``wakeup``,
         ``closed``) and its SSE body, whose first chunk is the tab's state and whose closing
         closes the stream. ``watch``: record classes whose changes it follows; ``backlog``:
-        how many unread messages it may hold before it is dropped (default: the hub's)."""
+        how many unread messages it may hold before it is dropped (default: the hub's);
+        ``here``: ``(class, key)`` pairs whose presence it joins, as ``user`` if given."""
         wanted = {WATCH_SIGNAL: {cls.namespace(): True for cls in watch}}
         topics = self.live_lists.watched_topics(wanted, session_id)
         stream = self.hub.open(session_id, tab_id, join=False, watch=topics)
+        if self.presence is not None and here:
+            named: dict[str, dict[str, bool]] = {}
+            for cls, key in here:
+                named.setdefault(cls.namespace(), {})[str(key)] = True
+            looking = self.presence.looking_at({HERE_SIGNAL: named}, session_id, user)
+            self.presence.attach(stream, looking, CallContext(session_id, tab_id, user))
         if backlog is not None:
             stream.limit = backlog
         return stream, cast(AsyncGenerator[str, None], self.hub.events(stream, None))
+
+    def presence_renderers(self) -> dict[str, Callable[[list[Any]], Any]]:
+        """How each class's presence is drawn, by namespace (pushes use the same)."""
+        return self.presence.renderers if self.presence is not None else {}
 
     async def _state_for_session(self, session_id: str) -> dict[str, Any]:
         return await self.dispatcher.current_state(self.entities(), session_id)
@@ -362,7 +393,8 @@ class WebApp:
         namespace = entity_cls.namespace()
         try:
             signals, args = await request.signals_and_args()
-            ctx = await self.call_context(request)
+            needs_user = _decides_on_user(entity_cls, spec)
+            ctx = await self.call_context(request) if needs_user else self.context(request)
             if spec.rate is not None:
                 await self.limiter.check(namespace, spec.name, spec.rate, ctx)
             result = await self.dispatcher.dispatch(entity_cls, spec, ctx, args, signals, check=check_outputs)
@@ -448,11 +480,19 @@ class WebApp:
         if HANDOFF_KEY in request.scope:  # held outside the middleware once it has started
             topics = self.hub.topics_for(ctx.session_id, watch)
             stream = HttpLiveStream(ctx.session_id, ctx.tab_id, topics, self.hub.queue_size, self.live_outbox)
+            self._attach_presence(stream, signals, ctx, user)
             return LiveResponse(self.hub, stream, last_id)
         # a middleware may rewrite or watch the body: every message goes through it
         generic = self.hub.open(ctx.session_id, ctx.tab_id, join=False, watch=watch)
+        self._attach_presence(generic, signals, ctx, user)
         return StreamingResponse(self.hub.events(generic, last_id), media_type="text/event-stream",
                                  headers=SSE_HEADERS)
+
+    def _attach_presence(self, stream: LiveStream, signals: Any, ctx: CallContext, user: Any) -> None:
+        """Make the tab a viewer of the instances its page shows (entities that keep presence)."""
+        if self.presence is not None:
+            ctx.user = user
+            self.presence.attach(stream, self.presence.looking_at(signals, ctx.session_id, user), ctx)
 
     async def handle_restore(self, request: Request) -> Response:
         """The page sends what it kept for a browser-stored entity; it gets it back checked
@@ -465,6 +505,16 @@ class WebApp:
 
     async def handle_static(self, request: Request) -> Response:
         return serve_file(STATIC_DIR, request.path_params["name"])
+
+
+def _decides_on_user(entity_cls: type[Entity], spec: EventSpec) -> bool:
+    """Whether running ``spec`` depends on who is signed in: its ``allow`` rule, the entity's
+    policy, its ``rate`` (counted per user) or the entity's journal (which names the actor).
+    Only then is the user looked up (for a signed-in session, a read of its sign-in in the
+    store); other events run without."""
+    options = entity_cls.options()
+    return (spec.allow is not None or spec.rate is not None or options.policy is not None
+            or options.journal is not None)
 
 
 def _clear_field_errors(namespace: str, spec: EventSpec, outputs: list[Any]) -> list[Any]:

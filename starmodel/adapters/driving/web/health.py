@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from starmodel.adapters.driving.web.event_route import front
 from starmodel.core.errors import StarModelError
 
 __all__ = [
@@ -93,8 +94,9 @@ class Readiness:
 
     def mount(self, app: Starlette) -> None:
         """Add the two routes in front of the app's own."""
-        app.router.routes.insert(0, Route(HEALTH_PATH, self.health, methods=["GET"]))
-        app.router.routes.insert(1, Route(READY_PATH, self.ready, methods=["GET"]))
+        at = front(app.router.routes)  # after the event route: events are matched first
+        app.router.routes.insert(at, Route(HEALTH_PATH, self.health, methods=["GET"]))
+        app.router.routes.insert(at + 1, Route(READY_PATH, self.ready, methods=["GET"]))
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"}, headers=_NO_STORE)

@@ -41,7 +41,8 @@ class AuthHooks:
 
     Attributes:
         load_user: the signed-in user of a request (``None`` for a visitor); called at most
-            once per request, its answer is every event's ``ctx.user``.
+            once per request, its answer is ``ctx.user`` of an event whose ``allow`` rule,
+            entity policy or ``rate`` needs it (other events run without calling it).
         login_url: where pages that need a signed-in user send visitors.
         logout_url: where a sign-out button posts.
     """

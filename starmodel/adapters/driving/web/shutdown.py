@@ -13,6 +13,7 @@ app's other shutdown steps close the jobs, stores and bus, each within a bound.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import time
 import weakref
@@ -21,11 +22,13 @@ from collections.abc import Awaitable, Callable
 from starmodel.adapters.driving.live.stream import RETRY_SPREAD, LiveHub
 from starmodel.app.dispatcher import Dispatcher
 
-__all__ = ["CANCEL_WAIT", "GracefulStop", "begin_stop_everywhere", "bounded_step"]
+__all__ = ["CANCEL_WAIT", "GracefulStop", "begin_stop_everywhere", "bounded_step", "run_shutdown"]
 
 log = logging.getLogger("starmodel.shutdown")
 CANCEL_WAIT = 2.0
 """Seconds cancelled background runs get to roll back and tell their viewers."""
+STEP_FLOOR = 0.5
+"""Seconds every shutdown step gets, even when the steps before it used up the budget."""
 _STOPS: weakref.WeakSet[GracefulStop] = weakref.WeakSet()
 
 
@@ -88,14 +91,31 @@ class GracefulStop:
 
 async def bounded_step(step: Callable[[], Awaitable[object]], limit: float) -> None:
     """Run one shutdown step within ``limit`` seconds; one that takes longer, or fails, is
-    logged and left behind, so that a stuck close never keeps the process from exiting."""
-    try:
-        async with asyncio.timeout(limit):
-            await step()
-    except TimeoutError:
+    logged and left behind, so that a stuck close never keeps the process from exiting. The
+    step runs as a task of its own, so even one that swallows its cancellation is left."""
+    task = asyncio.ensure_future(step())
+    done, _ = await asyncio.wait({task}, timeout=max(limit, 0.0))
+    if not done:
+        task.cancel()
         log.error("shutdown step %s still running after %g s: left behind", _name(step), limit)
-    except Exception:
-        log.exception("shutdown step %s failed", _name(step))
+        return
+    exc = None if task.cancelled() else task.exception()
+    if exc is not None:  # one line, so a stop's log stays readable
+        log.error("shutdown step %s failed: %s: %s", _name(step), type(exc).__name__, exc)
+
+
+async def run_shutdown(steps: list[Callable[[], Awaitable[object]]], budget: float) -> None:
+    """Run the app's shutdown steps in order within ``budget`` seconds in all: each gets what
+    is left of it (and at least ``STEP_FLOOR``). Should the event loop itself be blocked (a step
+    that never yields), a dump of every thread's stack reaches stderr once the budget is past,
+    so the log says where the stop is stuck."""
+    deadline = time.monotonic() + budget
+    faulthandler.dump_traceback_later(budget + STEP_FLOOR * len(steps) + 1, exit=False)
+    try:
+        for step in steps:
+            await bounded_step(step, max(deadline - time.monotonic(), STEP_FLOOR))
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def _name(step: Callable[..., object]) -> str:

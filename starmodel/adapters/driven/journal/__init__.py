@@ -1,0 +1,1 @@
+"""Journals of committed changes: in process memory, in Redis, in a SQL table."""
