@@ -72,9 +72,7 @@ class LiveView(Outputs):
         self.tab_id = stream.tab_id
 
     def _drain(self) -> list[Step]:
-        pending = self._stream.pending
-        while pending:
-            self._messages.append(Step(parse_sse(pending.popleft())))
+        self._messages.extend(Step(parse_sse(data.decode())) for data in self._stream.drain())
         return self._messages
 
     @property

@@ -138,7 +138,7 @@ async def until(condition: Callable[[], Any], timeout: float) -> float:
 
 def last_count(stream: Any) -> int | None:
     """The count of viewers in the last presence push a stream got."""
-    found = [m for m in stream.pending if "presence-pr_page-global" in m]
+    found = [m for m in (raw.decode() for raw in stream.pending) if "presence-pr_page-global" in m]
     if not found:
         return None
     return int(found[-1].split('data-count="', 1)[1].split('"', 1)[0])

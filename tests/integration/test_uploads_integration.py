@@ -101,7 +101,7 @@ async def test_an_upload_through_one_process_is_seen_and_served_by_the_other(two
                 while True:
                     seen = [
                         item.signals["ip_contract"][key]
-                        for text in list(stream.pending) for item in parse_sse(text)
+                        for text in [raw.decode() for raw in stream.pending] for item in parse_sse(text)
                         if key in item.signals.get("ip_contract", {})
                     ]
                     if any(s.get("scan") for s in seen) and any(

@@ -307,7 +307,7 @@ async def test_every_viewer_of_the_record_sees_the_progress(sm):
                                 content_type="application/pdf", key=key, chunk=50_000)
             assert done.status_code == 200
             seen = []
-            for text in stream.pending:
+            for text in [raw.decode() for raw in stream.pending]:
                 for item in parse_sse(text):
                     uploads = item.signals.get("up_paper", {}).get(key, {}).get("_uploads")
                     if uploads:

@@ -62,15 +62,17 @@ def topic_for(change: EntityChanged | EventOutputs) -> str:
 
 
 class _Message:
-    """A change waiting in the replay buffer; its SSE text is built once, when first needed."""
+    """A change waiting in the replay buffer; its SSE text is built once, when first needed,
+    and encoded once for every stream it goes to."""
 
-    __slots__ = ("_body", "event_id", "raw", "signals")
+    __slots__ = ("_body", "_data", "event_id", "raw", "signals")
 
     def __init__(self, event_id: str, signals: dict[str, Any], raw: str | None = None) -> None:
         self.event_id = event_id
         self.signals = signals
         self.raw = raw
         self._body: str | None = None
+        self._data: bytes | None = None
 
     @property
     def body(self) -> str:
@@ -81,6 +83,13 @@ class _Message:
                 self._body = _with_event_id(self.raw, self.event_id)
         return self._body
 
+    @property
+    def data(self) -> bytes:
+        """``body`` as the bytes every stream is sent (the same object for all of them)."""
+        if self._data is None:
+            self._data = self.body.encode()
+        return self._data
+
 
 def _with_event_id(body: str, event_id: str) -> str:
     """Put ``id:`` on the last event of ``body`` (a reconnecting tab resumes after it)."""
@@ -90,11 +99,24 @@ def _with_event_id(body: str, event_id: str) -> str:
 
 
 class LiveStream:
-    """One tab's connection: a bounded backlog and a wake-up flag."""
+    """One tab's connection: what waits to be sent to it (bounded), and why it ended.
+
+    An idle stream holds no queue and no wake-up flag: ``pending`` is made when a message
+    waits, ``wakeup`` when a reader in this process (``LiveHub.events``) waits for one. Over
+    HTTP, ``live.http.HttpLiveStream`` writes the messages as they come instead.
+    """
 
     __slots__ = (
-        "closed", "limit", "origin", "pending", "presence", "retry", "session_id", "tab_id", "topics",
-        "wakeup",
+        "_pending",
+        "_wakeup",
+        "closed",
+        "limit",
+        "origin",
+        "presence",
+        "retry",
+        "session_id",
+        "tab_id",
+        "topics",
     )
 
     def __init__(self, session_id: str, tab_id: str | None, topics: set[str], limit: int) -> None:
@@ -103,28 +125,63 @@ class LiveStream:
         self.origin = (session_id, tab_id) if tab_id else None
         self.topics = topics
         self.limit = limit
-        self.pending: deque[str] = deque()
-        self.wakeup = asyncio.Event()
+        self._pending: list[bytes] | None = None
+        self._wakeup: asyncio.Event | None = None
         self.closed: str | None = None
         self.retry: int | None = None  # milliseconds: sent as ``retry:`` when the stream ends
         self.presence: Any = None  # who this tab is to others, if its page shows presence
 
-    def push(self, body: str) -> None:
+    @property
+    def pending(self) -> list[bytes]:
+        """Messages not sent yet (SSE text), oldest first."""
+        if self._pending is None:
+            self._pending = []
+        return self._pending
+
+    @property
+    def wakeup(self) -> asyncio.Event:
+        """Set when a message arrives or the stream ends (for a reader in this process)."""
+        if self._wakeup is None:
+            self._wakeup = asyncio.Event()
+        return self._wakeup
+
+    def take(self) -> bytes:
+        """Everything that waits, as one chunk (``b""`` if nothing does); it waits no more."""
+        pending = self._pending
+        if not pending:
+            return b""
+        self._pending = None
+        return pending[0] if len(pending) == 1 else b"".join(pending)
+
+    def drain(self) -> list[bytes]:
+        """Everything that waits, message by message; it waits no more."""
+        pending, self._pending = self._pending, None
+        return pending or []
+
+    def push(self, data: bytes) -> None:
         if self.closed:
             return
-        if len(self.pending) >= self.limit:
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = []
+        elif len(pending) >= self.limit:
             log.info("live stream of tab %s dropped: it is not reading", self.tab_id)
             self.close("slow consumer")
             return
-        self.pending.append(body)
-        self.wakeup.set()
+        pending.append(data)
+        self._ready()
 
     def close(self, reason: str, *, retry: int | None = None) -> None:
         """End the stream; ``retry``: milliseconds the tab waits before it reconnects."""
         self.closed = reason
         self.retry = retry
-        self.pending.clear()
-        self.wakeup.set()
+        self._pending = None
+        self._ready()
+
+    def _ready(self) -> None:
+        """A message waits, or the stream ended: wake whoever sends this stream's messages."""
+        if self._wakeup is not None:
+            self._wakeup.set()
 
 
 class LiveHub:
@@ -217,15 +274,17 @@ class LiveHub:
         if len(self.replay) >= self.replay_size:
             self.floor = self.replay.popleft()[0]
         self.replay.append((self.seq, topic, origin, message))
+        data = message.data
         for stream in self.streams.get(topic, ()):
             if origin is None or stream.origin != origin:
-                stream.push(message.body)
+                stream.push(data)
 
     def push(self, topic: str, raw: str) -> None:
         """Send ready SSE text to every stream on ``topic`` now, without an id and without
         keeping it for replay (what a reconnecting tab gets afresh anyway, such as presence)."""
+        data = raw.encode()
         for stream in self.streams.get(topic, ()):
-            stream.push(raw)
+            stream.push(data)
 
     def _advance(self) -> None:
         """The id of the next message: the bus's position when it spans processes (the same
@@ -254,7 +313,7 @@ class LiveHub:
         their tabs reconnect and are served as whoever they are now."""
         prefix = "session:"
         for topic, streams in list(self.streams.items()):
-            if topic.startswith(prefix) and ended(topic[len(prefix):]):
+            if topic.startswith(prefix) and ended(topic[len(prefix) :]):
                 for stream in list(streams):
                     stream.close(reason)
 
@@ -280,13 +339,19 @@ class LiveHub:
         watch: set[str] | None = None,
     ) -> LiveStream:
         """A stream for one tab (plus the record topics it ``watch``es). With ``join=False``
-        it starts receiving only once ``events`` is iterated (what the web adapter uses: a
-        request whose client left before reading leaves nothing registered)."""
-        topics = {"global", f"session:{session_id}", *(watch or ())}
-        stream = LiveStream(session_id, tab_id, topics, self.queue_size)
+        it starts receiving only once it is opened (``opening``, or ``events`` iterated: what
+        the web adapter uses, so that a request whose client left before reading leaves
+        nothing registered)."""
+        stream = LiveStream(session_id, tab_id, self.topics_for(session_id, watch), self.queue_size)
         if join:
             self._join(stream)
         return stream
+
+    @staticmethod
+    def topics_for(session_id: str, watch: set[str] | None = None) -> set[str]:
+        """What a tab of ``session_id`` hears: global changes, its session's, and the record
+        topics it ``watch``es."""
+        return {"global", f"session:{session_id}", *(watch or ())}
 
     def _join(self, stream: LiveStream) -> None:
         for topic in stream.topics:
@@ -313,9 +378,7 @@ class LiveHub:
         return [
             message.body
             for item_seq, topic, origin, message in self.replay
-            if item_seq > seq
-            and topic in stream.topics
-            and (origin is None or origin != stream.origin)
+            if item_seq > seq and topic in stream.topics and (origin is None or origin != stream.origin)
         ]
 
     def came_from_elsewhere(self, last_event_id: str | None) -> bool:
@@ -354,13 +417,14 @@ class LiveHub:
             if topic in stream.topics and (origin is None or origin != stream.origin)
         ]
 
-    async def events(self, stream: LiveStream, last_event_id: str | None) -> AsyncIterator[str]:
-        """The body of one live stream: catch-up first, then changes as they come.
+    async def opening(self, stream: LiveStream, last_event_id: str | None) -> str | None:
+        """Join ``stream`` to its topics and build its first message: what the tab missed
+        since ``last_event_id``, or a full resync. ``None`` when the hub is closing.
 
-        The stream joins its topics only here, so a request that never starts reading
-        (client gone at once) leaves nothing registered."""
+        Changes published meanwhile wait in the stream, to be sent after this message; if
+        building it fails, the stream leaves its topics again."""
         if self.closing:
-            return
+            return None
         if last_event_id is not None and not _EVENT_ID.fullmatch(last_event_id):
             last_event_id = None  # not an id of this app: the tab gets a full resync
         self._join(stream)
@@ -383,26 +447,50 @@ class LiveHub:
                 state = await self.state_loader(stream.session_id)
                 extra = await self.extra_loader(stream) if self.extra_loader else ""
                 # the id goes on even an empty patch: the tab resumes from here next time
-                yield patch_signals_event(state, event_id=marker) + extra
-            else:
-                yield "".join(missed) or sse_comment("ok")
-            self._reading.add(stream)
-            self._keep_alive()
+                return patch_signals_event(state, event_id=marker) + extra
+            return "".join(missed) or sse_comment("ok")
+        except BaseException:
+            self._forget(stream)
+            raise
+
+    def reading(self, stream: LiveStream) -> None:
+        """``stream``'s first message is sent: from now on it gets heartbeats while idle."""
+        self._reading.add(stream)
+        self._keep_alive()
+
+    def leave(self, stream: LiveStream) -> None:
+        """``stream`` is gone (its tab left, or it ended): it gets nothing more."""
+        self._reading.discard(stream)
+        self._forget(stream)
+        for left in self.on_leave:
+            left(stream)
+
+    async def events(self, stream: LiveStream, last_event_id: str | None) -> AsyncIterator[str]:
+        """The body of one live stream read in this process (the test kit's ``watch``):
+        catch-up first, then changes as they come.
+
+        The stream joins its topics only here, so a reader that never starts leaves nothing
+        registered."""
+        first = await self.opening(stream, last_event_id)
+        if first is None:
+            return
+        try:
+            yield first
+            self.reading(stream)
+            wakeup = stream.wakeup  # pings come from one hub task, not a timer per stream
             while True:
-                await stream.wakeup.wait()  # pings come from one hub task, not a timer per stream
-                stream.wakeup.clear()
                 if stream.closed:
                     if stream.retry is not None:
                         yield f"retry: {stream.retry}\n\n"
                     return
-                batch = "".join(stream.pending)
-                stream.pending.clear()
-                yield batch
+                batch = stream.take()
+                if batch:
+                    yield batch.decode()
+                    continue
+                wakeup.clear()
+                await wakeup.wait()
         finally:
-            self._reading.discard(stream)
-            self._forget(stream)
-            for left in self.on_leave:
-                left(stream)
+            self.leave(stream)
 
     def _keep_alive(self) -> None:
         """Start the hub's heartbeat task if it is not running (one for all streams)."""
@@ -413,10 +501,9 @@ class LiveHub:
     async def _heartbeats(self) -> None:
         """Every ``heartbeat`` seconds, a comment to each idle stream (keeps proxies from
         closing it, and finds tabs that left); ends when no stream is open."""
-        ping = sse_comment("ping")
+        ping = sse_comment("ping").encode()
         while self._reading and not self.closing:
             await asyncio.sleep(self.heartbeat)
             for stream in list(self._reading):
-                if not stream.pending and not stream.closed:
-                    stream.pending.append(ping)
-                    stream.wakeup.set()
+                if not stream._pending and not stream.closed:
+                    stream.push(ping)

@@ -78,6 +78,12 @@ class RequestWatch:
         self._responded = _hooks(self.observers, "responded")
         self._finished = _hooks(reversed(self.observers), "finished")
 
+    @property
+    def answer_start_only(self) -> bool:
+        """Without observers it only adds the answer's id header (see
+        ``live.http.LiveDetach``); observers hear a live stream end when it closes."""
+        return not self.observers
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)

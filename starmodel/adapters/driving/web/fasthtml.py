@@ -25,6 +25,13 @@ from starmodel.adapters.driving.datastar.sse import (
     render_outputs,
 )
 from starmodel.adapters.driving.datastar.syntax import CLIENT_RESTORE_PATH
+from starmodel.adapters.driving.live.http import (
+    HANDOFF_KEY,
+    HttpLiveStream,
+    LiveResponse,
+    Outbox,
+    detach_live_streams,
+)
 from starmodel.adapters.driving.live.lists import WATCH_SIGNAL, LiveLists
 from starmodel.adapters.driving.live.presence import LivePresence
 from starmodel.adapters.driving.live.stream import LiveHub, LiveStream
@@ -123,6 +130,7 @@ class WebApp:
             heartbeat=settings.live_heartbeat,
         )
         self.live_lists = LiveLists(self.hub, self.entities)
+        self.live_outbox = Outbox()
         self.presence = LivePresence(self.hub, presence, self.entities) if presence is not None else None
         # every process pushes to the tabs connected to it
         self.hub.fact_handlers = [
@@ -184,6 +192,7 @@ class WebApp:
         Redis when the app has ``REDIS_URL``, else in memory)."""
         self._install_routes()
         self._wrap_lifespan()
+        detach_live_streams(app, LIVE_PATH)
 
     # --- entities and routing ----------------------------------------------------------
 
@@ -452,7 +461,7 @@ class WebApp:
             return f"{type(exc).__name__}: {exc} ({consequence})"
         return f"Something went wrong; {consequence}"
 
-    async def handle_live(self, request: Request) -> Response:
+    async def handle_live(self, request: Request) -> Response | LiveResponse:
         if request.headers.get("datastar-request") != "true":
             return PlainTextResponse("The live stream is opened by the Datastar client", 400)
         if self.hub.closing:
@@ -467,14 +476,23 @@ class WebApp:
         except StarModelError:  # the user store is down: the stream goes on for a visitor
             user = None
         watch = self.live_lists.watched_topics(signals, ctx.session_id, user)
-        stream = self.hub.open(ctx.session_id, ctx.tab_id, join=False, watch=watch)
+        last_id = request.headers.get("last-event-id")
+        if HANDOFF_KEY in request.scope:  # held outside the middleware once it has started
+            topics = self.hub.topics_for(ctx.session_id, watch)
+            stream = HttpLiveStream(ctx.session_id, ctx.tab_id, topics, self.hub.queue_size, self.live_outbox)
+            self._attach_presence(stream, signals, ctx, user)
+            return LiveResponse(self.hub, stream, last_id)
+        # a middleware may rewrite or watch the body: every message goes through it
+        generic = self.hub.open(ctx.session_id, ctx.tab_id, join=False, watch=watch)
+        self._attach_presence(generic, signals, ctx, user)
+        return StreamingResponse(self.hub.events(generic, last_id), media_type="text/event-stream",
+                                 headers=SSE_HEADERS)
+
+    def _attach_presence(self, stream: LiveStream, signals: Any, ctx: CallContext, user: Any) -> None:
+        """Make the tab a viewer of the instances its page shows (entities that keep presence)."""
         if self.presence is not None:
             ctx.user = user
             self.presence.attach(stream, self.presence.looking_at(signals, ctx.session_id, user), ctx)
-        last_id = request.headers.get("last-event-id")
-        return StreamingResponse(
-            self.hub.events(stream, last_id), media_type="text/event-stream", headers=SSE_HEADERS
-        )
 
     async def handle_restore(self, request: Request) -> Response:
         """The page sends what it kept for a browser-stored entity; it gets it back checked

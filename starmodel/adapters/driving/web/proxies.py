@@ -20,6 +20,9 @@ class TrustedProxies:
     client cannot pass itself off as another by sending the header itself.
     """
 
+    answer_start_only = True
+    """It acts on the request and the answer's start only (see ``live.http.LiveDetach``)."""
+
     def __init__(self, app: ASGIApp, proxies: Iterable[str] = ()) -> None:
         self.app = app
         self.networks = [ipaddress.ip_network(p, strict=False) for p in proxies]

@@ -22,6 +22,9 @@ class RequestLimits:
     for Datastar, JSON otherwise). Event requests (``handles_itself``) pass untouched: they
     are read within limits on the way."""
 
+    answer_start_only = True
+    """It acts on the request and the answer's start only (see ``live.http.LiveDetach``)."""
+
     def __init__(self, app: ASGIApp, handles_itself: Callable[[str, str], bool]) -> None:
         self.app = app
         self.handles_itself = handles_itself

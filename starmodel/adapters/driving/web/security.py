@@ -113,6 +113,9 @@ class SecurityHeaders:
     Content-Security-Policy (with a fresh nonce, see ``csp_nonce``) on HTML pages. A header
     the app set itself is left as it is."""
 
+    answer_start_only = True
+    """It acts on the request and the answer's start only (see ``live.http.LiveDetach``)."""
+
     def __init__(
         self,
         app: ASGIApp,

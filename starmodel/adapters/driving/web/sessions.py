@@ -63,6 +63,9 @@ class SignedCookieSessions:
     ``https_only``.
     """
 
+    answer_start_only = True
+    """It acts on the request and the answer's start only (see ``live.http.LiveDetach``)."""
+
     def __init__(
         self,
         app: ASGIApp,

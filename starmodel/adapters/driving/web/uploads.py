@@ -94,6 +94,9 @@ class UploadScope:
     """ASGI middleware: within each request, upload tokens are read for that request's session,
     and the uploads it presented that no commit made permanent are discarded at its end."""
 
+    # a live stream presents no upload: once it has started, it may be held outside this layer
+    answer_start_only = True
+
     def __init__(self, app: ASGIApp, uploads: Uploads) -> None:
         self.app = app
         self.uploads = uploads
