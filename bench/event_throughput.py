@@ -34,11 +34,9 @@ import importlib.util
 import os
 import platform
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -75,9 +73,9 @@ from harness import (
     run_rounds,
     run_wrk,
     start_server,
-    stop_server,
     value_in,
     versions,
+    wait_listening,
     write_json,
 )
 from harness import post_event as _post_event
@@ -252,17 +250,7 @@ def start_starmodel_run(spec: AppSpec, port: int, opts: Options, log: IO[bytes])
         stderr=subprocess.STDOUT,
         preexec_fn=pin_to(SERVER_CPU if opts.pin else None),  # we are single-threaded
     )
-    deadline = time.monotonic() + DEMO_STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"({spec.key}) starmodel run exited with status {proc.returncode}")
-        try:
-            socket.create_connection((HOST, port), timeout=0.5).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    stop_server(proc)
-    raise BenchError(f"({spec.key}) starmodel run did not listen on port {port} in {DEMO_STARTUP_TIMEOUT}s")
+    return wait_listening(proc, port, DEMO_STARTUP_TIMEOUT, f"({spec.key}) starmodel run")
 
 
 def _load_app(spec: AppSpec, wrk: str, opts: Options, pid: int, port: int) -> RoundResult:

@@ -269,17 +269,25 @@ def start_server(
         stderr=subprocess.STDOUT,
         preexec_fn=pin_to(SERVER_CPU if opts.pin else None),  # we are single-threaded
     )
-    deadline = time.monotonic() + STARTUP_TIMEOUT
+    return wait_listening(proc, port, STARTUP_TIMEOUT, f"({spec.key}) {spec.server}")
+
+
+def wait_listening(
+    proc: subprocess.Popen[bytes], port: int, timeout: float, what: str
+) -> subprocess.Popen[bytes]:
+    """Wait until the server ``proc`` accepts connections on ``port``; stop it and raise
+    ``BenchError`` if it exits or does not listen within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise BenchError(f"({spec.key}) {spec.server} exited with status {proc.returncode}")
+            raise BenchError(f"{what} exited with status {proc.returncode}")
         try:
             socket.create_connection((HOST, port), timeout=0.5).close()
             return proc
         except OSError:
             time.sleep(0.1)
     stop_server(proc)
-    raise BenchError(f"({spec.key}) {spec.server} did not listen on port {port} in {STARTUP_TIMEOUT}s")
+    raise BenchError(f"{what} did not listen on port {port} in {timeout}s")
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
